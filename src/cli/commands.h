@@ -1,0 +1,61 @@
+// The `meridian` subcommands. main.cc parses flags (CLI11) into these option
+// structs and calls Run*; each returns the process exit code. Flags and
+// config files are parsed only in cli/ (DESIGN.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace meridian::cli {
+
+// Exit codes shared by every command.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInvalid = 1;  // invalid input (specs, flags)
+inline constexpr int kExitError = 2;    // could not run (I/O, internal)
+
+struct ValidateArgs {
+  std::vector<std::string> files;
+  bool json = false;
+};
+int RunValidate(const ValidateArgs& args);
+
+struct PlaceArgs {
+  std::string fleet;
+  std::string jobs;
+  bool json = false;
+  uint64_t seed = 1;
+  std::string selector = "max_score";
+  std::vector<std::string> scorers;  // "name" or "name=weight"; empty = defaults
+  bool no_preemption = false;
+  bool no_backfill = false;
+  int max_candidates = 16;
+};
+int RunPlace(const PlaceArgs& args);
+
+struct BenchPlacementArgs {
+  int32_t nodes = 10000;
+  int64_t tasks = 100000;
+  int32_t gang = 1;
+  int32_t regions = 4;
+  double target_utilization = 0.85;
+  int max_candidates = 16;
+  uint64_t seed = 1;
+  bool json = false;
+};
+int RunBenchPlacement(const BenchPlacementArgs& args);
+
+struct ImportArgs {
+  std::string source;  // "openb" or "gcp"
+  std::string input;   // openb node csv, or gcp price csv
+  std::string skyplane_dir;
+  std::vector<std::string> regions;
+  std::vector<std::string> gpu_types;
+  int32_t nodes_per_group = 4;
+  std::string output;  // "-" = stdout
+};
+int RunImport(const ImportArgs& args);
+
+int RunPolicies(bool json);
+
+}  // namespace meridian::cli

@@ -1,0 +1,104 @@
+// meridian: the one binary. Parses flags and dispatches to cli/commands.h.
+#include <cstdio>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace meridian::cli;
+  CLI::App app{
+      "Meridian: one scheduler for GPU fleets across regions and clouds.\n"
+      "Validate specs, place jobs with reasons, import fleets from public data, benchmark."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "meridian 0.1.0");
+
+  ValidateArgs va;
+  auto* validate = app.add_subcommand(
+      "validate", "Check fleet and workload specs (YAML or JSON). Prints FILE:LINE:COL: field: reason");
+  validate->add_option("files", va.files, "Spec files; fleets are checked first and workloads are "
+                                          "resolved against the fleet given alongside them")
+      ->required();
+  validate->add_flag("--json", va.json, "Print one JSON object with every diagnostic");
+
+  PlaceArgs pa;
+  auto* place = app.add_subcommand(
+      "place", "Place a job mix on a fleet: region(s), nodes and scores per job; reasons per "
+               "region for jobs that wait");
+  place->add_option("--fleet", pa.fleet, "Fleet spec (YAML/JSON)")->required();
+  place->add_option("--jobs", pa.jobs, "Workload spec (YAML/JSON)")->required();
+  place->add_flag("--json", pa.json, "Machine-readable output");
+  place->add_option("--seed", pa.seed, "Seed for randomised policies")->capture_default_str();
+  place->add_option("--selector", pa.selector, "Selector policy (see `meridian policies`)")
+      ->capture_default_str();
+  place->add_option("--scorer", pa.scorers,
+                    "Scorer as NAME or NAME=WEIGHT; repeat for several (replaces the defaults)");
+  place->add_flag("--no-preemption", pa.no_preemption, "Never evict running jobs");
+  place->add_flag("--no-backfill", pa.no_backfill, "Disable EASY backfill reservations");
+  place->add_option("--max-candidates", pa.max_candidates, "Nodes scored per replica")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+
+  auto* bench = app.add_subcommand("bench", "Benchmarks (results go to docs/benchmarks.md)");
+  bench->require_subcommand(1);
+  BenchPlacementArgs ba;
+  auto* bp = bench->add_subcommand(
+      "placement", "Placement decisions per second and latency on a synthetic fleet with churn");
+  bp->add_option("--nodes", ba.nodes, "Fleet size")->capture_default_str()->check(CLI::Range(1, 2000000));
+  bp->add_option("--tasks", ba.tasks, "Placement decisions (one gang each)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  bp->add_option("--gang", ba.gang, "Replicas per decision")->capture_default_str()->check(CLI::Range(1, 4096));
+  bp->add_option("--regions", ba.regions, "Regions in the fleet")->capture_default_str()->check(CLI::Range(1, 1000));
+  bp->add_option("--utilization", ba.target_utilization,
+                 "GPU utilization kept by releasing the oldest placements")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 0.99));
+  bp->add_option("--max-candidates", ba.max_candidates, "Nodes scored per replica")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  bp->add_option("--seed", ba.seed, "Seed")->capture_default_str();
+  bp->add_flag("--json", ba.json, "Print one JSON object");
+
+  ImportArgs ia;
+  auto* imp = app.add_subcommand("import", "Build a fleet spec from public data (read at run time)");
+  imp->require_subcommand(1);
+  auto* openb = imp->add_subcommand("openb", "Alibaba openb node list -> one-region fleet");
+  openb->add_option("--nodes", ia.input, "openb_node_list_*.csv")->required();
+  openb->add_option("-o,--output", ia.output, "Output YAML ('-' = stdout)")->capture_default_str();
+  auto* gcp = imp->add_subcommand(
+      "gcp", "GCP GPU prices + Skyplane inter-region measurements -> multi-region fleet");
+  gcp->add_option("--prices", ia.input, "gcp_gpu_instance_prices.csv")->required();
+  gcp->add_option("--skyplane", ia.skyplane_dir, "Folder with latency.csv, throughput.csv.gz, cost.csv")
+      ->required();
+  gcp->add_option("--region", ia.regions, "Region to include (repeat; default: all measured)");
+  gcp->add_option("--gpu-type", ia.gpu_types, "GPU type to include (repeat; default: all)");
+  gcp->add_option("--nodes-per-group", ia.nodes_per_group, "Nodes per (region, GPU type)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  gcp->add_option("-o,--output", ia.output, "Output YAML ('-' = stdout)")->capture_default_str();
+  ia.output = "-";
+
+  bool policies_json = false;
+  auto* pol = app.add_subcommand("policies", "List the registered filters, scorers and selectors");
+  pol->add_flag("--json", policies_json, "Machine-readable output");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*validate) return RunValidate(va);
+  if (*place) return RunPlace(pa);
+  if (*bp) return RunBenchPlacement(ba);
+  if (*openb) {
+    ia.source = "openb";
+    return RunImport(ia);
+  }
+  if (*gcp) {
+    ia.source = "gcp";
+    return RunImport(ia);
+  }
+  if (*pol) return RunPolicies(policies_json);
+  return kExitInvalid;
+}

@@ -1,0 +1,14 @@
+// Filter "residency": the node's region is one the job's residency rules allow.
+// Registered by RegisterBuiltinPolicies; takes no options.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "placement/registry.h"
+
+namespace meridian {
+
+absl::StatusOr<std::unique_ptr<Filter>> MakeResidencyFilter(const PolicyOptions& options);
+
+}  // namespace meridian

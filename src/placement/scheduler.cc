@@ -1,0 +1,456 @@
+#include "placement/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/check.h"
+
+namespace meridian {
+
+namespace {
+constexpr double kNever = 1e12;  // "no estimate": finite so rankings stay well-defined
+
+bool AtLeastGuarantee(const Resources& usage, const Resources& g) {
+  return (g.cpu_milli <= 0 || usage.cpu_milli >= g.cpu_milli) &&
+         (g.memory_mib <= 0 || usage.memory_mib >= g.memory_mib) &&
+         (g.gpu_milli <= 0 || usage.gpu_milli >= g.gpu_milli);
+}
+
+std::string Gpus(int64_t milli) { return absl::StrFormat("%g", double(milli) / 1000.0); }
+}  // namespace
+
+const char* DecisionKindName(DecisionKind k) {
+  switch (k) {
+    case DecisionKind::kPlaced:
+      return "placed";
+    case DecisionKind::kBackfilled:
+      return "backfilled";
+    case DecisionKind::kPreempting:
+      return "placed-by-preemption";
+    case DecisionKind::kPreempted:
+      return "preempted";
+    case DecisionKind::kWaiting:
+      return "waiting";
+  }
+  return "?";
+}
+
+Scheduler::Scheduler(const Fleet* fleet, SchedulerOptions options, const Clock* clock, Rng* rng)
+    : fleet_(fleet), options_(std::move(options)), clock_(clock), rng_(rng), state_(fleet) {}
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Fleet* fleet,
+                                                             const PolicyRegistry& registry,
+                                                             SchedulerOptions options,
+                                                             const Clock* clock, Rng* rng) {
+  auto engine = PlacementEngine::Create(registry, options.engine);
+  if (!engine.ok()) return engine.status();
+  std::unique_ptr<Scheduler> s(new Scheduler(fleet, options, clock, rng));
+  s->engine_ = *std::move(engine);
+  s->planner_ = std::make_unique<RegionPlanner>(fleet, s->engine_.get(), options.planner);
+  return s;
+}
+
+absl::Status Scheduler::AddTenant(const Tenant& t) {
+  if (t.id.value() != static_cast<int32_t>(tenants_.size()))
+    return absl::InvalidArgumentError(
+        absl::StrCat("tenant '", t.name, "': ids must be dense and added in order"));
+  if (!(t.weight > 0))
+    return absl::InvalidArgumentError(absl::StrCat("tenant '", t.name, "': weight must be > 0"));
+  tenants_.push_back({t, Resources{}});
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::Submit(const Job& job) {
+  if (!job.tenant.Valid() || job.tenant.index() >= tenants_.size())
+    return absl::InvalidArgumentError(absl::StrCat("job '", job.name, "': unknown tenant"));
+  if (jobs_.contains(job.id))
+    return absl::AlreadyExistsError(absl::StrCat("job id ", job.id.value(), " already submitted"));
+  const TaskShape& s = job.shape;
+  if (job.replicas < 1 || s.cpu_milli < 0 || s.memory_mib < 0 || s.gpus < 0 ||
+      s.gpu_milli < 1 || s.gpu_milli > 1000 || (s.gpu_milli < 1000 && s.gpus != 1) ||
+      !(job.duration_s > 0))
+    return absl::InvalidArgumentError(absl::StrCat("job '", job.name, "': invalid shape"));
+  Entry e;
+  e.job = job;
+  jobs_.emplace(job.id, std::move(e));
+  if (s.gpus > 0) {
+    shape_counts_[{s.gpus, s.gpu_milli}] += job.replicas;
+    task_mix_dirty_ = !task_mix_fixed_;
+  }
+  return absl::OkStatus();
+}
+
+void Scheduler::SetTaskMix(std::vector<TaskClass> mix) {
+  task_mix_ = std::move(mix);
+  task_mix_fixed_ = true;
+  task_mix_dirty_ = false;
+}
+
+void Scheduler::RebuildTaskMix() {
+  std::vector<std::pair<double, std::pair<int32_t, int32_t>>> v;
+  double total = 0;
+  for (const auto& [shape, n] : shape_counts_) {
+    v.push_back({n, shape});
+    total += n;
+  }
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  if (v.size() > 32) v.resize(32);
+  task_mix_.clear();
+  for (const auto& [n, shape] : v)
+    task_mix_.push_back({TaskShape{0, 0, shape.first, shape.second}, n / total});
+  task_mix_dirty_ = false;
+}
+
+const Job* Scheduler::job(JobId id) const {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : &it->second.job;
+}
+
+bool Scheduler::IsRunning(JobId id) const {
+  auto it = jobs_.find(id);
+  return it != jobs_.end() && it->second.state == State::kRunning;
+}
+
+std::vector<JobId> Scheduler::pending() const {
+  std::vector<JobId> out;
+  for (const auto& [id, e] : jobs_)
+    if (e.state == State::kPending) out.push_back(id);
+  return out;
+}
+
+std::vector<JobId> Scheduler::running() const {
+  std::vector<JobId> out;
+  for (const auto& [id, e] : jobs_)
+    if (e.state == State::kRunning) out.push_back(id);
+  return out;
+}
+
+const std::vector<Allocation>& Scheduler::allocations(JobId id) const {
+  static const std::vector<Allocation> kEmpty;
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? kEmpty : it->second.allocations;
+}
+
+void Scheduler::Start(Entry& e, const Plan& plan) {
+  e.allocations.clear();
+  for (const ReplicaPlacement& r : plan.replicas) e.allocations.push_back(r.allocation);
+  double speed = std::numeric_limits<double>::infinity();
+  for (const RegionShare& s : plan.shares)
+    speed = std::min(speed, s.gpu_type.Valid() ? e.job.SpeedOn(s.gpu_type) : 1.0);
+  if (!(speed > 0) || std::isinf(speed)) speed = 1.0;
+  e.state = State::kRunning;
+  e.start_s = clock_->NowSeconds();
+  e.expected_end_s = e.start_s + e.job.duration_s / speed;
+  tenants_[e.job.tenant.index()].usage += e.job.Demand();
+}
+
+void Scheduler::Stop(Entry& e) {
+  MERIDIAN_CHECK(e.state == State::kRunning, "Stop of a job that is not running");
+  for (const Allocation& a : e.allocations) state_.Release(a);
+  e.allocations.clear();
+  e.state = State::kPending;
+  tenants_[e.job.tenant.index()].usage -= e.job.Demand();
+}
+
+absl::Status Scheduler::Finish(JobId id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second.state != State::kRunning)
+    return absl::NotFoundError(absl::StrCat("job ", id.value(), " is not running"));
+  Stop(it->second);
+  jobs_.erase(it);
+  return absl::OkStatus();
+}
+
+std::vector<JobId> Scheduler::SetNodeHealthy(NodeId node, bool healthy) {
+  std::vector<JobId> requeued;
+  if (!healthy) {
+    for (auto& [id, e] : jobs_) {
+      if (e.state != State::kRunning) continue;
+      bool hit = false;
+      for (const Allocation& a : e.allocations) hit |= a.node == node;
+      if (hit) {
+        Stop(e);
+        requeued.push_back(id);
+      }
+    }
+  }
+  state_.SetHealthy(node, healthy);
+  return requeued;
+}
+
+bool Scheduler::QuotaAllows(const Entry& e, std::string* why) const {
+  const TenantEntry& t = tenants_[e.job.tenant.index()];
+  Resources after = t.usage + e.job.Demand();
+  Resources limit = t.spec.guarantee + t.spec.borrow_limit;
+  if (limit.Contains(after)) return true;
+  const char* what = after.gpu_milli > limit.gpu_milli   ? "GPUs"
+                     : after.cpu_milli > limit.cpu_milli ? "CPU"
+                                                         : "memory";
+  *why = absl::StrCat("quota: tenant '", t.spec.name, "' would use ", after.ToString(),
+                      ", over its guarantee ", t.spec.guarantee.ToString(), " + borrowing limit (",
+                      what, ")");
+  return false;
+}
+
+double Scheduler::PoolFreeAt(int pool, int64_t demand, int64_t* extra) const {
+  const double now = clock_->NowSeconds();
+  int64_t free = state_.pool_free_gpu_milli(pool);
+  if (free >= demand) {
+    if (extra) *extra = free - demand;
+    return now;
+  }
+  std::vector<std::pair<double, int64_t>> ends;
+  for (const auto& [id, e] : jobs_) {
+    if (e.state != State::kRunning) continue;
+    int64_t freed = 0;
+    for (const Allocation& a : e.allocations)
+      if (state_.node_pool(a.node) == pool && state_.healthy(a.node)) freed += a.resources.gpu_milli;
+    if (freed > 0) ends.push_back({std::max(now, e.expected_end_s), freed});
+  }
+  std::sort(ends.begin(), ends.end());
+  for (const auto& [t, freed] : ends) {
+    free += freed;
+    if (free >= demand) {
+      if (extra) *extra = free - demand;
+      return t;
+    }
+  }
+  return std::numeric_limits<double>::infinity();
+}
+
+double Scheduler::EstimateWaitSeconds(const ClusterState& state, const Job& job, RegionId region,
+                                      GpuTypeId gpu_type) const {
+  if (!gpu_type.Valid()) return 0;  // CPU-only work: not modelled, assume no wait
+  int pool = state.FindPool(region, gpu_type);
+  if (pool < 0) return kNever;
+  double t = PoolFreeAt(pool, job.Demand().gpu_milli, nullptr);
+  return std::isinf(t) ? kNever : t - clock_->NowSeconds();
+}
+
+bool Scheduler::TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out) {
+  std::vector<RegionEstimate> ranked = planner_->Rank(state_, e.job, this);
+  struct Trial {
+    std::vector<Entry*> victims;
+    size_t option = 0;
+    int64_t priority_sum = 0;
+  };
+  std::optional<Trial> best;
+  for (size_t oi = 0; oi < ranked.size(); ++oi) {
+    const RegionEstimate& opt = ranked[oi];
+    const int pool = opt.gpu_type.Valid() ? state_.FindPool(opt.region, opt.gpu_type) : -1;
+    std::vector<Entry*> cands;
+    for (auto& [id, v] : jobs_) {
+      if (v.state != State::kRunning || v.job.priority >= e.job.priority) continue;
+      bool here = false;
+      for (const Allocation& a : v.allocations)
+        here |= fleet_->node(a.node).region == opt.region &&
+                (pool < 0 || state_.node_pool(a.node) == pool);
+      if (here) cands.push_back(&v);
+    }
+    if (cands.empty()) continue;
+    std::sort(cands.begin(), cands.end(), [](const Entry* a, const Entry* b) {
+      if (a->job.priority != b->job.priority) return a->job.priority < b->job.priority;
+      if (a->start_s != b->start_s) return a->start_s > b->start_s;
+      if (a->job.Demand().gpu_milli != b->job.Demand().gpu_milli)
+        return a->job.Demand().gpu_milli < b->job.Demand().gpu_milli;
+      return a->job.id < b->job.id;
+    });
+    if (cands.size() > size_t(options_.max_victim_candidates))
+      cands.resize(size_t(options_.max_victim_candidates));
+
+    std::vector<Resources> removed(tenants_.size());
+    auto can_evict = [&](const Entry* v) {
+      const TenantEntry& t = tenants_[v->job.tenant.index()];
+      Resources after = t.usage - removed[v->job.tenant.index()] - v->job.Demand();
+      return AtLeastGuarantee(after, t.spec.guarantee);
+    };
+    auto release = [&](Entry* v) {
+      for (const Allocation& a : v->allocations) state_.Release(a);
+    };
+    auto restore = [&](Entry* v) {
+      for (const Allocation& a : v->allocations) state_.Restore(a);
+    };
+    auto fits = [&]() {
+      Plan p = planner_->PlaceOnly(state_, e.job, std::span<const RegionEstimate>(&opt, 1), task_mix_, *rng_);
+      for (const ReplicaPlacement& r : p.replicas) state_.Release(r.allocation);
+      return p.placed;
+    };
+    std::vector<Entry*> chosen;
+    bool ok = false;
+    for (Entry* v : cands) {
+      if (!can_evict(v)) continue;
+      release(v);
+      chosen.push_back(v);
+      removed[v->job.tenant.index()] += v->job.Demand();
+      if (fits()) {
+        ok = true;
+        break;
+      }
+    }
+    if (ok) {
+      // Drop victims that turn out unnecessary: the set becomes irreducible.
+      for (size_t i = chosen.size(); i-- > 0;) {
+        restore(chosen[i]);
+        if (fits()) {
+          chosen.erase(chosen.begin() + long(i));
+        } else {
+          release(chosen[i]);
+        }
+      }
+    }
+    for (Entry* v : chosen) restore(v);
+    if (!ok) continue;
+    int64_t psum = 0;
+    for (Entry* v : chosen) psum += v->job.priority;
+    if (!best || chosen.size() < best->victims.size() ||
+        (chosen.size() == best->victims.size() && psum < best->priority_sum))
+      best = Trial{chosen, oi, psum};
+  }
+  if (!best) return false;
+  for (Entry* v : best->victims) {
+    Stop(*v);
+    Decision pd;
+    pd.job = v->job.id;
+    pd.kind = DecisionKind::kPreempted;
+    pd.reasons.push_back(absl::StrCat("preempted by job '", e.job.name, "' (priority ",
+                                      e.job.priority, " > ", v->job.priority, ")"));
+    out.push_back(std::move(pd));
+    d.victims.push_back(v->job.id);
+  }
+  Plan p = planner_->PlaceOnly(state_, e.job, std::span<const RegionEstimate>(&ranked[best->option], 1), task_mix_, *rng_);
+  if (!p.placed) {
+    // Only possible with a randomised selector; the victims are pending again
+    // and will be re-placed by the next pass.
+    d.reasons.push_back("preemption freed room but the gang still did not fit");
+    return false;
+  }
+  p.ranked = std::move(ranked);
+  Start(e, p);
+  d.kind = DecisionKind::kPreempting;
+  d.plan = std::move(p);
+  return true;
+}
+
+std::vector<Decision> Scheduler::Schedule() {
+  if (task_mix_dirty_) RebuildTaskMix();
+  std::vector<Decision> out;
+  const double now = clock_->NowSeconds();
+  const Resources& total = fleet_->total_capacity();
+
+  // priority (high first) -> tenant -> pending jobs in submit order
+  std::map<int32_t, std::vector<std::vector<JobId>>, std::greater<>> levels;
+  for (const auto& [id, e] : jobs_) {
+    if (e.state != State::kPending) continue;
+    auto& per_tenant = levels[e.job.priority];
+    per_tenant.resize(tenants_.size());
+    per_tenant[e.job.tenant.index()].push_back(id);
+  }
+  std::optional<Reservation> res;
+  for (auto& [prio, per_tenant] : levels) {
+    for (auto& q : per_tenant)
+      std::stable_sort(q.begin(), q.end(), [&](JobId a, JobId b) {
+        return jobs_.at(a).job.submit_time_s < jobs_.at(b).job.submit_time_s;
+      });
+    std::vector<size_t> next(per_tenant.size(), 0);
+    while (true) {
+      // Weighted DRF: the tenant furthest below its fair share goes next.
+      int pick = -1;
+      double pick_share = 0;
+      for (size_t t = 0; t < per_tenant.size(); ++t) {
+        if (next[t] >= per_tenant[t].size()) continue;
+        double share = DominantShare(tenants_[t].usage, total) / tenants_[t].spec.weight;
+        if (pick < 0 || share < pick_share) pick = int(t), pick_share = share;
+      }
+      if (pick < 0) break;
+      JobId id = per_tenant[size_t(pick)][next[size_t(pick)]++];
+      Entry& e = jobs_.at(id);
+      if (e.state != State::kPending) continue;
+      Decision d;
+      d.job = id;
+      std::string why;
+      if (!QuotaAllows(e, &why)) {
+        d.reasons.push_back(std::move(why));
+        out.push_back(std::move(d));
+        continue;
+      }
+      Plan plan = planner_->PlaceJob(state_, e.job, this, task_mix_, *rng_, false);
+      if (plan.placed && res) {
+        // EASY backfill: the job must not delay the reservation holder.
+        bool delays = false;
+        int64_t extra = res->extra_gpu_milli;
+        double speed = e.job.SpeedOn(plan.shares[0].gpu_type);
+        double end = now + e.job.duration_s / (speed > 0 ? speed : 1.0);
+        for (const RegionShare& s : plan.shares) {
+          int pool = s.gpu_type.Valid() ? state_.FindPool(s.region, s.gpu_type) : -1;
+          if (pool != res->pool || end <= res->start_s) continue;
+          int64_t need = int64_t{s.replicas} * e.job.shape.total_gpu_milli();
+          if (need <= extra)
+            extra -= need;
+          else
+            delays = true;
+        }
+        if (delays) {
+          for (const ReplicaPlacement& r : plan.replicas) state_.Release(r.allocation);
+          plan.placed = false;
+          plan.replicas.clear();
+          plan.shares.clear();
+          d.reasons.push_back(absl::StrFormat(
+              "backfill: would delay job '%s', which holds a reservation from t=%.0fs",
+              jobs_.at(res->holder).job.name, res->start_s));
+        } else {
+          res->extra_gpu_milli = extra;
+        }
+      }
+      if (plan.placed) {
+        Start(e, plan);
+        d.kind = res ? DecisionKind::kBackfilled : DecisionKind::kPlaced;
+        d.plan = std::move(plan);
+        out.push_back(std::move(d));
+        continue;
+      }
+      if (options_.enable_preemption && !res && TryPreempt(e, d, out)) {
+        out.push_back(std::move(d));
+        continue;
+      }
+      d.kind = DecisionKind::kWaiting;
+      if (plan.ranked.empty())
+        d.reasons.push_back("no allowed region has nodes with an allowed GPU type");
+      if (options_.enable_backfill && !res && e.job.shape.gpus > 0 && d.reasons.empty()) {
+        double best_t = std::numeric_limits<double>::infinity();
+        for (const RegionEstimate& o : plan.ranked) {
+          int pool = state_.FindPool(o.region, o.gpu_type);
+          int64_t extra = 0;
+          double t = pool < 0 ? best_t : PoolFreeAt(pool, e.job.Demand().gpu_milli, &extra);
+          if (t < best_t) {
+            best_t = t;
+            res = Reservation{id, pool, t, extra};
+          }
+        }
+        if (res) {
+          d.reservation_start_s = res->start_s;
+          d.reasons.push_back(absl::StrFormat(
+              "holds the backfill reservation: estimated start at t=%.0fs in %s (%s)",
+              res->start_s, fleet_->region(state_.pool_region(res->pool)).name,
+              fleet_->gpu_type_name(state_.pool_gpu_type(res->pool))));
+        } else {
+          d.reasons.push_back(absl::StrCat("never fits: needs ", Gpus(e.job.Demand().gpu_milli),
+                                           " GPUs of an allowed type in one region, more than "
+                                           "any allowed region has"));
+        }
+      }
+      if (options_.explain)
+        for (size_t ri = 0; ri < fleet_->regions().size(); ++ri)
+          d.plan.why_not.push_back(
+              planner_->ExplainRegion(state_, e.job, RegionId(static_cast<int32_t>(ri))));
+      d.plan.ranked = std::move(plan.ranked);
+      out.push_back(std::move(d));
+    }
+  }
+  return out;
+}
+
+}  // namespace meridian

@@ -1,0 +1,149 @@
+// Scheduler: the queue in front of the placement engine.
+//
+// One Schedule() pass walks the pending jobs by priority class (highest
+// first); inside a class it serves tenants by weighted dominant resource
+// fairness (DRF over GPU, CPU and memory: the tenant with the smallest
+// dominant share / weight goes next) and each tenant's jobs in submit order.
+// Every job is checked against its tenant's quota (guarantee + borrowing
+// limit), then planned and placed by the RegionPlanner. A job that does not
+// fit may preempt a minimal set of strictly lower-priority running jobs, never
+// taking a victim's tenant below its guarantee. The first job that still
+// cannot start holds a reservation (EASY backfill): later jobs start only if
+// they end, by their estimated duration, before the reservation's start, or
+// they leave the reserved GPU pool enough room for it.
+//
+// Time comes from the injected Clock, randomness from the injected Rng; the
+// same inputs give the same decisions. Not thread-safe: owned by one loop
+// thread (the controller's scheduling loop or the simulator).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "core/clock.h"
+#include "placement/planner.h"
+
+namespace meridian {
+
+struct SchedulerOptions {
+  EngineOptions engine;
+  PlannerOptions planner;
+  bool enable_preemption = true;
+  bool enable_backfill = true;
+  // Fill Decision::plan.why_not for jobs left waiting (a full scan per region).
+  bool explain = true;
+  // Running jobs considered as preemption victims per region option.
+  int32_t max_victim_candidates = 256;
+};
+
+enum class DecisionKind {
+  kPlaced,       // started now
+  kBackfilled,   // started now, ahead of a blocked job that holds a reservation
+  kPreempting,   // started now after evicting `victims`
+  kPreempted,    // this running job was evicted and is pending again
+  kWaiting,      // still pending; `reasons` and plan.why_not say why
+};
+const char* DecisionKindName(DecisionKind k);
+
+struct Decision {
+  JobId job;
+  DecisionKind kind = DecisionKind::kWaiting;
+  Plan plan;
+  std::vector<JobId> victims;        // kPreempting
+  std::vector<std::string> reasons;  // kWaiting: quota, reservation, never-fits ...
+  double reservation_start_s = -1;   // kWaiting holder of the reservation: estimated start
+};
+
+class Scheduler final : public WaitEstimator {
+ public:
+  // `fleet`, `clock` and `rng` must outlive the scheduler.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(const Fleet* fleet,
+                                                           const PolicyRegistry& registry,
+                                                           SchedulerOptions options,
+                                                           const Clock* clock, Rng* rng);
+
+  // Tenants must be added before their jobs. Ids must be dense from 0.
+  absl::Status AddTenant(const Tenant& tenant);
+  // Queues a job. Errors: duplicate id, unknown tenant, invalid shape.
+  absl::Status Submit(const Job& job);
+  // A running job ended: its resources return to the pool. NotFound when the
+  // job is not running.
+  absl::Status Finish(JobId job);
+  // A node failed or recovered. Running jobs with a replica on a failed node
+  // are re-queued whole (their other replicas released); returns their ids.
+  std::vector<JobId> SetNodeHealthy(NodeId node, bool healthy);
+
+  // One pass over the queue; returns a decision per job it looked at plus one
+  // per evicted job.
+  std::vector<Decision> Schedule();
+
+  // Replaces the task mix used by fragmentation scoring (default: the
+  // replica shapes of every submitted job, by frequency).
+  void SetTaskMix(std::vector<TaskClass> mix);
+
+  const ClusterState& state() const { return state_; }
+  const RegionPlanner& planner() const { return *planner_; }
+  const Job* job(JobId id) const;
+  bool IsRunning(JobId id) const;
+  std::vector<JobId> pending() const;
+  std::vector<JobId> running() const;
+  // Allocations of a running job (empty otherwise).
+  const std::vector<Allocation>& allocations(JobId id) const;
+  const Resources& tenant_usage(TenantId t) const { return tenants_[t.index()].usage; }
+  const Tenant& tenant(TenantId t) const { return tenants_[t.index()].spec; }
+  size_t num_tenants() const { return tenants_.size(); }
+
+  double EstimateWaitSeconds(const ClusterState& state, const Job& job, RegionId region,
+                             GpuTypeId gpu_type) const override;
+
+ private:
+  enum class State { kPending, kRunning };
+  struct Entry {
+    Job job;
+    State state = State::kPending;
+    std::vector<Allocation> allocations;
+    double start_s = 0;
+    double expected_end_s = 0;
+  };
+  struct TenantEntry {
+    Tenant spec;
+    Resources usage;
+  };
+  struct Reservation {
+    JobId holder;
+    int pool = -1;
+    double start_s = 0;
+    int64_t extra_gpu_milli = 0;  // room left in the pool at start_s beyond the holder's need
+  };
+
+  Scheduler(const Fleet* fleet, SchedulerOptions options, const Clock* clock, Rng* rng);
+
+  std::vector<JobId> QueueOrder() const;
+  bool QuotaAllows(const Entry& e, std::string* why) const;
+  void Start(Entry& e, const Plan& plan);
+  void Stop(Entry& e);  // releases; the job becomes pending
+  bool TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out);
+  // Earliest time `demand_gpu_milli` is free in `pool` as running jobs end; +inf if never.
+  double PoolFreeAt(int pool, int64_t demand_gpu_milli, int64_t* extra) const;
+  void RebuildTaskMix();
+
+  const Fleet* fleet_;
+  SchedulerOptions options_;
+  const Clock* clock_;
+  Rng* rng_;
+  std::unique_ptr<PlacementEngine> engine_;
+  std::unique_ptr<RegionPlanner> planner_;
+  ClusterState state_;
+  std::vector<TenantEntry> tenants_;
+  std::map<JobId, Entry> jobs_;  // ordered: deterministic iteration
+  std::vector<TaskClass> task_mix_;
+  bool task_mix_fixed_ = false;
+  bool task_mix_dirty_ = false;
+  std::map<std::pair<int32_t, int32_t>, double> shape_counts_;
+};
+
+}  // namespace meridian

@@ -1,0 +1,621 @@
+#include "spec/document.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+#include "spec/quantities.h"
+
+namespace meridian::spec::internal {
+
+// ---------------------------------------------------------------------------
+// DiagnosticSink
+
+void DiagnosticSink::Add(const YAML::Mark& mark, std::string path, std::string message) {
+  if (mark.line < 0 || mark.column < 0) {
+    AddAt(0, 0, std::move(path), std::move(message));
+  } else {
+    AddAt(mark.line + 1, mark.column + 1, std::move(path), std::move(message));
+  }
+}
+
+void DiagnosticSink::AddAt(int line, int column, std::string path, std::string message) {
+  diags_.push_back(Diagnostic{file_, line, column, std::move(path), std::move(message)});
+}
+
+void DiagnosticSink::AddDocument(std::string message) { AddAt(0, 0, "", std::move(message)); }
+
+absl::Status DiagnosticSink::Finish(std::vector<Diagnostic>* out) {
+  if (diags_.empty()) return absl::OkStatus();
+  std::stable_sort(diags_.begin(), diags_.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+  });
+  absl::Status status = absl::InvalidArgumentError(diags_.front().ToString());
+  if (out != nullptr) {
+    for (Diagnostic& d : diags_) out->push_back(std::move(d));
+  }
+  diags_.clear();
+  return status;
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+namespace {
+
+// Strict JSON check without building a DOM: tracks depth, records the first
+// syntax error (nlohmann reports a 1-based byte offset).
+class JsonChecker : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return Push(); }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return Pop(); }
+  bool start_array(std::size_t) override { return Push(); }
+  bool end_array() override { return Pop(); }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception& ex) override {
+    error_position = position;
+    std::string what = ex.what();
+    // "[json.exception.parse_error.101] parse error at line 1, column 7: reason"
+    size_t colon = what.find(": ");
+    error = colon == std::string::npos ? what : what.substr(colon + 2);
+    return false;
+  }
+
+  size_t error_position = 0;  // 1-based byte offset; 0 = no error
+  std::string error;
+  bool too_deep = false;
+  size_t too_deep_position = 0;
+  size_t consumed_guess = 0;
+
+ private:
+  bool Push() {
+    if (++depth_ > kMaxNestingDepth) {
+      too_deep = true;
+      return false;
+    }
+    return true;
+  }
+  bool Pop() {
+    --depth_;
+    return true;
+  }
+  int depth_ = 0;
+};
+
+// Line/column (1-based) of byte `offset` (0-based) of `text`.
+std::pair<int, int> LineColumn(absl::string_view text, size_t offset) {
+  offset = std::min(offset, text.size());
+  int line = 1, column = 1;
+  for (size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+// Flow collections ([ { ) nested deeper than the limit, found by a cheap
+// scan before yaml-cpp (which recurses) sees the text. Quotes are ignored:
+// a false alarm needs > 64 unmatched brackets inside strings.
+std::optional<size_t> TooDeepFlow(absl::string_view text) {
+  int depth = 0;
+  bool comment = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (comment) {
+      if (c == '\n') comment = false;
+      continue;
+    }
+    if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n')) {
+      comment = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxNestingDepth) return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+// Depth and size of the loaded tree, iteratively (aliases share subtrees,
+// so a visit budget bounds "billion laughs" documents).
+bool CheckTree(const YAML::Node& root, DiagnosticSink* sink) {
+  struct Item {
+    YAML::Node node;
+    int depth;
+  };
+  std::vector<Item> stack{{root, 1}};
+  int64_t visits = 0;
+  while (!stack.empty()) {
+    Item item = std::move(stack.back());
+    stack.pop_back();
+    if (++visits > kMaxNodeVisits) {
+      sink->AddDocument("document too large (too many nodes after expanding aliases)");
+      return false;
+    }
+    if (item.depth > kMaxNestingDepth) {
+      sink->Add(item.node.Mark(), "",
+                absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
+      return false;
+    }
+    if (item.node.IsSequence()) {
+      for (const YAML::Node& child : item.node) stack.push_back({child, item.depth + 1});
+    } else if (item.node.IsMap()) {
+      for (const auto& kv : item.node) {
+        stack.push_back({kv.first, item.depth + 1});
+        stack.push_back({kv.second, item.depth + 1});
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool LooksLikeJson(absl::string_view text, absl::string_view filename) {
+  std::string lower = absl::AsciiStrToLower(filename);
+  if (absl::EndsWith(lower, ".json") || absl::EndsWith(lower, ".json.gz")) return true;
+  absl::string_view t = absl::StripLeadingAsciiWhitespace(text);
+  return !t.empty() && (t.front() == '{' || t.front() == '[');
+}
+
+std::optional<YAML::Node> LoadDocument(absl::string_view text, absl::string_view filename,
+                                       DiagnosticSink* sink) {
+  if (text.size() > kMaxDocumentBytes) {
+    sink->AddDocument("document larger than 256 MiB");
+    return std::nullopt;
+  }
+  if (LooksLikeJson(text, filename)) {
+    JsonChecker checker;
+    bool ok = false;
+    try {
+      ok = nlohmann::json::sax_parse(text, &checker, nlohmann::json::input_format_t::json,
+                                     /*strict=*/true);
+    } catch (const std::exception& e) {
+      checker.error = e.what();
+    }
+    if (checker.too_deep) {
+      sink->AddDocument(
+          absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
+      return std::nullopt;
+    }
+    if (!ok) {
+      auto [line, column] =
+          LineColumn(text, checker.error_position > 0 ? checker.error_position - 1 : 0);
+      sink->AddAt(line, column, "", absl::StrCat("invalid JSON: ", checker.error));
+      return std::nullopt;
+    }
+  }
+  if (std::optional<size_t> at = TooDeepFlow(text)) {
+    auto [line, column] = LineColumn(text, *at);
+    sink->AddAt(line, column, "",
+                absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
+    return std::nullopt;
+  }
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    sink->Add(e.mark, "", absl::StrCat("invalid YAML: ", e.msg));
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    sink->AddDocument(absl::StrCat("invalid YAML: ", e.what()));
+    return std::nullopt;
+  }
+  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+    sink->AddDocument("document is empty");
+    return std::nullopt;
+  }
+  if (docs.size() > 1) {
+    sink->Add(docs[1].Mark(), "",
+              absl::StrCat("expected one YAML document, found ", docs.size()));
+    return std::nullopt;
+  }
+  if (!CheckTree(docs[0], sink)) return std::nullopt;
+  return docs[0];
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return "null";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar: {
+      const std::string& s = node.Scalar();
+      if (s.size() > 40) return absl::StrCat("'", s.substr(0, 40), "...'");
+      return absl::StrCat("'", s, "'");
+    }
+  }
+  return "?";
+}
+
+std::string JoinPath(absl::string_view parent, absl::string_view key) {
+  if (parent.empty()) return std::string(key);
+  return absl::StrCat(parent, ".", key);
+}
+
+std::string Suggest(absl::string_view name, const std::vector<std::string>& known) {
+  if (name.size() > 64) return "";
+  std::string best;
+  int best_distance = std::numeric_limits<int>::max();
+  for (const std::string& k : known) {
+    if (k.size() > 64) continue;
+    int d = EditDistance(absl::AsciiStrToLower(name), absl::AsciiStrToLower(k));
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  int allowed = std::max<int>(2, static_cast<int>(name.size()) / 3);
+  return best_distance <= allowed ? best : "";
+}
+
+std::string UnknownName(absl::string_view what, absl::string_view name,
+                        const std::vector<std::string>& known) {
+  std::string shown(name.substr(0, 64));
+  std::string msg = absl::StrCat("unknown ", what, " '", shown, "'");
+  std::string suggestion = Suggest(name, known);
+  if (!suggestion.empty()) absl::StrAppend(&msg, "; did you mean '", suggestion, "'?");
+  if (known.empty()) {
+    absl::StrAppend(&msg, "; none are defined");
+  } else {
+    constexpr size_t kShow = 12;
+    std::vector<std::string> first(known.begin(),
+                                   known.begin() + std::min(known.size(), kShow));
+    absl::StrAppend(&msg, "; known: ", absl::StrJoin(first, ", "));
+    if (known.size() > kShow) absl::StrAppend(&msg, ", ... (", known.size() - kShow, " more)");
+  }
+  return msg;
+}
+
+// ---------------------------------------------------------------------------
+// Value readers
+
+namespace {
+
+// Scalar text of a number-like value; reports a non-scalar or quoted string.
+std::optional<std::string> NumericText(DiagnosticSink* s, const YAML::Node& n,
+                                       const std::string& path, absl::string_view expected) {
+  if (!n.IsScalar()) {
+    s->Add(n.Mark(), path, absl::StrCat("expected ", expected, ", got ", Describe(n)));
+    return std::nullopt;
+  }
+  if (n.Tag() == "!") {
+    s->Add(n.Mark(), path,
+           absl::StrCat("expected ", expected, ", got the string ", Describe(n)));
+    return std::nullopt;
+  }
+  return n.Scalar();
+}
+
+// Scalar text for a quantity, which may also be written as a string ("64Gi").
+std::optional<std::string> QuantityText(DiagnosticSink* s, const YAML::Node& n,
+                                        const std::string& path, absl::string_view expected) {
+  if (!n.IsScalar()) {
+    s->Add(n.Mark(), path, absl::StrCat("expected ", expected, ", got ", Describe(n)));
+    return std::nullopt;
+  }
+  return n.Scalar();
+}
+
+std::string FormatBound(double v) { return absl::StrCat(v); }
+
+}  // namespace
+
+std::optional<std::string> ReadString(DiagnosticSink* s, const YAML::Node& n,
+                                      const std::string& path) {
+  if (!n.IsScalar()) {
+    s->Add(n.Mark(), path, absl::StrCat("expected a string, got ", Describe(n)));
+    return std::nullopt;
+  }
+  return n.Scalar();
+}
+
+std::optional<std::string> ReadName(DiagnosticSink* s, const YAML::Node& n,
+                                    const std::string& path) {
+  std::optional<std::string> v = ReadString(s, n, path);
+  if (!v) return std::nullopt;
+  if (v->empty()) {
+    s->Add(n.Mark(), path, "name must not be empty");
+    return std::nullopt;
+  }
+  if (v->size() > 253) {
+    s->Add(n.Mark(), path, "name longer than 253 characters");
+    return std::nullopt;
+  }
+  for (char c : *v) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      s->Add(n.Mark(), path, "name contains a control character");
+      return std::nullopt;
+    }
+  }
+  return v;
+}
+
+std::optional<int64_t> ReadInt(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                               int64_t lo, int64_t hi) {
+  std::optional<std::string> text = NumericText(s, n, path, "an integer");
+  if (!text) return std::nullopt;
+  absl::StatusOr<int64_t> v = ParseInteger(*text);
+  if (!v.ok()) {
+    s->Add(n.Mark(), path, std::string(v.status().message()));
+    return std::nullopt;
+  }
+  if (*v < lo) {
+    s->Add(n.Mark(), path,
+           lo == 0   ? absl::StrCat("must not be negative, got ", *v)
+           : lo == 1 ? absl::StrCat("must be positive, got ", *v)
+                     : absl::StrCat("must be at least ", lo, ", got ", *v));
+    return std::nullopt;
+  }
+  if (*v > hi) {
+    s->Add(n.Mark(), path, absl::StrCat(*v, " is too large (at most ", hi, ")"));
+    return std::nullopt;
+  }
+  return *v;
+}
+
+std::optional<double> ReadNumber(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                                 Range range) {
+  std::optional<std::string> text = NumericText(s, n, path, "a number");
+  if (!text) return std::nullopt;
+  absl::StatusOr<double> v = ParseNumber(*text);
+  if (!v.ok()) {
+    s->Add(n.Mark(), path, std::string(v.status().message()));
+    return std::nullopt;
+  }
+  bool below = range.lo_open ? !(*v > range.lo) : !(*v >= range.lo);
+  bool above = range.hi_open ? !(*v < range.hi) : !(*v <= range.hi);
+  if (below || above) {
+    std::string msg;
+    if (range.lo == 0 && range.hi >= 1e6 && below) {
+      msg = range.lo_open ? "must be positive" : "must not be negative";
+    } else if (range.hi >= 1e6 && above) {
+      msg = absl::StrCat("is too large (at most ", FormatBound(range.hi), ")");
+    } else {
+      msg = absl::StrCat("must be in ", range.lo_open ? "(" : "[", FormatBound(range.lo), ", ",
+                         FormatBound(range.hi), range.hi_open ? ")" : "]");
+    }
+    s->Add(n.Mark(), path, absl::StrCat(msg, ", got ", *text));
+    return std::nullopt;
+  }
+  return *v;
+}
+
+std::optional<bool> ReadBool(DiagnosticSink* s, const YAML::Node& n, const std::string& path) {
+  std::optional<std::string> text = NumericText(s, n, path, "true or false");
+  if (!text) return std::nullopt;
+  std::string t = absl::AsciiStrToLower(*text);
+  if (t == "true" || t == "yes" || t == "on") return true;
+  if (t == "false" || t == "no" || t == "off") return false;
+  s->Add(n.Mark(), path, absl::StrCat("expected true or false, got ", Describe(n)));
+  return std::nullopt;
+}
+
+namespace {
+template <typename T>
+std::optional<T> CheckSign(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                           absl::StatusOr<T> v, bool allow_zero) {
+  if (!v.ok()) {
+    s->Add(n.Mark(), path, std::string(v.status().message()));
+    return std::nullopt;
+  }
+  if (*v < 0 || (*v == 0 && !allow_zero)) {
+    s->Add(n.Mark(), path,
+           absl::StrCat(allow_zero ? "must not be negative" : "must be positive", ", got ",
+                        Describe(n)));
+    return std::nullopt;
+  }
+  return *v;
+}
+}  // namespace
+
+std::optional<int64_t> ReadCpu(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                               bool allow_zero) {
+  std::optional<std::string> text = QuantityText(s, n, path, "a CPU quantity");
+  if (!text) return std::nullopt;
+  return CheckSign(s, n, path, ParseCpuMilli(*text), allow_zero);
+}
+
+std::optional<int64_t> ReadMemory(DiagnosticSink* s, const YAML::Node& n,
+                                  const std::string& path, bool allow_zero) {
+  std::optional<std::string> text = QuantityText(s, n, path, "a memory quantity");
+  if (!text) return std::nullopt;
+  return CheckSign(s, n, path, ParseMemoryMib(*text), allow_zero);
+}
+
+std::optional<double> ReadDuration(DiagnosticSink* s, const YAML::Node& n,
+                                   const std::string& path, bool allow_zero) {
+  std::optional<std::string> text = QuantityText(s, n, path, "a duration");
+  if (!text) return std::nullopt;
+  return CheckSign(s, n, path, ParseDurationSeconds(*text), allow_zero);
+}
+
+bool CheckSequence(DiagnosticSink* s, const YAML::Node& n, const std::string& path) {
+  if (n.IsSequence()) return true;
+  s->Add(n.Mark(), path, absl::StrCat("expected a sequence, got ", Describe(n)));
+  return false;
+}
+
+std::optional<std::vector<NameAt>> ReadNameList(DiagnosticSink* s, const YAML::Node& n,
+                                                const std::string& path) {
+  if (!CheckSequence(s, n, path)) return std::nullopt;
+  std::vector<NameAt> out;
+  bool ok = true;
+  size_t i = 0;
+  for (const YAML::Node& item : n) {
+    std::string item_path = IndexPath(path, i++);
+    std::optional<std::string> name = ReadName(s, item, item_path);
+    if (!name) {
+      ok = false;
+      continue;
+    }
+    auto dup = std::find_if(out.begin(), out.end(),
+                            [&](const NameAt& o) { return o.name == *name; });
+    if (dup != out.end()) {
+      s->Add(item.Mark(), item_path, absl::StrCat("duplicate entry '", *name, "'"));
+      ok = false;
+      continue;
+    }
+    out.push_back(NameAt{*name, item.Mark(), item_path});
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// MapReader
+
+MapReader::MapReader(DiagnosticSink* sink, const YAML::Node& node, std::string path,
+                     std::initializer_list<absl::string_view> known)
+    : sink_(sink), node_(node), path_(std::move(path)) {
+  if (!node.IsMap()) {
+    sink_->Add(node.Mark(), path_, absl::StrCat("expected a mapping, got ", Describe(node)));
+    return;
+  }
+  ok_ = true;
+  std::vector<std::string> known_names(known.begin(), known.end());
+  for (const auto& kv : node) {
+    const YAML::Node& key = kv.first;
+    if (!key.IsScalar()) {
+      sink_->Add(key.Mark(), path_,
+                 absl::StrCat("mapping keys must be strings, got ", Describe(key)));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    std::string shown = name.substr(0, 64);
+    if (const Entry* first = Find(name)) {
+      sink_->Add(key.Mark(), Path(shown),
+                 absl::StrCat("duplicate key '", shown, "' (first at line ",
+                              first->key_node.Mark().line + 1, ")"));
+      continue;
+    }
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string msg = absl::StrCat("unknown field '", name.substr(0, 64), "'");
+      std::string suggestion = Suggest(name, known_names);
+      if (!suggestion.empty()) {
+        absl::StrAppend(&msg, "; did you mean '", suggestion, "'?");
+      } else {
+        absl::StrAppend(&msg, "; known fields: ", absl::StrJoin(known_names, ", "));
+      }
+      sink_->Add(key.Mark(), Path(shown), std::move(msg));
+      // Remembered anyway: a repeated unknown key is then reported as a duplicate.
+    }
+    index_.emplace(name, entries_.size());
+    entries_.push_back(Entry{name, key, kv.second});
+  }
+}
+
+const MapReader::Entry* MapReader::Find(absl::string_view key) const {
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+bool MapReader::Has(absl::string_view key) const {
+  const Entry* e = Find(key);
+  return e != nullptr && !e->value.IsNull();
+}
+
+YAML::Mark MapReader::KeyMark(absl::string_view key) const {
+  const Entry* e = Find(key);
+  return e != nullptr ? e->key_node.Mark() : node_.Mark();
+}
+
+std::optional<YAML::Node> MapReader::Get(absl::string_view key, Need need) {
+  if (!ok_) return std::nullopt;
+  const Entry* e = Find(key);
+  if (e == nullptr) {
+    if (need == Need::kRequired)
+      sink_->Add(node_.Mark(), Path(key), absl::StrCat("missing required field '", key, "'"));
+    return std::nullopt;
+  }
+  if (e->value.IsNull()) {
+    if (need == Need::kRequired)
+      sink_->Add(e->key_node.Mark(), Path(key), absl::StrCat("field '", key, "' has no value"));
+    return std::nullopt;
+  }
+  return e->value;
+}
+
+void MapReader::Error(absl::string_view key, std::string message) {
+  const Entry* e = Find(key);
+  YAML::Mark mark = node_.Mark();
+  if (e != nullptr) mark = e->value.IsNull() ? e->key_node.Mark() : e->value.Mark();
+  sink_->Add(mark, Path(key), std::move(message));
+}
+
+std::optional<std::string> MapReader::String(absl::string_view key, Need need) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadString(sink_, *n, Path(key)) : std::nullopt;
+}
+std::optional<std::string> MapReader::Name(absl::string_view key, Need need) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadName(sink_, *n, Path(key)) : std::nullopt;
+}
+std::optional<int64_t> MapReader::Int(absl::string_view key, Need need, int64_t lo, int64_t hi) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadInt(sink_, *n, Path(key), lo, hi) : std::nullopt;
+}
+std::optional<double> MapReader::Number(absl::string_view key, Need need, Range range) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadNumber(sink_, *n, Path(key), range) : std::nullopt;
+}
+std::optional<bool> MapReader::Bool(absl::string_view key, Need need) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadBool(sink_, *n, Path(key)) : std::nullopt;
+}
+std::optional<int64_t> MapReader::Cpu(absl::string_view key, Need need, bool allow_zero) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadCpu(sink_, *n, Path(key), allow_zero) : std::nullopt;
+}
+std::optional<int64_t> MapReader::Memory(absl::string_view key, Need need, bool allow_zero) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadMemory(sink_, *n, Path(key), allow_zero) : std::nullopt;
+}
+std::optional<double> MapReader::Duration(absl::string_view key, Need need, bool allow_zero) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadDuration(sink_, *n, Path(key), allow_zero) : std::nullopt;
+}
+std::optional<std::vector<NameAt>> MapReader::NameList(absl::string_view key, Need need) {
+  std::optional<YAML::Node> n = Get(key, need);
+  return n ? ReadNameList(sink_, *n, Path(key)) : std::nullopt;
+}
+
+void CheckKind(MapReader* top, absl::string_view expected) {
+  std::optional<std::string> kind = top->String("kind", Need::kOptional);
+  if (!kind) return;
+  std::string k = absl::AsciiStrToLower(*kind);
+  if (k == expected) return;
+  if (k == "fleet" || k == "workload") {
+    top->Error("kind", absl::StrCat("this is a ", k, " document; expected kind '", expected, "'"));
+  } else {
+    top->Error("kind", absl::StrCat("unknown kind '", kind->substr(0, 64),
+                                    "'; expected 'fleet' or 'workload'"));
+  }
+}
+
+}  // namespace meridian::spec::internal

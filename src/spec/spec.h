@@ -1,0 +1,69 @@
+// Spec loading: YAML or JSON text -> validated, resolved Fleet / Workload.
+//
+// Every problem found is reported as a Diagnostic naming the file, the
+// 1-based line and column of the offending node, the dotted field path
+// (`node_groups[2].gpus`) and the reason, printed as
+// `FILE:LINE:COL: field.path: reason`. Validation does not stop at the first
+// problem: all problems of a document are collected. Unknown fields, wrong
+// types, negative or zero sizes, numbers out of range, duplicate keys/names
+// and references to unknown regions / zones / GPU types / datasets / tenants
+// / priority classes are errors. JSON is parsed strictly (a JSON syntax error
+// is reported with its line and column) and then validated like YAML.
+// Functions here are pure; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/fleet.h"
+#include "core/workload.h"
+
+namespace meridian::spec {
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string path;  // "jobs[3].shape.gpus"; empty for document-level problems
+  std::string message;
+
+  // "FILE:LINE:COL: path: message"
+  std::string ToString() const;
+};
+
+enum class DocumentKind { kUnknown, kFleet, kWorkload };
+
+// Reads `kind:` ("fleet" / "workload"), or infers it from the top-level keys
+// (`regions` or `node_groups` -> fleet, `jobs` or `tenants` -> workload).
+// kUnknown when the text does not parse or cannot be classified.
+DocumentKind DetectKind(std::string_view text, std::string_view filename);
+
+// Parses and validates a fleet. On any problem returns InvalidArgument whose
+// message is the first diagnostic and appends all diagnostics to `diags`
+// (which may be null).
+absl::StatusOr<Fleet> ParseFleet(std::string_view text, std::string_view filename,
+                                 std::vector<Diagnostic>* diags);
+
+// Parses and validates a workload against `fleet` (GPU types, regions and
+// datasets are resolved by name). With fleet == nullptr only the document's
+// own structure is checked and fleet references are left unresolved; the
+// result must not be scheduled then. Jobs without `tenant:` belong to the
+// tenant "default", created on demand. Job ids are their index in `jobs`.
+absl::StatusOr<Workload> ParseWorkload(std::string_view text, std::string_view filename,
+                                       const Fleet* fleet, std::vector<Diagnostic>* diags);
+
+// File variants: read the file (error naming the path when unreadable), then parse.
+absl::StatusOr<Fleet> LoadFleet(const std::string& path, std::vector<Diagnostic>* diags);
+absl::StatusOr<Workload> LoadWorkload(const std::string& path, const Fleet* fleet,
+                                      std::vector<Diagnostic>* diags);
+
+// Reads a whole file; handles .gz transparently.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Writes a fleet back as a YAML fleet spec that ParseFleet accepts and that
+// round-trips to an equal fleet (node groups, links, datasets).
+std::string FleetToYaml(const Fleet& fleet);
+
+}  // namespace meridian::spec

@@ -1,0 +1,467 @@
+// ParseWorkload: workload spec document -> validated Workload, with fleet
+// references (GPU types, regions, datasets) resolved against a Fleet.
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "core/fleet.h"
+#include "core/workload.h"
+#include "spec/document.h"
+#include "spec/quantities.h"
+#include "spec/spec.h"
+
+namespace meridian::spec {
+
+namespace {
+
+using internal::DiagnosticSink;
+using internal::IndexPath;
+using internal::MapReader;
+using internal::NameAt;
+using internal::Need;
+using internal::Range;
+
+constexpr int64_t kMaxReplicas = 100'000;
+constexpr int64_t kMaxGpusPerTask = 1024;
+constexpr double kMaxTenantGpus = 1e7;
+constexpr char kDefaultTenant[] = "default";
+
+class WorkloadParser {
+ public:
+  WorkloadParser(DiagnosticSink* sink, const Fleet* fleet) : sink_(sink), fleet_(fleet) {}
+
+  std::optional<Workload> Parse(absl::string_view text, absl::string_view filename);
+
+ private:
+  void ParsePriorityClasses(const YAML::Node& seq);
+  void ParseTenants(const YAML::Node& seq);
+  // Fills `out` from a {gpus, cpu, memory} mapping; omitted fields keep
+  // their value in `out`. False when something was invalid.
+  bool ParseResources(MapReader& parent, absl::string_view key, Resources* out);
+  void ParseJobs(const YAML::Node& seq);
+  std::optional<Job> ParseJob(MapReader& m);
+  bool ParseShape(MapReader& job, TaskShape* shape);
+  bool ParseGpuTypes(MapReader& job, std::vector<GpuChoice>* out);
+  bool ParsePriority(MapReader& job, int32_t* out);
+
+  DiagnosticSink* sink_;
+  const Fleet* fleet_;
+  Workload workload_;
+  absl::flat_hash_map<std::string, int> class_lines_;
+  absl::flat_hash_map<std::string, TenantId> tenant_ids_;
+  std::vector<std::string> tenant_names_;
+  std::vector<std::string> class_names_;
+};
+
+std::vector<std::string> RegionNames(const Fleet& fleet) {
+  std::vector<std::string> out;
+  for (const Region& r : fleet.regions()) out.push_back(r.name);
+  return out;
+}
+
+std::vector<std::string> DatasetNames(const Fleet& fleet) {
+  std::vector<std::string> out;
+  for (const Dataset& d : fleet.datasets()) out.push_back(d.name);
+  return out;
+}
+
+std::optional<Workload> WorkloadParser::Parse(absl::string_view text, absl::string_view filename) {
+  std::optional<YAML::Node> root = internal::LoadDocument(text, filename, sink_);
+  if (!root) return std::nullopt;
+  MapReader top(sink_, *root, "", {"kind", "priority_classes", "tenants", "jobs"});
+  if (!top.ok()) return std::nullopt;
+  internal::CheckKind(&top, "workload");
+  if (std::optional<YAML::Node> pcs = top.Get("priority_classes", Need::kOptional)) {
+    if (internal::CheckSequence(sink_, *pcs, "priority_classes")) ParsePriorityClasses(*pcs);
+  }
+  if (std::optional<YAML::Node> tenants = top.Get("tenants", Need::kOptional)) {
+    if (internal::CheckSequence(sink_, *tenants, "tenants")) ParseTenants(*tenants);
+  }
+  std::optional<YAML::Node> jobs = top.Get("jobs", Need::kOptional);
+  if (!jobs || (jobs->IsSequence() && jobs->size() == 0)) {
+    top.Error("jobs", "a workload needs at least one job");
+  } else if (internal::CheckSequence(sink_, *jobs, "jobs")) {
+    ParseJobs(*jobs);
+  }
+  if (!sink_->empty()) return std::nullopt;
+  return std::move(workload_);
+}
+
+void WorkloadParser::ParsePriorityClasses(const YAML::Node& seq) {
+  size_t i = 0;
+  for (const YAML::Node& item : seq) {
+    MapReader m(sink_, item, IndexPath("priority_classes", i++), {"name", "value"});
+    if (!m.ok()) continue;
+    std::optional<std::string> name = m.Name("name", Need::kRequired);
+    std::optional<int64_t> value = m.Int("value", Need::kRequired,
+                                         std::numeric_limits<int32_t>::min(),
+                                         std::numeric_limits<int32_t>::max());
+    if (!name || !value) continue;
+    auto [it, inserted] = class_lines_.emplace(*name, m.node().Mark().line + 1);
+    if (!inserted) {
+      m.Error("name", absl::StrCat("duplicate priority class '", *name, "' (first at line ",
+                                   it->second, ")"));
+      continue;
+    }
+    workload_.priority_classes.push_back(PriorityClass{*name, static_cast<int32_t>(*value)});
+    class_names_.push_back(*name);
+  }
+}
+
+bool WorkloadParser::ParseResources(MapReader& parent, absl::string_view key, Resources* out) {
+  std::optional<YAML::Node> node = parent.Get(key, Need::kOptional);
+  if (!node) return true;
+  MapReader m(sink_, *node, parent.Path(key), {"gpus", "cpu", "memory"});
+  if (!m.ok()) return false;
+  bool ok = true;
+  if (m.Has("gpus")) {
+    std::optional<double> gpus = m.Number("gpus", Need::kRequired, Range{0, kMaxTenantGpus});
+    if (gpus) {
+      out->gpu_milli = std::llround(*gpus * 1000.0);
+    } else {
+      ok = false;
+    }
+  }
+  if (m.Has("cpu")) {
+    std::optional<int64_t> cpu = m.Cpu("cpu", Need::kRequired, /*allow_zero=*/true);
+    if (cpu) {
+      out->cpu_milli = *cpu;
+    } else {
+      ok = false;
+    }
+  }
+  if (m.Has("memory")) {
+    std::optional<int64_t> mem = m.Memory("memory", Need::kRequired, /*allow_zero=*/true);
+    if (mem) {
+      out->memory_mib = *mem;
+    } else {
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+void WorkloadParser::ParseTenants(const YAML::Node& seq) {
+  size_t i = 0;
+  absl::flat_hash_map<std::string, int> lines;
+  for (const YAML::Node& item : seq) {
+    MapReader m(sink_, item, IndexPath("tenants", i++),
+                {"name", "weight", "guarantee", "borrow_limit"});
+    if (!m.ok()) continue;
+    Tenant t;
+    std::optional<std::string> name = m.Name("name", Need::kRequired);
+    std::optional<double> weight = m.Number("weight", Need::kOptional, Range{0, 1e6, true});
+    bool ok = name.has_value() && (weight || !m.Has("weight"));
+    ok &= ParseResources(m, "guarantee", &t.guarantee);
+    ok &= ParseResources(m, "borrow_limit", &t.borrow_limit);
+    if (!ok) continue;
+    auto [it, inserted] = lines.emplace(*name, m.node().Mark().line + 1);
+    if (!inserted) {
+      m.Error("name",
+              absl::StrCat("duplicate tenant '", *name, "' (first at line ", it->second, ")"));
+      continue;
+    }
+    t.name = *name;
+    t.weight = weight.value_or(1.0);
+    t.id = TenantId(static_cast<int32_t>(workload_.tenants.size()));
+    tenant_ids_[t.name] = t.id;
+    tenant_names_.push_back(t.name);
+    workload_.tenants.push_back(std::move(t));
+  }
+}
+
+bool WorkloadParser::ParseShape(MapReader& job, TaskShape* shape) {
+  std::optional<YAML::Node> node = job.Get("shape", Need::kRequired);
+  if (!node) return false;
+  MapReader m(sink_, *node, job.Path("shape"), {"cpu", "memory", "gpus", "gpu_milli"});
+  if (!m.ok()) return false;
+  std::optional<int64_t> cpu = m.Cpu("cpu", Need::kRequired, /*allow_zero=*/false);
+  std::optional<int64_t> mem = m.Memory("memory", Need::kRequired, /*allow_zero=*/false);
+  bool ok = cpu && mem;
+  shape->cpu_milli = cpu.value_or(0);
+  shape->memory_mib = mem.value_or(0);
+  shape->gpus = 0;
+  shape->gpu_milli = 1000;
+  bool fractional = false;
+  if (m.Has("gpus")) {
+    std::optional<double> gpus =
+        m.Number("gpus", Need::kRequired, Range{0, static_cast<double>(kMaxGpusPerTask)});
+    if (!gpus) {
+      ok = false;
+    } else if (std::floor(*gpus) == *gpus) {
+      shape->gpus = static_cast<int32_t>(*gpus);
+    } else if (*gpus < 1) {
+      int64_t milli = std::llround(*gpus * 1000.0);
+      if (milli < 1 || milli > 999) {
+        m.Error("gpus", absl::StrCat("fractional gpus must be between 0.001 and 0.999, got ",
+                                     *gpus));
+        ok = false;
+      } else {
+        shape->gpus = 1;
+        shape->gpu_milli = static_cast<int32_t>(milli);
+        fractional = true;
+      }
+    } else {
+      m.Error("gpus", absl::StrCat("gpus must be a whole number or a fraction below 1, got ",
+                                   *gpus));
+      ok = false;
+    }
+  }
+  if (m.Has("gpu_milli")) {
+    std::optional<int64_t> milli = m.Int("gpu_milli", Need::kRequired, 1, 999);
+    if (!milli) {
+      ok = false;
+    } else if (fractional) {
+      m.Error("gpu_milli", "give either a fractional 'gpus' or 'gpu_milli', not both");
+      ok = false;
+    } else if (m.Has("gpus") && shape->gpus != 1) {
+      m.Error("gpu_milli", absl::StrCat("gpu_milli needs gpus: 1 (or gpus omitted), got gpus: ",
+                                        shape->gpus));
+      ok = false;
+    } else {
+      shape->gpus = 1;
+      shape->gpu_milli = static_cast<int32_t>(*milli);
+    }
+  }
+  return ok;
+}
+
+bool WorkloadParser::ParseGpuTypes(MapReader& job, std::vector<GpuChoice>* out) {
+  std::optional<YAML::Node> node = job.Get("gpu_types", Need::kOptional);
+  if (!node) return true;
+  std::string path = job.Path("gpu_types");
+  if (!internal::CheckSequence(sink_, *node, path)) return false;
+  bool ok = true;
+  std::vector<std::string> seen;
+  size_t i = 0;
+  for (const YAML::Node& item : *node) {
+    std::string item_path = IndexPath(path, i++);
+    std::optional<std::string> type;
+    double speed = 1.0;
+    if (item.IsMap()) {
+      MapReader m(sink_, item, item_path, {"type", "speed"});
+      type = m.Name("type", Need::kRequired);
+      std::optional<double> s = m.Number("speed", Need::kOptional, Range{0, 1e3, true});
+      if (m.Has("speed") && !s) ok = false;
+      speed = s.value_or(1.0);
+      if (type) item_path = m.Path("type");
+    } else if (item.IsScalar()) {
+      type = internal::ReadName(sink_, item, item_path);
+    } else {
+      sink_->Add(item.Mark(), item_path,
+                 absl::StrCat("expected a GPU type name or {type, speed}, got ",
+                              internal::Describe(item)));
+    }
+    if (!type) {
+      ok = false;
+      continue;
+    }
+    if (std::find(seen.begin(), seen.end(), *type) != seen.end()) {
+      sink_->Add(item.Mark(), item_path, absl::StrCat("GPU type '", *type, "' listed twice"));
+      ok = false;
+      continue;
+    }
+    seen.push_back(*type);
+    GpuChoice choice;
+    choice.speed = speed;
+    if (fleet_ != nullptr) {
+      choice.type = fleet_->FindGpuType(*type);
+      if (!choice.type.Valid()) {
+        sink_->Add(item.IsMap() ? item["type"].Mark() : item.Mark(), item_path,
+                   internal::UnknownName("GPU type", *type, fleet_->gpu_types()));
+        ok = false;
+        continue;
+      }
+    }
+    out->push_back(choice);
+  }
+  return ok;
+}
+
+bool WorkloadParser::ParsePriority(MapReader& job, int32_t* out) {
+  std::optional<YAML::Node> node = job.Get("priority", Need::kOptional);
+  if (!node) return true;
+  std::string path = job.Path("priority");
+  if (!node->IsScalar()) {
+    sink_->Add(node->Mark(), path,
+               absl::StrCat("expected a priority class name or an integer, got ",
+                            internal::Describe(*node)));
+    return false;
+  }
+  if (node->Tag() != "!") {
+    absl::StatusOr<int64_t> v = internal::ParseInteger(node->Scalar());
+    if (v.ok()) {
+      if (*v < std::numeric_limits<int32_t>::min() || *v > std::numeric_limits<int32_t>::max()) {
+        sink_->Add(node->Mark(), path, absl::StrCat("priority ", *v, " is out of range"));
+        return false;
+      }
+      *out = static_cast<int32_t>(*v);
+      return true;
+    }
+  }
+  const std::string& name = node->Scalar();
+  for (const PriorityClass& pc : workload_.priority_classes) {
+    if (pc.name == name) {
+      *out = pc.value;
+      return true;
+    }
+  }
+  sink_->Add(node->Mark(), path, internal::UnknownName("priority class", name, class_names_));
+  return false;
+}
+
+std::optional<Job> WorkloadParser::ParseJob(MapReader& m) {
+  Job job;
+  bool ok = true;
+  std::optional<std::string> tenant = m.Name("tenant", Need::kOptional);
+  if (m.Has("tenant") && !tenant) ok = false;
+  std::string tenant_name = tenant.value_or(kDefaultTenant);
+  if (tenant_name != kDefaultTenant || tenant_ids_.contains(kDefaultTenant)) {
+    auto it = tenant_ids_.find(tenant_name);
+    if (it == tenant_ids_.end()) {
+      if (ok) m.Error("tenant", internal::UnknownName("tenant", tenant_name, tenant_names_));
+      ok = false;
+    } else {
+      job.tenant = it->second;
+    }
+  } else {
+    // Created on demand, after every declared tenant.
+    TenantId id(static_cast<int32_t>(workload_.tenants.size()));
+    Tenant t;
+    t.name = kDefaultTenant;
+    t.id = id;
+    workload_.tenants.push_back(std::move(t));
+    tenant_ids_[kDefaultTenant] = id;
+    tenant_names_.push_back(kDefaultTenant);
+    job.tenant = id;
+  }
+  std::optional<int64_t> replicas = m.Int("replicas", Need::kOptional, 1, kMaxReplicas);
+  ok &= replicas || !m.Has("replicas");
+  job.replicas = static_cast<int32_t>(replicas.value_or(1));
+  ok &= ParseShape(m, &job.shape);
+  ok &= ParseGpuTypes(m, &job.gpu_types);
+  if (job.shape.gpus == 0 && !job.gpu_types.empty()) {
+    m.Error("gpu_types", "a job without GPUs (gpus: 0) cannot list gpu_types");
+    ok = false;
+  }
+  std::optional<double> duration = m.Duration("duration", Need::kOptional, false);
+  ok &= duration || !m.Has("duration");
+  job.duration_s = duration.value_or(job.duration_s);
+  if (std::optional<std::string> ds = m.Name("dataset", Need::kOptional)) {
+    if (fleet_ != nullptr) {
+      job.dataset = fleet_->FindDataset(*ds);
+      if (!job.dataset.Valid()) {
+        m.Error("dataset", internal::UnknownName("dataset", *ds, DatasetNames(*fleet_)));
+        ok = false;
+      }
+    }
+  } else if (m.Has("dataset")) {
+    ok = false;
+  }
+  if (std::optional<std::vector<NameAt>> regions = m.NameList("allowed_regions", Need::kOptional)) {
+    for (const NameAt& r : *regions) {
+      RegionId id;
+      if (fleet_ != nullptr) {
+        id = fleet_->FindRegion(r.name);
+        if (!id.Valid()) {
+          sink_->Add(r.mark, r.path, internal::UnknownName("region", r.name, RegionNames(*fleet_)));
+          ok = false;
+          continue;
+        }
+      }
+      job.allowed_regions.push_back(id);
+    }
+  } else if (m.Has("allowed_regions")) {
+    ok = false;
+  }
+  if (std::optional<std::string> obj = m.String("objective", Need::kOptional)) {
+    if (*obj == "cost") {
+      job.objective = Objective::kCost;
+    } else if (*obj == "time") {
+      job.objective = Objective::kTime;
+    } else if (*obj == "weighted") {
+      job.objective = Objective::kWeighted;
+    } else {
+      m.Error("objective", absl::StrCat("unknown objective '", obj->substr(0, 64),
+                                        "'; expected cost, time or weighted"));
+      ok = false;
+    }
+  } else if (m.Has("objective")) {
+    ok = false;
+  }
+  std::optional<double> cost_weight = m.Number("cost_weight", Need::kOptional, Range{0, 1});
+  ok &= cost_weight || !m.Has("cost_weight");
+  job.cost_weight = cost_weight.value_or(job.cost_weight);
+  std::optional<bool> spot = m.Bool("spot", Need::kOptional);
+  ok &= spot || !m.Has("spot");
+  job.spot_allowed = spot.value_or(false);
+  std::optional<bool> cross = m.Bool("cross_region", Need::kOptional);
+  ok &= cross || !m.Has("cross_region");
+  job.cross_region_allowed = cross.value_or(false);
+  ok &= ParsePriority(m, &job.priority);
+  if (std::optional<std::vector<NameAt>> tol = m.NameList("tolerations", Need::kOptional)) {
+    for (const NameAt& t : *tol) job.tolerations.push_back(t.name);
+  } else if (m.Has("tolerations")) {
+    ok = false;
+  }
+  std::optional<double> submit = m.Duration("submit_time", Need::kOptional, true);
+  ok &= submit || !m.Has("submit_time");
+  job.submit_time_s = submit.value_or(0);
+  if (!ok) return std::nullopt;
+  return job;
+}
+
+void WorkloadParser::ParseJobs(const YAML::Node& seq) {
+  size_t i = 0;
+  absl::flat_hash_map<std::string, int> lines;
+  for (const YAML::Node& item : seq) {
+    MapReader m(sink_, item, IndexPath("jobs", i++),
+                {"name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
+                 "allowed_regions", "objective", "cost_weight", "spot", "cross_region",
+                 "priority", "tolerations", "submit_time"});
+    if (!m.ok()) continue;
+    std::optional<std::string> name = m.Name("name", Need::kRequired);
+    if (name) {
+      auto [it, inserted] = lines.emplace(*name, m.node().Mark().line + 1);
+      if (!inserted) {
+        m.Error("name",
+                absl::StrCat("duplicate job name '", *name, "' (first at line ", it->second, ")"));
+        name.reset();
+      }
+    }
+    std::optional<Job> job = ParseJob(m);
+    if (!name || !job) continue;
+    job->name = *name;
+    job->id = JobId(static_cast<int32_t>(workload_.jobs.size()));
+    workload_.jobs.push_back(*std::move(job));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Workload> ParseWorkload(std::string_view text_in, std::string_view filename_in,
+                                       const Fleet* fleet, std::vector<Diagnostic>* diags) {
+  absl::string_view text = internal::ToAbsl(text_in);
+  absl::string_view filename = internal::ToAbsl(filename_in);
+  DiagnosticSink sink(filename);
+  std::optional<Workload> workload;
+  try {
+    WorkloadParser parser(&sink, fleet);
+    workload = parser.Parse(text, filename);
+  } catch (const std::exception& e) {
+    sink.AddDocument(absl::StrCat("internal error while reading the workload: ", e.what()));
+  } catch (...) {
+    sink.AddDocument("internal error while reading the workload");
+  }
+  if (absl::Status st = sink.Finish(diags); !st.ok()) return st;
+  if (!workload) return absl::InternalError("workload parser returned nothing without a diagnostic");
+  return *std::move(workload);
+}
+
+}  // namespace meridian::spec

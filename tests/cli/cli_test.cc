@@ -1,0 +1,146 @@
+// End-to-end tests of the `meridian` binary: real process, real files.
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int rc = -1;
+  std::string out;  // stdout + stderr
+};
+
+Result RunCli(const std::string& args, bool merge_stderr = true) {
+  std::string cmd = std::string(MERIDIAN_BIN) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Src(const std::string& rel) { return std::string(MERIDIAN_SOURCE_DIR) + "/" + rel; }
+std::string Fix(const std::string& name) { return Src("tests/cli/fixtures/" + name); }
+
+TEST(CliValidate, ExamplesAreValid) {
+  Result r = RunCli("validate " + Src("examples/fleets/multi-region.yaml") + " " +
+                 Src("examples/jobs/mixed.yaml"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ok (fleet: 4 regions"));
+  EXPECT_THAT(r.out, HasSubstr("ok (workload: 3 tenants, 7 jobs"));
+}
+
+TEST(CliValidate, InvalidFleetReportsEveryProblemWithPosition) {
+  std::string f = Fix("bad-fleet.yaml");
+  Result r = RunCli("validate " + f);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(f + ":9:11: node_groups[0].gpus:"));
+  EXPECT_THAT(r.out, HasSubstr(f + ":14:5: node_groups[0].colour:"));
+  EXPECT_THAT(r.out, HasSubstr(f + ":16:13: node_groups[1].region:"));
+  EXPECT_THAT(r.out, HasSubstr(f + ":22:12: node_groups[1].count:"));
+}
+
+TEST(CliValidate, InvalidJobsAgainstFleet) {
+  std::string j = Fix("bad-jobs.yaml");
+  Result r = RunCli("validate " + Fix("small-fleet.yaml") + " " + j);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(j + ":6:13: jobs[0].tenant:"));
+  EXPECT_THAT(r.out, HasSubstr(j + ":7:15: jobs[0].replicas:"));
+  EXPECT_THAT(r.out, HasSubstr(j + ":9:17: jobs[0].gpu_types[0]:"));
+}
+
+TEST(CliValidate, MissingFileAndGarbage) {
+  Result r = RunCli("validate /nonexistent/fleet.yaml");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.out, HasSubstr("/nonexistent/fleet.yaml"));
+  r = RunCli("validate " + Src("tests/cli/cli_test.cc"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.out, HasSubstr("cli_test.cc:"));
+}
+
+TEST(CliValidate, JsonOutputIsParseable) {
+  Result r = RunCli("validate --json " + Fix("bad-fleet.yaml"), false);
+  EXPECT_EQ(r.rc, 1);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GE(j["problems"].get<int>(), 4);
+  EXPECT_FALSE(j["files"][0]["ok"].get<bool>());
+}
+
+TEST(CliPlace, JsonHasPlacementsScoresAndReasons) {
+  Result r = RunCli("place --json --fleet " + Fix("small-fleet.yaml") + " --jobs " +
+                     Fix("small-jobs.yaml"),
+                 false);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["jobs"].size(), 2u);
+  const auto& cheap = j["jobs"][0];
+  EXPECT_EQ(cheap["status"], "placed");
+  EXPECT_EQ(cheap["regions"][0]["region"], "west");  // cheaper region for objective cost
+  EXPECT_EQ(cheap["replicas"].size(), 2u);
+  EXPECT_TRUE(cheap["replicas"][0]["breakdown"].contains("best_fit"));
+  const auto& big = j["jobs"][1];
+  EXPECT_EQ(big["status"], "waiting");
+  bool east_residency = false, west_capacity = false;
+  for (const auto& w : big["why_not"]) {
+    if (w["region"] == "east")
+      for (const auto& n : w["notes"]) east_residency |= n.get<std::string>().find("residency") == 0;
+    if (w["region"] == "west") west_capacity = w["removed_by_filter"].contains("capacity");
+  }
+  EXPECT_TRUE(east_residency) << r.out;
+  EXPECT_TRUE(west_capacity) << r.out;
+}
+
+TEST(CliPlace, HumanOutputOnExamples) {
+  Result r = RunCli("place --fleet " + Src("examples/fleets/multi-region.yaml") + " --jobs " +
+                 Src("examples/jobs/mixed.yaml"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("cross-region"));
+  EXPECT_THAT(r.out, HasSubstr("WAITING"));
+  EXPECT_THAT(r.out, HasSubstr("residency: job may only run in"));
+}
+
+TEST(CliPlace, BadFleetFailsCleanly) {
+  Result r = RunCli("place --fleet " + Fix("bad-fleet.yaml") + " --jobs " + Fix("small-jobs.yaml"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.out, HasSubstr("node_groups[0].gpus"));
+  r = RunCli("place --fleet " + Fix("small-fleet.yaml") + " --jobs " + Fix("small-jobs.yaml") +
+          " --scorer nosuch");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.out, HasSubstr("unknown scorer 'nosuch'"));
+}
+
+TEST(CliBench, PlacementJsonHasRequiredFields) {
+  Result r = RunCli("bench placement --nodes 200 --tasks 2000 --gang 4 --json", false);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"placements_per_sec", "decision_p50_us", "decision_p99_us", "nodes", "tasks",
+                        "gang"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["nodes"], 200);
+  EXPECT_EQ(j["tasks"], 2000);
+  EXPECT_EQ(j["gang"], 4);
+  EXPECT_GT(j["placements_per_sec"].get<double>(), 0);
+}
+
+TEST(CliMisc, HelpAndBadFlags) {
+  Result r = RunCli("--help");
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_THAT(r.out, HasSubstr("place"));
+  r = RunCli("bench placement --nodes -5");
+  EXPECT_NE(r.rc, 0);
+  r = RunCli("policies --json", false);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["filters"].size(), 6u);
+}
+
+}  // namespace
