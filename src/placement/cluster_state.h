@@ -118,9 +118,19 @@ void ClusterState::ForEachCandidate(int pool, const TaskShape& shape, bool tight
   const Pool& p = pools_[size_t(pool)];
   const int nb = static_cast<int>(p.by_whole_free.size());
   int min_whole = shape.gpus == 0 ? 0 : (shape.fractional() ? 1 : shape.gpus);
+  // Fractional, tightest first: nodes whose partly used GPU has room are
+  // visited from the partial bucket first and must not be visited again.
+  const bool skip_partial_room = shape.fractional() && tightest_first;
+  auto partial_room = [&](NodeId id) {
+    for (int16_t g : nodes_[id.index()].gpu_free)
+      if (g >= shape.gpu_milli && g < 1000) return true;
+    return false;
+  };
   auto visit_bucket = [&](const Bucket& b) {
-    for (NodeId id : b.nodes)
+    for (NodeId id : b.nodes) {
+      if (skip_partial_room && partial_room(id)) continue;
       if (!f(id)) return false;
+    }
     return true;
   };
   if (shape.fractional() && tightest_first) {

@@ -259,7 +259,9 @@ TEST(ImportersRealDataTest, GcpWithSkyplane) {
   EXPECT_LT(l.gbps, 30);
   EXPECT_GT(l.egress_usd_per_gb, 0);
   for (const NodeGroup& g : f->groups()) {
-    if (f->gpu_type_name(g.gpu_type) == "a100") EXPECT_EQ(g.gpus_per_node, 16) << g.name;
+    if (f->gpu_type_name(g.gpu_type) == "a100") {
+      EXPECT_EQ(g.gpus_per_node, 16) << g.name;
+    }
     EXPECT_GT(g.price_hour, 0);
   }
   absl::StatusOr<Fleet> again = ParseFleet(FleetToYaml(*f), "gcp.yaml", nullptr);

@@ -30,7 +30,9 @@ inline std::vector<Diagnostic> FleetDiags(std::string_view text,
   EXPECT_FALSE(f.ok()) << "expected the fleet to be rejected";
   if (!f.ok()) {
     EXPECT_FALSE(diags.empty());
-    if (!diags.empty()) EXPECT_EQ(f.status().message(), diags.front().ToString());
+    if (!diags.empty()) {
+      EXPECT_EQ(f.status().message(), diags.front().ToString());
+    }
   }
   return diags;
 }
@@ -40,7 +42,9 @@ inline std::vector<Diagnostic> WorkloadDiags(std::string_view text, const Fleet*
   std::vector<Diagnostic> diags;
   absl::StatusOr<Workload> w = ParseWorkload(text, file, fleet, &diags);
   EXPECT_FALSE(w.ok()) << "expected the workload to be rejected";
-  if (!w.ok()) EXPECT_FALSE(diags.empty());
+  if (!w.ok()) {
+    EXPECT_FALSE(diags.empty());
+  }
   return diags;
 }
 
