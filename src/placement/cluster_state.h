@@ -65,6 +65,7 @@ class ClusterState {
   const std::vector<int>& region_pools(RegionId region) const {
     return region_pools_[region.index()];
   }
+  size_t num_pools() const { return pools_.size(); }
   int node_pool(NodeId id) const { return node_pool_[id.index()]; }
   GpuTypeId pool_gpu_type(int pool) const { return pools_[size_t(pool)].type; }
   RegionId pool_region(int pool) const { return pools_[size_t(pool)].region; }

@@ -51,6 +51,14 @@ absl::StatusOr<std::unique_ptr<Selector>> PolicyRegistry::MakeSelector(
     const std::string& name, const PolicyOptions& o) const {
   return Make(selectors_, name, o, "selector");
 }
+absl::Status PolicyRegistry::RegisterQueuePolicy(std::string name, QueuePolicyFactory f) {
+  return Add(queue_policies_, std::move(name), std::move(f), "queue policy");
+}
+absl::StatusOr<std::unique_ptr<QueuePolicy>> PolicyRegistry::MakeQueuePolicy(
+    const std::string& name, const PolicyOptions& o) const {
+  return Make(queue_policies_, name, o, "queue policy");
+}
+std::vector<std::string> PolicyRegistry::QueuePolicyNames() const { return Names(queue_policies_); }
 std::vector<std::string> PolicyRegistry::FilterNames() const { return Names(filters_); }
 std::vector<std::string> PolicyRegistry::ScorerNames() const { return Names(scorers_); }
 std::vector<std::string> PolicyRegistry::SelectorNames() const { return Names(selectors_); }

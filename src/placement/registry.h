@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "placement/policy.h"
+#include "placement/queue_policy.h"
 
 namespace meridian {
 
@@ -31,6 +32,12 @@ class PolicyRegistry {
   absl::Status RegisterFilter(std::string name, FilterFactory f);
   absl::Status RegisterScorer(std::string name, ScorerFactory f);
   absl::Status RegisterSelector(std::string name, SelectorFactory f);
+  using QueuePolicyFactory =
+      std::function<absl::StatusOr<std::unique_ptr<QueuePolicy>>(const PolicyOptions&)>;
+  absl::Status RegisterQueuePolicy(std::string name, QueuePolicyFactory f);
+  absl::StatusOr<std::unique_ptr<QueuePolicy>> MakeQueuePolicy(const std::string& name,
+                                                               const PolicyOptions& opts = {}) const;
+  std::vector<std::string> QueuePolicyNames() const;
 
   absl::StatusOr<std::unique_ptr<Filter>> MakeFilter(const std::string& name,
                                                      const PolicyOptions& opts = {}) const;
@@ -47,6 +54,7 @@ class PolicyRegistry {
   std::map<std::string, FilterFactory> filters_;
   std::map<std::string, ScorerFactory> scorers_;
   std::map<std::string, SelectorFactory> selectors_;
+  std::map<std::string, QueuePolicyFactory> queue_policies_;
 };
 
 // Adds every built-in policy of placement/policy/.

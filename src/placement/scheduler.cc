@@ -40,16 +40,23 @@ const char* DecisionKindName(DecisionKind k) {
 }
 
 Scheduler::Scheduler(const Fleet* fleet, SchedulerOptions options, const Clock* clock, Rng* rng)
-    : fleet_(fleet), options_(std::move(options)), clock_(clock), rng_(rng), state_(fleet) {}
+    : fleet_(fleet), options_(std::move(options)), clock_(clock), rng_(rng), state_(fleet) {
+  pool_ends_.resize(state_.num_pools());
+}
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Fleet* fleet,
                                                              const PolicyRegistry& registry,
                                                              SchedulerOptions options,
                                                              const Clock* clock, Rng* rng) {
+  if (options.max_waiting_per_pass < 0)
+    return absl::InvalidArgumentError("max_waiting_per_pass must be >= 0");
   auto engine = PlacementEngine::Create(registry, options.engine);
   if (!engine.ok()) return engine.status();
+  auto queue = registry.MakeQueuePolicy(options.queue_policy, options.queue_policy_options);
+  if (!queue.ok()) return queue.status();
   std::unique_ptr<Scheduler> s(new Scheduler(fleet, options, clock, rng));
   s->engine_ = *std::move(engine);
+  s->queue_policy_ = *std::move(queue);
   s->planner_ = std::make_unique<RegionPlanner>(fleet, s->engine_.get(), options.planner);
   return s;
 }
@@ -61,6 +68,7 @@ absl::Status Scheduler::AddTenant(const Tenant& t) {
   if (!(t.weight > 0))
     return absl::InvalidArgumentError(absl::StrCat("tenant '", t.name, "': weight must be > 0"));
   tenants_.push_back({t, Resources{}});
+  for (auto& [prio, per_tenant] : pending_) per_tenant.resize(tenants_.size());
   return absl::OkStatus();
 }
 
@@ -76,12 +84,28 @@ absl::Status Scheduler::Submit(const Job& job) {
     return absl::InvalidArgumentError(absl::StrCat("job '", job.name, "': invalid shape"));
   Entry e;
   e.job = job;
-  jobs_.emplace(job.id, std::move(e));
+  Entry& stored = jobs_.emplace(job.id, std::move(e)).first->second;
+  Enqueue(stored);
   if (s.gpus > 0) {
     shape_counts_[{s.gpus, s.gpu_milli}] += job.replicas;
     task_mix_dirty_ = !task_mix_fixed_;
   }
   return absl::OkStatus();
+}
+
+void Scheduler::Enqueue(Entry& e) {
+  e.pending_key = {queue_policy_->Key(QueuedJob{e.job, e.attained_gpu_s}, 0.0),
+                   e.job.submit_time_s, e.job.id};
+  auto& per_tenant = pending_[e.job.priority];
+  per_tenant.resize(tenants_.size());
+  per_tenant[e.job.tenant.index()].insert(e.pending_key);
+}
+
+void Scheduler::Dequeue(Entry& e) {
+  auto it = pending_.find(e.job.priority);
+  MERIDIAN_CHECK(it != pending_.end(), "pending job missing from its queue");
+  size_t erased = it->second[e.job.tenant.index()].erase(e.pending_key);
+  MERIDIAN_CHECK(erased == 1, "pending job missing from its queue");
 }
 
 void Scheduler::SetTaskMix(std::vector<TaskClass> mix) {
@@ -122,12 +146,7 @@ std::vector<JobId> Scheduler::pending() const {
   return out;
 }
 
-std::vector<JobId> Scheduler::running() const {
-  std::vector<JobId> out;
-  for (const auto& [id, e] : jobs_)
-    if (e.state == State::kRunning) out.push_back(id);
-  return out;
-}
+std::vector<JobId> Scheduler::running() const { return {running_.begin(), running_.end()}; }
 
 const std::vector<Allocation>& Scheduler::allocations(JobId id) const {
   static const std::vector<Allocation> kEmpty;
@@ -135,9 +154,36 @@ const std::vector<Allocation>& Scheduler::allocations(JobId id) const {
   return it == jobs_.end() ? kEmpty : it->second.allocations;
 }
 
+double Scheduler::Attained(const Entry& e) const {
+  double a = e.attained_gpu_s;
+  if (e.state == State::kRunning)
+    a += (clock_->NowSeconds() - e.start_s) * double(e.job.Demand().gpu_milli) / 1000.0;
+  return a;
+}
+
+double Scheduler::attained_gpu_s(JobId id) const {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? 0 : Attained(it->second);
+}
+
+int32_t Scheduler::TierOf(const Entry& e) const {
+  return queue_policy_->Tier(QueuedJob{e.job, Attained(e)});
+}
+
 void Scheduler::Start(Entry& e, const Plan& plan) {
+  Dequeue(e);
   e.allocations.clear();
-  for (const ReplicaPlacement& r : plan.replicas) e.allocations.push_back(r.allocation);
+  e.pool_gpu.clear();
+  for (const ReplicaPlacement& r : plan.replicas) {
+    e.allocations.push_back(r.allocation);
+    int pool = state_.node_pool(r.allocation.node);
+    auto it = std::find_if(e.pool_gpu.begin(), e.pool_gpu.end(),
+                           [&](const auto& p) { return p.first == pool; });
+    if (it == e.pool_gpu.end())
+      e.pool_gpu.push_back({pool, r.allocation.resources.gpu_milli});
+    else
+      it->second += r.allocation.resources.gpu_milli;
+  }
   double speed = std::numeric_limits<double>::infinity();
   for (const RegionShare& s : plan.shares)
     speed = std::min(speed, s.gpu_type.Valid() ? e.job.SpeedOn(s.gpu_type) : 1.0);
@@ -145,14 +191,22 @@ void Scheduler::Start(Entry& e, const Plan& plan) {
   e.state = State::kRunning;
   e.start_s = clock_->NowSeconds();
   e.expected_end_s = e.start_s + e.job.duration_s / speed;
+  for (const auto& [pool, milli] : e.pool_gpu)
+    if (milli > 0) pool_ends_[size_t(pool)].insert({e.expected_end_s, e.job.id, milli});
+  running_.insert(e.job.id);
   tenants_[e.job.tenant.index()].usage += e.job.Demand();
 }
 
 void Scheduler::Stop(Entry& e) {
   MERIDIAN_CHECK(e.state == State::kRunning, "Stop of a job that is not running");
   for (const Allocation& a : e.allocations) state_.Release(a);
+  for (const auto& [pool, milli] : e.pool_gpu)
+    if (milli > 0) pool_ends_[size_t(pool)].erase({e.expected_end_s, e.job.id, milli});
+  e.attained_gpu_s = Attained(e);
   e.allocations.clear();
+  e.pool_gpu.clear();
   e.state = State::kPending;
+  running_.erase(e.job.id);
   tenants_[e.job.tenant.index()].usage -= e.job.Demand();
 }
 
@@ -161,19 +215,20 @@ absl::Status Scheduler::Finish(JobId id) {
   if (it == jobs_.end() || it->second.state != State::kRunning)
     return absl::NotFoundError(absl::StrCat("job ", id.value(), " is not running"));
   Stop(it->second);
-  jobs_.erase(it);
+  jobs_.erase(it);  // Stop does not enqueue: the job is gone
   return absl::OkStatus();
 }
 
 std::vector<JobId> Scheduler::SetNodeHealthy(NodeId node, bool healthy) {
   std::vector<JobId> requeued;
   if (!healthy) {
-    for (auto& [id, e] : jobs_) {
-      if (e.state != State::kRunning) continue;
+    for (JobId id : std::vector<JobId>(running_.begin(), running_.end())) {
+      Entry& e = jobs_.at(id);
       bool hit = false;
       for (const Allocation& a : e.allocations) hit |= a.node == node;
       if (hit) {
         Stop(e);
+        Enqueue(e);
         requeued.push_back(id);
       }
     }
@@ -203,20 +258,11 @@ double Scheduler::PoolFreeAt(int pool, int64_t demand, int64_t* extra) const {
     if (extra) *extra = free - demand;
     return now;
   }
-  std::vector<std::pair<double, int64_t>> ends;
-  for (const auto& [id, e] : jobs_) {
-    if (e.state != State::kRunning) continue;
-    int64_t freed = 0;
-    for (const Allocation& a : e.allocations)
-      if (state_.node_pool(a.node) == pool && state_.healthy(a.node)) freed += a.resources.gpu_milli;
-    if (freed > 0) ends.push_back({std::max(now, e.expected_end_s), freed});
-  }
-  std::sort(ends.begin(), ends.end());
-  for (const auto& [t, freed] : ends) {
+  for (const auto& [end, id, freed] : pool_ends_[size_t(pool)]) {
     free += freed;
     if (free >= demand) {
       if (extra) *extra = free - demand;
-      return t;
+      return std::max(now, end);
     }
   }
   return std::numeric_limits<double>::infinity();
@@ -243,8 +289,12 @@ bool Scheduler::TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out) {
     const RegionEstimate& opt = ranked[oi];
     const int pool = opt.gpu_type.Valid() ? state_.FindPool(opt.region, opt.gpu_type) : -1;
     std::vector<Entry*> cands;
-    for (auto& [id, v] : jobs_) {
-      if (v.state != State::kRunning || v.job.priority >= e.job.priority) continue;
+    const int32_t my_tier = TierOf(e);
+    for (JobId rid : running_) {
+      Entry& v = jobs_.at(rid);
+      bool lower = v.job.priority < e.job.priority ||
+                   (v.job.priority == e.job.priority && TierOf(v) > my_tier);
+      if (!lower) continue;
       bool here = false;
       for (const Allocation& a : v.allocations)
         here |= fleet_->node(a.node).region == opt.region &&
@@ -252,8 +302,9 @@ bool Scheduler::TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out) {
       if (here) cands.push_back(&v);
     }
     if (cands.empty()) continue;
-    std::sort(cands.begin(), cands.end(), [](const Entry* a, const Entry* b) {
+    std::sort(cands.begin(), cands.end(), [&](const Entry* a, const Entry* b) {
       if (a->job.priority != b->job.priority) return a->job.priority < b->job.priority;
+      if (int32_t ta = TierOf(*a), tb = TierOf(*b); ta != tb) return ta > tb;
       if (a->start_s != b->start_s) return a->start_s > b->start_s;
       if (a->job.Demand().gpu_milli != b->job.Demand().gpu_milli)
         return a->job.Demand().gpu_milli < b->job.Demand().gpu_milli;
@@ -313,11 +364,13 @@ bool Scheduler::TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out) {
   if (!best) return false;
   for (Entry* v : best->victims) {
     Stop(*v);
+    Enqueue(*v);
     Decision pd;
     pd.job = v->job.id;
     pd.kind = DecisionKind::kPreempted;
     pd.reasons.push_back(absl::StrCat("preempted by job '", e.job.name, "' (priority ",
-                                      e.job.priority, " > ", v->job.priority, ")"));
+                                      e.job.priority, " vs ", v->job.priority, ", queue tier ",
+                                      TierOf(e), " vs ", TierOf(*v), ")"));
     out.push_back(std::move(pd));
     d.victims.push_back(v->job.id);
   }
@@ -341,32 +394,33 @@ std::vector<Decision> Scheduler::Schedule() {
   const double now = clock_->NowSeconds();
   const Resources& total = fleet_->total_capacity();
 
-  // priority (high first) -> tenant -> pending jobs in submit order
-  std::map<int32_t, std::vector<std::vector<JobId>>, std::greater<>> levels;
-  for (const auto& [id, e] : jobs_) {
-    if (e.state != State::kPending) continue;
-    auto& per_tenant = levels[e.job.priority];
-    per_tenant.resize(tenants_.size());
-    per_tenant[e.job.tenant.index()].push_back(id);
-  }
   std::optional<Reservation> res;
-  for (auto& [prio, per_tenant] : levels) {
-    for (auto& q : per_tenant)
-      std::stable_sort(q.begin(), q.end(), [&](JobId a, JobId b) {
-        return jobs_.at(a).job.submit_time_s < jobs_.at(b).job.submit_time_s;
-      });
-    std::vector<size_t> next(per_tenant.size(), 0);
-    while (true) {
-      // Weighted DRF: the tenant furthest below its fair share goes next.
+  int32_t waiting = 0;
+  const bool limited = options_.max_waiting_per_pass > 0;
+  for (auto level = pending_.begin(); level != pending_.end(); ++level) {
+    std::vector<std::set<PendingKey>>& per_tenant = level->second;
+    per_tenant.resize(tenants_.size());
+    // Cursor per tenant; a job is skipped past before it is processed, so
+    // erasing it (placement) never invalidates a cursor.
+    std::vector<std::set<PendingKey>::iterator> cursor(per_tenant.size());
+    for (size_t t = 0; t < per_tenant.size(); ++t) cursor[t] = per_tenant[t].begin();
+    while (!(limited && waiting >= options_.max_waiting_per_pass)) {
+      // Tournament over tenant heads: smallest policy key with the tenant's
+      // current dominant share (weighted DRF for "drf"), then submit, then id.
       int pick = -1;
-      double pick_share = 0;
+      std::tuple<double, double, JobId> pick_key;
       for (size_t t = 0; t < per_tenant.size(); ++t) {
-        if (next[t] >= per_tenant[t].size()) continue;
+        if (cursor[t] == per_tenant[t].end()) continue;
         double share = DominantShare(tenants_[t].usage, total) / tenants_[t].spec.weight;
-        if (pick < 0 || share < pick_share) pick = int(t), pick_share = share;
+        const Entry& head = jobs_.at(std::get<2>(*cursor[t]));
+        std::tuple<double, double, JobId> key{
+            queue_policy_->Key(QueuedJob{head.job, head.attained_gpu_s}, share),
+            head.job.submit_time_s, head.job.id};
+        if (pick < 0 || key < pick_key) pick = int(t), pick_key = key;
       }
       if (pick < 0) break;
-      JobId id = per_tenant[size_t(pick)][next[size_t(pick)]++];
+      JobId id = std::get<2>(*cursor[size_t(pick)]);
+      ++cursor[size_t(pick)];
       Entry& e = jobs_.at(id);
       if (e.state != State::kPending) continue;
       Decision d;
@@ -375,6 +429,7 @@ std::vector<Decision> Scheduler::Schedule() {
       if (!QuotaAllows(e, &why)) {
         d.reasons.push_back(std::move(why));
         out.push_back(std::move(d));
+        ++waiting;
         continue;
       }
       Plan plan = planner_->PlaceJob(state_, e.job, this, task_mix_, *rng_, false);
@@ -448,6 +503,7 @@ std::vector<Decision> Scheduler::Schedule() {
               planner_->ExplainRegion(state_, e.job, RegionId(static_cast<int32_t>(ri))));
       d.plan.ranked = std::move(plan.ranked);
       out.push_back(std::move(d));
+      ++waiting;
     }
   }
   return out;

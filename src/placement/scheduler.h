@@ -19,6 +19,8 @@
 
 #include <map>
 #include <memory>
+#include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,12 @@ namespace meridian {
 struct SchedulerOptions {
   EngineOptions engine;
   PlannerOptions planner;
+  // Order of pending jobs inside a priority class (placement/queue_policy.h).
+  std::string queue_policy = "drf";
+  PolicyOptions queue_policy_options;
+  // Stop a pass after this many jobs were left waiting (0 = look at every
+  // pending job). Bounds a pass on deep queues, like Slurm's queue depth.
+  int32_t max_waiting_per_pass = 0;
   bool enable_preemption = true;
   bool enable_backfill = true;
   // Fill Decision::plan.why_not for jobs left waiting (a full scan per region).
@@ -93,6 +101,11 @@ class Scheduler final : public WaitEstimator {
   std::vector<JobId> running() const;
   // Allocations of a running job (empty otherwise).
   const std::vector<Allocation>& allocations(JobId id) const;
+  // GPU-seconds a job has run so far (including the current run).
+  double attained_gpu_s(JobId id) const;
+  // Time of the next pass the queue policy needs without events (0 = none).
+  double pass_interval_s() const { return queue_policy_->PassIntervalSeconds(); }
+  const QueuePolicy& queue_policy() const { return *queue_policy_; }
   const Resources& tenant_usage(TenantId t) const { return tenants_[t.index()].usage; }
   const Tenant& tenant(TenantId t) const { return tenants_[t.index()].spec; }
   size_t num_tenants() const { return tenants_.size(); }
@@ -102,12 +115,17 @@ class Scheduler final : public WaitEstimator {
 
  private:
   enum class State { kPending, kRunning };
+  // Pending-set order inside one (priority, tenant) queue.
+  using PendingKey = std::tuple<double, double, JobId>;  // (policy key, submit, id)
   struct Entry {
     Job job;
     State state = State::kPending;
     std::vector<Allocation> allocations;
+    std::vector<std::pair<int, int64_t>> pool_gpu;  // (pool, milli-GPUs held there)
     double start_s = 0;
     double expected_end_s = 0;
+    double attained_gpu_s = 0;  // completed runs only; see attained_gpu_s()
+    PendingKey pending_key;
   };
   struct TenantEntry {
     Tenant spec;
@@ -122,7 +140,10 @@ class Scheduler final : public WaitEstimator {
 
   Scheduler(const Fleet* fleet, SchedulerOptions options, const Clock* clock, Rng* rng);
 
-  std::vector<JobId> QueueOrder() const;
+  void Enqueue(Entry& e);
+  void Dequeue(Entry& e);
+  double Attained(const Entry& e) const;
+  int32_t TierOf(const Entry& e) const;
   bool QuotaAllows(const Entry& e, std::string* why) const;
   void Start(Entry& e, const Plan& plan);
   void Stop(Entry& e);  // releases; the job becomes pending
@@ -139,7 +160,13 @@ class Scheduler final : public WaitEstimator {
   std::unique_ptr<RegionPlanner> planner_;
   ClusterState state_;
   std::vector<TenantEntry> tenants_;
+  std::unique_ptr<QueuePolicy> queue_policy_;
   std::map<JobId, Entry> jobs_;  // ordered: deterministic iteration
+  // priority (high first) -> tenant -> pending jobs in policy order
+  std::map<int32_t, std::vector<std::set<PendingKey>>, std::greater<>> pending_;
+  std::set<JobId> running_;
+  // Per GPU pool: (expected end, job, milli-GPUs it frees) of running jobs.
+  std::vector<std::set<std::tuple<double, JobId, int64_t>>> pool_ends_;
   std::vector<TaskClass> task_mix_;
   bool task_mix_fixed_ = false;
   bool task_mix_dirty_ = false;

@@ -26,6 +26,10 @@ void DiagnosticSink::Add(const YAML::Mark& mark, std::string path, std::string m
 }
 
 void DiagnosticSink::AddAt(int line, int column, std::string path, std::string message) {
+  if (diags_.size() >= kMaxDiagnostics) {
+    ++dropped_;
+    return;
+  }
   diags_.push_back(Diagnostic{file_, line, column, std::move(path), std::move(message)});
 }
 
@@ -36,6 +40,11 @@ absl::Status DiagnosticSink::Finish(std::vector<Diagnostic>* out) {
   std::stable_sort(diags_.begin(), diags_.end(), [](const Diagnostic& a, const Diagnostic& b) {
     return std::pair(a.line, a.column) < std::pair(b.line, b.column);
   });
+  if (dropped_ > 0) {
+    diags_.push_back(Diagnostic{file_, 0, 0, "",
+                                absl::StrCat("too many problems; ", dropped_, " more not shown")});
+    dropped_ = 0;
+  }
   absl::Status status = absl::InvalidArgumentError(diags_.front().ToString());
   if (out != nullptr) {
     for (Diagnostic& d : diags_) out->push_back(std::move(d));
@@ -212,6 +221,10 @@ std::optional<YAML::Node> LoadDocument(absl::string_view text, absl::string_view
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    sink->Add(e.mark, "",
+              absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
+    return std::nullopt;
   } catch (const YAML::Exception& e) {
     sink->Add(e.mark, "", absl::StrCat("invalid YAML: ", e.msg));
     return std::nullopt;
@@ -392,9 +405,9 @@ std::optional<double> ReadNumber(DiagnosticSink* s, const YAML::Node& n, const s
   bool above = range.hi_open ? !(*v < range.hi) : !(*v <= range.hi);
   if (below || above) {
     std::string msg;
-    if (range.lo == 0 && range.hi >= 1e6 && below) {
+    if (range.lo == 0 && range.hi >= 1000 && below) {
       msg = range.lo_open ? "must be positive" : "must not be negative";
-    } else if (range.hi >= 1e6 && above) {
+    } else if (range.hi >= 1000 && above) {
       msg = absl::StrCat("is too large (at most ", FormatBound(range.hi), ")");
     } else {
       msg = absl::StrCat("must be in ", range.lo_open ? "(" : "[", FormatBound(range.lo), ", ",

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "spec/spec.h"
+#include "yaml-cpp/depthguard.h"
 #include "yaml-cpp/yaml.h"
 
 namespace meridian::spec::internal {
@@ -34,6 +35,7 @@ inline absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s
 inline constexpr int kMaxNestingDepth = 64;
 inline constexpr int64_t kMaxNodeVisits = 2'000'000;  // bounds alias expansion
 inline constexpr size_t kMaxDocumentBytes = size_t{256} << 20;
+inline constexpr size_t kMaxDiagnostics = 1000;  // more are counted, not kept
 
 class DiagnosticSink {
  public:
@@ -48,13 +50,15 @@ class DiagnosticSink {
   bool empty() const { return diags_.empty(); }
   const std::string& file() const { return file_; }
 
-  // Sorts by position and moves everything to `out` (may be null); returns
+  // Sorts by position (a "too many problems" note last) and moves everything
+  // to `out` (may be null); returns
   // InvalidArgument(first.ToString()), or OK when there is nothing.
   absl::Status Finish(std::vector<Diagnostic>* out);
 
  private:
   std::string file_;
   std::vector<Diagnostic> diags_;
+  int64_t dropped_ = 0;  // beyond kMaxDiagnostics
 };
 
 // True when `filename` ends in .json (or .json.gz) or the text starts with

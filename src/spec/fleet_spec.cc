@@ -1,5 +1,6 @@
 // ParseFleet: fleet spec document -> validated Fleet (via FleetBuilder).
 #include <exception>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ using internal::Range;
 
 constexpr int64_t kMaxGpusPerNode = 1024;
 constexpr int64_t kMaxNodesPerGroup = 1'000'000;
+// All groups together; bounds the memory a spec can make us allocate.
+constexpr int64_t kMaxNodesPerFleet = 1'000'000;
 
 struct RegionInfo {
   RegionId id;
@@ -54,6 +57,7 @@ class FleetParser {
   std::vector<std::string> region_order_;
   absl::flat_hash_map<std::string, std::string> zone_region_;  // zone -> region
   absl::flat_hash_map<std::string, ZoneId> zone_ids_;
+  int64_t total_nodes_ = 0;
 };
 
 std::vector<std::string> FleetParser::RegionNames() const { return region_order_; }
@@ -279,6 +283,13 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
     }
   }
   if (!ok) return;
+  total_nodes_ += *count + spot_count.value_or(0);
+  if (total_nodes_ > kMaxNodesPerFleet) {
+    m.Error("count", absl::StrCat("the fleet would have ", total_nodes_, " nodes; at most ",
+                                  kMaxNodesPerFleet, " are supported"));
+    total_nodes_ = std::numeric_limits<int64_t>::min() / 2;  // report once
+    return;
+  }
 
   g.name = *name;
   if (gpu_type) g.gpu_type = builder_.AddGpuType(*gpu_type);

@@ -197,15 +197,21 @@ absl::StatusOr<Fleet> ImportGcpFleet(const std::string& prices_csv,
     const std::string& region = table->cell(r, c[5]);
     if (row.instance_type.empty() || type.empty() || region.empty())
       return table->RowError(r, "empty instance_type, gpu_type or region");
-    absl::StatusOr<int64_t> gpus = table->Integer(r, c[2]);
+    absl::StatusOr<double> gpus = table->Number(r, c[2]);
     if (!gpus.ok()) return gpus.status();
+    // Fractional GPU shares (vGPU slices such as rtx6000 0.25) do not fit
+    // the whole-GPU node model; those machine types are left out.
+    if (*gpus > 0 && *gpus < 1) continue;
+    if (std::floor(*gpus) != *gpus || *gpus > 1024)
+      return table->RowError(r, absl::StrCat("gpu_count ", table->cell(r, c[2]),
+                                             " is not a GPU count"));
     absl::StatusOr<double> vcpus = table->Number(r, c[3]);
     if (!vcpus.ok()) return vcpus.status();
     absl::StatusOr<double> ram = table->Number(r, c[4]);
     if (!ram.ok()) return ram.status();
     absl::StatusOr<double> price = table->Number(r, c[6]);
     if (!price.ok()) return price.status();
-    row.gpus = *gpus;
+    row.gpus = static_cast<int64_t>(*gpus);
     row.vcpus = *vcpus;
     row.ram_gb = *ram;
     row.price = *price;

@@ -144,7 +144,7 @@ TEST(FleetSpecTest, NonPositiveSizes) {
   auto diags = FleetDiags(std::string(kBase) +
                           "links:\n  - {from: r1, to: r2, rtt_ms: 1, gbps: 0}\n"
                           "datasets:\n  - {name: d, size_gb: -1, home: r1}\n");
-  EXPECT_DIAG(diags, 15, 42, "links[0].gbps", "must be positive");
+  EXPECT_DIAG(diags, 15, 41, "links[0].gbps", "must be positive");
   EXPECT_DIAG(diags, 17, 24, "datasets[0].size_gb", "must not be negative");
   EXPECT_DIAG(FleetDiags(With("  - name: r2", "  - name: r2\n    utilization_ceiling: 0")), 6, 26,
               "regions[1].utilization_ceiling", "must be in (0, 1]");
@@ -167,6 +167,17 @@ TEST(FleetSpecTest, HugeNumbersAndNonFinite) {
               "node_groups[0].price_hour", "out of range");
 }
 
+TEST(FleetSpecTest, TotalNodeCap) {
+  std::string text = std::string(kBase) +
+                     "  - {name: g2, region: r2, cpu: 1, memory: 1Gi, count: 600000}\n"
+                     "  - {name: g3, region: r2, cpu: 1, memory: 1Gi, count: 600000}\n";
+  auto diags = FleetDiags(text);
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags[0].ToString(),
+            "f.yaml:15:56: node_groups[2].count: the fleet would have 1200002 nodes; at most "
+            "1000000 are supported");
+}
+
 TEST(FleetSpecTest, DuplicateKeysAndNames) {
   EXPECT_DIAG(FleetDiags(With("    region: r1\n", "    region: r1\n    region: r2\n")), 9, 5,
               "node_groups[0].region", "duplicate key 'region' (first at line 8)");
@@ -176,12 +187,12 @@ TEST(FleetSpecTest, DuplicateKeysAndNames) {
               "regions[0].zones[1]", "duplicate entry 'r1-a'");
   std::string two_groups =
       std::string(kBase) + "  - {name: g1, region: r2, cpu: 1, memory: 1Gi, count: 1}\n";
-  EXPECT_DIAG(FleetDiags(two_groups), 14, 14, "node_groups[1].name",
+  EXPECT_DIAG(FleetDiags(two_groups), 14, 12, "node_groups[1].name",
               "duplicate node group name 'g1' (first at line 7)");
   std::string dup_link = std::string(kBase) +
                          "links:\n  - {from: r1, to: r2, rtt_ms: 1, gbps: 1}\n"
                          "  - {from: r2, to: r1, rtt_ms: 1, gbps: 1}\n";
-  EXPECT_DIAG(FleetDiags(dup_link), 16, 22, "links[1].to", "duplicate link r2 -> r1");
+  EXPECT_DIAG(FleetDiags(dup_link), 16, 20, "links[1].to", "duplicate link r2 -> r1");
 }
 
 TEST(FleetSpecTest, UnknownReferences) {
@@ -196,9 +207,9 @@ TEST(FleetSpecTest, UnknownReferences) {
   EXPECT_DIAG(FleetDiags(With("region: r1", "region: r1\n    zone: r2-default")), 9, 11,
               "node_groups[0].zone", "zone 'r2-default' belongs to region 'r2', not 'r1'");
   auto ds = FleetDiags(std::string(kBase) + "datasets:\n  - {name: d, size_gb: 1, home: mars}\n");
-  EXPECT_DIAG(ds, 15, 35, "datasets[0].home", "unknown region 'mars'");
+  EXPECT_DIAG(ds, 15, 33, "datasets[0].home", "unknown region 'mars'");
   auto link = FleetDiags(std::string(kBase) + "links:\n  - {from: r1, to: r1, rtt_ms: 1, gbps: 1}\n");
-  EXPECT_DIAG(link, 15, 22, "links[0].to", "two different regions");
+  EXPECT_DIAG(link, 15, 20, "links[0].to", "two different regions");
 }
 
 TEST(FleetSpecTest, GpuTypeAndGpusGoTogether) {
@@ -220,7 +231,7 @@ TEST(FleetSpecTest, NodeOverrides) {
               14, 21, "node_groups[0].nodes[0].index",
               "node index 2 out of range: the group has 2 nodes (0..1)");
   EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2\n    nodes: [{index: 0, healthy: maybe}]")),
-              14, 39, "node_groups[0].nodes[0].healthy", "expected true or false");
+              14, 33, "node_groups[0].nodes[0].healthy", "expected true or false");
   EXPECT_DIAG(
       FleetDiags(With("count: 2", "count: 2\n    nodes: [{index: 0}, {index: 0, taints: [x]}]")),
       14, 33, "node_groups[0].nodes[1].index", "duplicate override for node 0");
@@ -247,8 +258,7 @@ TEST(FleetSpecTest, DocumentLevelErrors) {
   EXPECT_DIAG(FleetDiags(With("kind: fleet", "kind: cluster")), 1, 7, "kind", "unknown kind");
   EXPECT_DIAG(FleetDiags(std::string(kBase) + "---\nregions: []\n"), 15, 1, "",
               "expected one YAML document, found 2");
-  EXPECT_DIAG(FleetDiags("regions: {[a]: 1}\n"), 1, 11, "regions",
-              "mapping keys must be strings");
+  EXPECT_DIAG(FleetDiags("? [a]\n: 1\n"), 1, 3, "", "mapping keys must be strings, got a sequence");
 }
 
 TEST(FleetSpecTest, CollectsAllProblems) {
@@ -258,6 +268,15 @@ TEST(FleetSpecTest, CollectsAllProblems) {
   EXPECT_EQ(diags.size(), 3u) << testing_util::Join(diags);
   // Sorted by position.
   for (size_t i = 1; i < diags.size(); ++i) EXPECT_LE(diags[i - 1].line, diags[i].line);
+}
+
+TEST(FleetSpecTest, ManyProblemsAreCapped) {
+  std::string text = "regions:\n  - name: r\n";
+  for (int i = 0; i < 1500; ++i) text += "    k" + std::to_string(i) + ": 1\n";
+  auto diags = FleetDiags(text);  // 1500 unknown fields + no node groups
+  ASSERT_EQ(diags.size(), 1001u);
+  EXPECT_EQ(diags.back().ToString(), "f.yaml: too many problems; 501 more not shown");
+  EXPECT_EQ(diags.front().path, "regions[0].k0");
 }
 
 TEST(FleetSpecTest, MalformedYamlReportsPosition) {
@@ -274,7 +293,7 @@ TEST(FleetSpecTest, DeepNestingRejected) {
   std::string deep(100, '[');
   auto diags = FleetDiags("regions: " + deep);
   ASSERT_EQ(diags.size(), 1u);
-  EXPECT_EQ(diags[0].ToString(), "f.yaml:1:75: document nested deeper than 64 levels");
+  EXPECT_EQ(diags[0].ToString(), "f.yaml:1:74: document nested deeper than 64 levels");
   std::string block = "regions:\n";
   for (int i = 0; i < 70; ++i) block += std::string(2 * i + 2, ' ') + "- \n";
   EXPECT_NE(FleetDiags(block)[0].message.find("nested deeper"), std::string::npos);
@@ -351,7 +370,7 @@ TEST(FleetSpecTest, JsonErrorsHavePositions) {
   auto diags = FleetDiags(bad, "s.json");
   ASSERT_EQ(diags.size(), 1u);
   EXPECT_EQ(diags[0].line, 8);
-  EXPECT_EQ(diags[0].column, 70);
+  EXPECT_EQ(diags[0].column, 63);  // the second comma
   EXPECT_NE(diags[0].message.find("invalid JSON"), std::string::npos) << diags[0].ToString();
   auto unterminated = FleetDiags("{\"regions\": [", "x.json");
   EXPECT_EQ(unterminated[0].line, 1);
@@ -361,7 +380,7 @@ TEST(FleetSpecTest, JsonErrorsHavePositions) {
   EXPECT_EQ(FleetDiags("{\"a\": 1} // c", "x.json")[0].column, 10);
   // Valid JSON, invalid spec: positions from the YAML pass.
   std::string typed = absl::StrReplaceAll(kSmallJson, {{"\"gpus\": 4", "\"gpus\": \"4\""}});
-  EXPECT_DIAG(FleetDiags(typed, "s.json"), 8, 62, "node_groups[0].gpus",
+  EXPECT_DIAG(FleetDiags(typed, "s.json"), 8, 61, "node_groups[0].gpus",
               "expected an integer, got the string '4'");
   // Duplicate keys are silently merged by most JSON readers; not here.
   std::string dup = absl::StrReplaceAll(kSmallJson, {{"\"cpu\": 48,", "\"cpu\": 48, \"cpu\": 4,"}});

@@ -141,7 +141,7 @@ TEST_F(WorkloadSpecTest, WithoutFleetReferencesStayUnresolved) {
 TEST_F(WorkloadSpecTest, GpuShapes) {
   EXPECT_DIAG(Diags(With("gpus: 2}", "gpus: 1.5}")), 10, 41, "jobs[0].shape.gpus",
               "whole number or a fraction below 1, got 1.5");
-  EXPECT_DIAG(Diags(With("gpus: 2}", "gpus: 2, gpu_milli: 250}")), 10, 53,
+  EXPECT_DIAG(Diags(With("gpus: 2}", "gpus: 2, gpu_milli: 250}")), 10, 55,
               "jobs[0].shape.gpu_milli", "gpu_milli needs gpus: 1");
   EXPECT_DIAG(Diags(With("gpus: 2}", "gpu_milli: 1000}")), 10, 46, "jobs[0].shape.gpu_milli",
               "too large (at most 999)");
@@ -150,7 +150,7 @@ TEST_F(WorkloadSpecTest, GpuShapes) {
   EXPECT_DIAG(Diags(With("gpus: 2}", "gpus: 0}")), 11, 16, "jobs[0].gpu_types",
               "without GPUs (gpus: 0) cannot list gpu_types");
   EXPECT_DIAG(Diags(With("gpus: 2}", "gpus: 4096}")), 10, 41, "jobs[0].shape.gpus",
-              "too large");
+              "too large (at most 1024)");
   EXPECT_DIAG(Diags(With("cpu: 8, ", "")), 10, 12, "jobs[0].shape.cpu",
               "missing required field 'cpu'");
   EXPECT_DIAG(Diags(With("cpu: 8,", "cpu: 0,")), 10, 18, "jobs[0].shape.cpu", "must be positive");
@@ -178,10 +178,10 @@ TEST_F(WorkloadSpecTest, JobFieldChecks) {
   EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    gpu_type: [a100]")), 13, 5,
               "jobs[0].gpu_type", "did you mean 'gpu_types'?");
   std::string two = std::string(kBase) + "  - {name: j1, shape: {cpu: 1, memory: 1Gi}}\n";
-  EXPECT_DIAG(Diags(two), 13, 14, "jobs[1].name", "duplicate job name 'j1' (first at line 8)");
-  EXPECT_DIAG(Diags(With("[a100]", "[a100, {type: h100, speed: 0}]")), 11, 40,
+  EXPECT_DIAG(Diags(two), 13, 12, "jobs[1].name", "duplicate job name 'j1' (first at line 8)");
+  EXPECT_DIAG(Diags(With("[a100]", "[a100, {type: h100, speed: 0}]")), 11, 43,
               "jobs[0].gpu_types[1].speed", "must be positive");
-  EXPECT_DIAG(Diags(With("[a100]", "[a100, a100]")), 11, 22, "jobs[0].gpu_types[1]",
+  EXPECT_DIAG(Diags(With("[a100]", "[a100, a100]")), 11, 23, "jobs[0].gpu_types[1]",
               "listed twice");
   EXPECT_DIAG(Diags(With("[a100]", "[[a100]]")), 11, 17, "jobs[0].gpu_types[0]",
               "expected a GPU type name or {type, speed}, got a sequence");
@@ -189,7 +189,7 @@ TEST_F(WorkloadSpecTest, JobFieldChecks) {
 
 TEST_F(WorkloadSpecTest, UnknownReferences) {
   auto diags = Diags(With("[a100]", "[a100, {type: tpu-v5}]"));
-  EXPECT_DIAG(diags, 11, 29, "jobs[0].gpu_types[1].type",
+  EXPECT_DIAG(diags, 11, 30, "jobs[0].gpu_types[1].type",
               "unknown GPU type 'tpu-v5'; known: a100, l4, h100, v100");
   EXPECT_DIAG(Diags(With("tenant: t1", "tenant: t2")), 9, 13, "jobs[0].tenant",
               "unknown tenant 't2'; did you mean 't1'?");
@@ -198,7 +198,8 @@ TEST_F(WorkloadSpecTest, UnknownReferences) {
   EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    dataset: imagenett")), 13, 14,
               "jobs[0].dataset", "unknown dataset 'imagenett'; did you mean 'imagenet'?");
   EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    allowed_regions: [us-east4, us-west9]")),
-              13, 37, "jobs[0].allowed_regions[1]", "unknown region 'us-west9'; known: us-central1");
+              13, 33, "jobs[0].allowed_regions[1]",
+              "unknown region 'us-west9'; known: us-central1, us-east4, europe-west4, onprem-fra");
   EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    priority: 99999999999")), 13, 15,
               "jobs[0].priority", "out of range");
 }

@@ -3,10 +3,12 @@
 #include "placement/policy/capacity_filter.h"
 #include "placement/policy/cost_scorer.h"
 #include "placement/policy/data_locality_scorer.h"
+#include "placement/policy/dot_product_scorer.h"
 #include "placement/policy/fragmentation_scorer.h"
 #include "placement/policy/gpu_type_filter.h"
 #include "placement/policy/health_filter.h"
 #include "placement/policy/max_score_selector.h"
+#include "placement/policy/queue_policies.h"
 #include "placement/policy/random_top_selector.h"
 #include "placement/policy/residency_filter.h"
 #include "placement/policy/spot_filter.h"
@@ -33,8 +35,13 @@ void RegisterBuiltinPolicies(PolicyRegistry& r) {
   must(r.RegisterScorer("cost", MakeCostScorer));
   must(r.RegisterScorer("data_locality", MakeDataLocalityScorer));
   must(r.RegisterScorer("topology", MakeTopologyScorer));
+  must(r.RegisterScorer("dot_product", MakeDotProductScorer));
   must(r.RegisterSelector("max_score", MakeMaxScoreSelector));
   must(r.RegisterSelector("random_top", MakeRandomTopSelector));
+  must(r.RegisterQueuePolicy("drf", MakeDrfQueuePolicy));
+  must(r.RegisterQueuePolicy("fifo", MakeFifoQueuePolicy));
+  must(r.RegisterQueuePolicy("sjf", MakeSjfQueuePolicy));
+  must(r.RegisterQueuePolicy("las", MakeLasQueuePolicy));
 }
 
 }  // namespace meridian

@@ -1,0 +1,58 @@
+// Simulation results: metrics per policy, JSON and a self-contained HTML report.
+//
+// The HTML report has no external references (inline SVG and CSS, no
+// scripts needed), so it opens offline: a metrics table, JCT CDF per policy,
+// GPU utilization and queue length over time, cost per policy, and (openb)
+// allocation rate as load grows. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace meridian::sim {
+
+struct PolicyResult {
+  std::string policy;
+  int64_t jobs_total = 0;
+  int64_t jobs_completed = 0;
+  int64_t jobs_unschedulable = 0;  // could never fit the fleet
+  double avg_jct_s = 0;
+  double median_jct_s = 0;
+  double p99_jct_s = 0;
+  double avg_queue_s = 0;  // submit -> first start
+  double makespan_s = 0;   // first submit -> last finish
+  double gpu_util = 0;     // time-averaged allocated GPUs / GPUs, over the makespan
+  double cost_usd = 0;
+  double egress_gb = 0;
+  int64_t preemptions = 0;
+  double fairness = 0;  // Jain's index over tenants' mean slowdown (1 = perfectly fair)
+  double unallocated_gpu_share = 0;  // openb scenario: GPUs left unallocated at saturation
+  double wall_s = 0;    // simulator run time
+  // Sorted JCTs, downsampled to at most ~2000 points, for the CDF.
+  std::vector<double> jct_cdf;
+  // (virtual time s, value), downsampled to at most ~1000 points.
+  std::vector<std::pair<double, double>> utilization;
+  std::vector<std::pair<double, double>> queue_length;
+  // openb: (GPU demand arrived / fleet GPUs, GPUs allocated / fleet GPUs).
+  std::vector<std::pair<double, double>> allocation_curve;
+};
+
+struct RunInfo {
+  std::string fleet;   // path or description
+  std::string trace;   // KIND:PATH
+  int64_t nodes = 0;
+  int64_t gpus = 0;
+  uint64_t seed = 1;
+  std::string scenario;  // free text title
+};
+
+// One JSON document: {"run": {...}, "policies": {"<name>": {metrics...}, ...}}.
+// Each policy object has at least avg_jct_s, p99_jct_s, makespan_s, gpu_util,
+// cost_usd, jobs_completed.
+std::string ResultsToJson(const std::vector<PolicyResult>& results, const RunInfo& info);
+
+std::string RenderHtmlReport(const std::vector<PolicyResult>& results, const RunInfo& info);
+
+}  // namespace meridian::sim

@@ -1,0 +1,78 @@
+// Trace readers: cluster job traces -> a list of TraceJobs for the simulator.
+//
+// Formats (all read at run time; the real data sets live in ../shared/data):
+//   philly    Microsoft Philly as processed by Pollux: philly.csv[.gz] with
+//             timestamp,duration,num_gpus,gpu_time,cluster. The file is not
+//             sorted by time (a property of the data): jobs are sorted after reading.
+//   openb     Alibaba openb pod list: name,cpu_milli,memory_mib,num_gpu,gpu_milli,
+//             gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time.
+//   csv       Meridian's own format (docs/traces.md): a header naming columns
+//             name,submit_s,duration_s[,replicas,gpus,cpu,memory,tenant,gpu_types,priority];
+//             rows sorted by submit_s.
+//   jsonl     one JSON object per line with the csv field names.
+//   synthetic N jobs: Poisson arrivals, heavy-tailed durations and sizes.
+// Errors name the file and 1-based line. With `lenient`, bad lines are
+// skipped and counted instead. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/workload.h"
+
+namespace meridian::sim {
+
+struct TraceJob {
+  std::string name;
+  double submit_s = 0;    // seconds from the trace's start (first job at 0 for philly/openb)
+  double duration_s = 0;  // runtime at speed 1.0; > 0
+  int32_t replicas = 1;   // gang size
+  TaskShape shape;        // per replica
+  std::string tenant;     // virtual cluster / queue / qos class; "" = default
+  std::vector<std::string> gpu_types;  // allowed GPU types; empty = any
+  int32_t priority = 0;
+};
+
+struct Trace {
+  std::string source;  // "philly:/path" etc.
+  std::vector<TraceJob> jobs;  // sorted by submit_s (stable)
+  int64_t skipped = 0;         // lenient mode: lines skipped
+  std::vector<std::string> skipped_examples;  // first few "FILE:LINE: reason"
+};
+
+struct TraceOptions {
+  bool lenient = false;
+  int64_t limit = 0;  // keep only the first `limit` jobs (by submit time); 0 = all
+  // Philly jobs larger than this become gangs of ceil(num_gpus / gpus_per_replica)
+  // replicas of gpus_per_replica GPUs (a Philly node has 8 GPUs).
+  int32_t gpus_per_replica = 8;
+  // CPU and memory per GPU for traces that have none (philly, synthetic).
+  int64_t cpu_milli_per_gpu = 4000;
+  int64_t memory_mib_per_gpu = 16384;
+  uint64_t seed = 1;  // synthetic
+};
+
+absl::StatusOr<Trace> ReadPhillyTrace(const std::string& path, const TraceOptions& options);
+absl::StatusOr<Trace> ReadOpenbTrace(const std::string& path, const TraceOptions& options);
+absl::StatusOr<Trace> ReadCsvTrace(const std::string& path, const TraceOptions& options);
+absl::StatusOr<Trace> ReadJsonlTrace(const std::string& path, const TraceOptions& options);
+
+struct SyntheticTraceOptions {
+  int64_t jobs = 1000;
+  double arrivals_per_hour = 600;     // Poisson
+  double median_duration_s = 1200;    // log-normal durations
+  double duration_sigma = 1.5;
+  int32_t max_gpus = 64;              // sizes: powers of two, P(2^k) ~ 0.3^k
+  double fractional_share = 0.0;      // jobs asking for a fraction of one GPU
+  int32_t tenants = 4;                // "tenant-0" ...
+  uint64_t seed = 1;
+};
+Trace SyntheticTrace(const SyntheticTraceOptions& options, const TraceOptions& trace_options);
+
+// "KIND:PATH" (philly, openb, csv, jsonl) or "synthetic:N". InvalidArgument
+// naming the accepted kinds on anything else.
+absl::StatusOr<Trace> ReadTrace(const std::string& spec, const TraceOptions& options);
+
+}  // namespace meridian::sim
