@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "nlohmann/json.hpp"
+#include "core/synthetic.h"
 #include "placement/registry.h"
 #include "spec/importers.h"
 #include "spec/spec.h"
@@ -12,7 +13,13 @@ namespace meridian::cli {
 
 int RunImport(const ImportArgs& a) {
   absl::StatusOr<Fleet> fleet;
-  if (a.source == "openb") {
+  if (a.source == "synthetic") {
+    SyntheticFleetOptions o;
+    o.nodes = a.nodes_per_group;
+    o.regions = a.synthetic_regions;
+    o.seed = a.seed;
+    fleet = MakeSyntheticFleet(o);
+  } else if (a.source == "openb") {
     fleet = spec::ImportOpenbFleet(a.input, spec::OpenbImportOptions{});
   } else {
     spec::GcpImportOptions o;

@@ -53,9 +53,30 @@ struct ImportArgs {
   std::vector<std::string> gpu_types;
   int32_t nodes_per_group = 4;
   std::string output;  // "-" = stdout
+  int32_t synthetic_regions = 4;
+  uint64_t seed = 1;
 };
 int RunImport(const ImportArgs& args);
 
 int RunPolicies(bool json);
+
+struct SimArgs {
+  std::string fleet;
+  std::string trace;  // KIND:PATH or synthetic:N
+  std::vector<std::string> policies;
+  std::string json_out;
+  std::string report_out;
+  std::string scenario;
+  uint64_t seed = 1;
+  bool lenient = false;
+  int64_t limit = 0;
+  bool no_departures = false;
+  double mtbf_s = 0;
+  bool datasets = false;
+  double residency_share = 0;
+  double max_time_s = 0;
+  bool quiet = false;
+};
+int RunSim(const SimArgs& args);
 
 }  // namespace meridian::cli

@@ -63,6 +63,20 @@ double DurationUnit(double hi) {
 // Ticks and the final range of a (linear or log) axis over [lo, hi].
 std::vector<double> AxisTicks(const Axis& axis, double* lo, double* hi) {
   std::vector<double> ticks;
+  if (axis.log && axis.unit == Unit::kDuration) {
+    // Clock-friendly steps instead of 100s, 1000s, ...
+    static constexpr double kLadder[] = {0.001, 0.01,  0.1,   1,      10,      60,       600,
+                                         3600,  21600, 86400, 604800, 2592000, 31536000, 315360000};
+    constexpr size_t kSteps = sizeof(kLadder) / sizeof(kLadder[0]);
+    size_t a = 0, b = kSteps - 1;
+    while (a + 1 < kSteps && kLadder[a + 1] <= *lo) ++a;
+    while (b > a + 1 && kLadder[b - 1] >= *hi) --b;
+    if (kLadder[b] < *hi) b = kSteps - 1;
+    ticks.assign(kLadder + a, kLadder + b + 1);
+    *lo = std::min(*lo, kLadder[a]);
+    *hi = std::max(*hi, kLadder[b]);
+    return ticks;
+  }
   if (axis.log) {
     const int a = static_cast<int>(std::floor(std::log10(*lo)));
     int b = static_cast<int>(std::ceil(std::log10(*hi)));
@@ -87,13 +101,13 @@ std::vector<double> AxisTicks(const Axis& axis, double* lo, double* hi) {
 }
 
 std::string SvgOpen(const std::string& title) {
-  return absl::StrCat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 ", Num(kWidth), " ", Num(kHeight),
-      "\" width=\"", Num(kWidth), "\" height=\"", Num(kHeight), "\" role=\"img\" aria-label=\"",
-      HtmlEscape(title), "\">\n<title>", HtmlEscape(title), "</title>\n",
-      "<rect x=\"0\" y=\"0\" width=\"", Num(kWidth), "\" height=\"", Num(kHeight),
-      "\" fill=\"#ffffff\"/>\n<text x=\"", Num(kLeft), "\" y=\"20\" ", kFont,
-      " font-size=\"14\" font-weight=\"bold\">", HtmlEscape(title), "</text>\n");
+  return absl::StrCat("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 ", Num(kWidth), " ",
+                      Num(kHeight), "\" width=\"", Num(kWidth), "\" height=\"", Num(kHeight),
+                      "\" role=\"img\" aria-label=\"", HtmlEscape(title), "\">\n<title>",
+                      HtmlEscape(title), "</title>\n", "<rect x=\"0\" y=\"0\" width=\"",
+                      Num(kWidth), "\" height=\"", Num(kHeight),
+                      "\" fill=\"#ffffff\"/>\n<text x=\"", Num(kLeft), "\" y=\"20\" ", kFont,
+                      " font-size=\"14\" font-weight=\"bold\">", HtmlEscape(title), "</text>\n");
 }
 
 // Frame, grid lines, tick labels and axis labels.
@@ -105,8 +119,8 @@ std::string Axes(const Axis& x_axis, const Scale& x, const std::vector<double>& 
     const double py = y(t);
     absl::StrAppend(&out, "<line x1=\"", Num(x0), "\" y1=\"", Num(py), "\" x2=\"", Num(x1),
                     "\" y2=\"", Num(py), "\" stroke=\"#e5e5e5\"/>\n<text x=\"", Num(x0 - 6),
-                    "\" y=\"", Num(py + 4), "\" text-anchor=\"end\" ", kFont,
-                    " font-size=\"11\">", HtmlEscape(FormatValue(t, y_axis.unit)), "</text>\n");
+                    "\" y=\"", Num(py + 4), "\" text-anchor=\"end\" ", kFont, " font-size=\"11\">",
+                    HtmlEscape(FormatValue(t, y_axis.unit)), "</text>\n");
   }
   for (double t : x_ticks) {
     const double px = x(t);
@@ -132,9 +146,10 @@ std::string Legend(const std::vector<Series>& series) {
   double ly = kTop + 6;
   for (const Series& s : series) {
     std::string name = s.name.size() > 26 ? s.name.substr(0, 25) + "\xE2\x80\xA6" : s.name;
-    absl::StrAppend(&out, "<rect x=\"", Num(lx), "\" y=\"", Num(ly), "\" width=\"14\" height=\"4\" fill=\"",
-                    s.color, "\"/>\n<text x=\"", Num(lx + 20), "\" y=\"", Num(ly + 6), "\" ",
-                    kFont, " font-size=\"11\">", HtmlEscape(name), "</text>\n");
+    absl::StrAppend(&out, "<rect x=\"", Num(lx), "\" y=\"", Num(ly),
+                    "\" width=\"14\" height=\"4\" fill=\"", s.color, "\"/>\n<text x=\"",
+                    Num(lx + 20), "\" y=\"", Num(ly + 6), "\" ", kFont, " font-size=\"11\">",
+                    HtmlEscape(name), "</text>\n");
     ly += 18;
   }
   return out;
@@ -147,12 +162,23 @@ std::string HtmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -177,15 +203,15 @@ std::string FormatValue(double v, Unit unit) {
     case Unit::kUsd:
       if (a >= 1e6) return "$" + Compact(v / 1e6) + "M";
       if (a >= 1e4) return "$" + Compact(v / 1e3) + "k";
+      if (a >= 100) return absl::StrFormat("$%.0f", v);
       return absl::StrFormat("$%.2f", v);
   }
   return Compact(v);
 }
 
 std::string SeriesColor(size_t index) {
-  static constexpr const char* kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
-                                             "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-                                             "#9c755f", "#bab0ac"};
+  static constexpr const char* kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                                             "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
   constexpr size_t kCount = sizeof(kPalette) / sizeof(kPalette[0]);
   if (index < kCount) return kPalette[index];
   const double hue = std::fmod(static_cast<double>(index) * 137.508, 360.0);
@@ -245,10 +271,10 @@ std::string RenderLineChart(const LineChart& chart) {
   auto range = [](const Axis& axis, double lo, double hi) {
     return axis.log ? std::make_pair(std::log10(lo), std::log10(hi)) : std::make_pair(lo, hi);
   };
-  Scale x{range(chart.x, xlo, xhi).first, range(chart.x, xlo, xhi).second, kLeft,
-          kWidth - kRight, chart.x.log};
-  Scale y{range(chart.y, ylo, yhi).first, range(chart.y, ylo, yhi).second, kHeight - kBottom,
-          kTop, chart.y.log};
+  Scale x{range(chart.x, xlo, xhi).first, range(chart.x, xlo, xhi).second, kLeft, kWidth - kRight,
+          chart.x.log};
+  Scale y{range(chart.y, ylo, yhi).first, range(chart.y, ylo, yhi).second, kHeight - kBottom, kTop,
+          chart.y.log};
   absl::StrAppend(&out, Axes(chart.x, x, x_ticks, chart.y, y, y_ticks));
   if (!any) {
     absl::StrAppend(&out, "<text x=\"", Num((kLeft + kWidth - kRight) / 2), "\" y=\"",
@@ -263,7 +289,9 @@ std::string RenderLineChart(const LineChart& chart) {
                       "\" stroke=\"#999999\" stroke-dasharray=\"4 4\"/>\n");
     }
   }
-  auto clamp_px = [](double v, double a, double b) { return std::clamp(v, std::min(a, b), std::max(a, b)); };
+  auto clamp_px = [](double v, double a, double b) {
+    return std::clamp(v, std::min(a, b), std::max(a, b));
+  };
   for (const Series& s : chart.series) {
     std::string points;
     double prev_py = 0;
@@ -317,8 +345,8 @@ std::string RenderBarChart(const std::string& title, const std::string& y_label,
     const double top = y(v);
     std::string label = b.label.size() > 18 ? b.label.substr(0, 17) + "\xE2\x80\xA6" : b.label;
     absl::StrAppend(&out, "<rect x=\"", Num(cx - width / 2), "\" y=\"", Num(top), "\" width=\"",
-                    Num(width), "\" height=\"", Num(y0 - top), "\" fill=\"", b.color,
-                    "\"><title>", HtmlEscape(b.label), "</title></rect>\n");
+                    Num(width), "\" height=\"", Num(y0 - top), "\" fill=\"", b.color, "\"><title>",
+                    HtmlEscape(b.label), "</title></rect>\n");
     absl::StrAppend(&out, "<text x=\"", Num(cx), "\" y=\"", Num(top - 4),
                     "\" text-anchor=\"middle\" ", kFont, " font-size=\"11\">",
                     HtmlEscape(FormatValue(b.value, unit)), "</text>\n");

@@ -39,7 +39,7 @@ struct Axis {
   bool fixed_range = false;  // use [min, max] below instead of the data range
   double min = 0;
   double max = 1;
-  bool from_zero = true;     // linear axes: start at 0 unless data is negative
+  bool from_zero = true;  // linear axes: start at 0 unless data is negative
 };
 
 struct LineChart {

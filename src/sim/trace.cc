@@ -58,9 +58,9 @@ bool ParseTimestamp(std::string_view s, int64_t* seconds) {
     return false;
   }
   int64_t y, mo, d, h, mi, sec;
-  if (!ParseFixedInt(s, 0, 4, &y) || !ParseFixedInt(s, 5, 2, &mo) ||
-      !ParseFixedInt(s, 8, 2, &d) || !ParseFixedInt(s, 11, 2, &h) ||
-      !ParseFixedInt(s, 14, 2, &mi) || !ParseFixedInt(s, 17, 2, &sec)) {
+  if (!ParseFixedInt(s, 0, 4, &y) || !ParseFixedInt(s, 5, 2, &mo) || !ParseFixedInt(s, 8, 2, &d) ||
+      !ParseFixedInt(s, 11, 2, &h) || !ParseFixedInt(s, 14, 2, &mi) ||
+      !ParseFixedInt(s, 17, 2, &sec)) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
@@ -128,9 +128,9 @@ absl::StatusOr<Trace> ReadPhillyTrace(const std::string& path, const TraceOption
     }
     int64_t stamp = 0;
     if (!ParseTimestamp(f[col[kTimestamp]], &stamp)) {
-      auto s = rejector.Reject(n, absl::StrCat("invalid timestamp '",
-                                               std::string(f[col[kTimestamp]]),
-                                               "' (want YYYY-MM-DD HH:MM:SS)"));
+      auto s =
+          rejector.Reject(n, absl::StrCat("invalid timestamp '", std::string(f[col[kTimestamp]]),
+                                          "' (want YYYY-MM-DD HH:MM:SS)"));
       if (!s.ok()) return s;
       continue;
     }
@@ -154,8 +154,8 @@ absl::StatusOr<Trace> ReadPhillyTrace(const std::string& path, const TraceOption
       }
     }
     if (gpus < 1 || gpus > kMaxJobGpus) {
-      auto s = rejector.Reject(n, absl::StrCat("num_gpus '", std::string(gpu_text),
-                                               "' out of range 1..", kMaxJobGpus));
+      auto s = rejector.Reject(
+          n, absl::StrCat("num_gpus '", std::string(gpu_text), "' out of range 1..", kMaxJobGpus));
       if (!s.ok()) return s;
       continue;
     }
@@ -184,12 +184,10 @@ absl::StatusOr<Trace> ReadPhillyTrace(const std::string& path, const TraceOption
 absl::StatusOr<Trace> ReadOpenbTrace(const std::string& path, const TraceOptions& options) {
   absl::StatusOr<std::string> text = spec::ReadFile(path);
   if (!text.ok()) return text.status();
-  enum Col {
-    kName, kCpu, kMemory, kNumGpu, kGpuMilli, kCreation, kDeletion, kGpuSpec, kQos
-  };
-  const std::vector<std::string_view> columns = {
-      "name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli",
-      "creation_time", "deletion_time", "gpu_spec", "qos"};
+  enum Col { kName, kCpu, kMemory, kNumGpu, kGpuMilli, kCreation, kDeletion, kGpuSpec, kQos };
+  const std::vector<std::string_view> columns = {"name",          "cpu_milli", "memory_mib",
+                                                 "num_gpu",       "gpu_milli", "creation_time",
+                                                 "deletion_time", "gpu_spec",  "qos"};
   LineCursor cursor(*text);
   std::vector<int> col;
   size_t width = 0;
@@ -221,8 +219,8 @@ absl::StatusOr<Trace> ReadOpenbTrace(const std::string& path, const TraceOptions
     } else if (!ParseInt(field(kMemory), &memory) || memory < 0) {
       error = BadNumber("memory_mib", field(kMemory));
     } else if (!ParseInt(field(kNumGpu), &num_gpu) || num_gpu < 0 || num_gpu > kMaxJobGpus) {
-      error = absl::StrCat("num_gpu '", std::string(field(kNumGpu)), "' out of range 0..",
-                           kMaxJobGpus);
+      error =
+          absl::StrCat("num_gpu '", std::string(field(kNumGpu)), "' out of range 0..", kMaxJobGpus);
     } else if (!ParseInt(field(kGpuMilli), &gpu_milli) || gpu_milli < 0 || gpu_milli > 1000 ||
                (num_gpu == 1 && gpu_milli == 0)) {
       error = absl::StrCat("gpu_milli '", std::string(field(kGpuMilli)), "' out of range ",
@@ -304,7 +302,7 @@ Trace SyntheticTrace(const SyntheticTraceOptions& options, const TraceOptions& t
   bool have_spare = false;
   double spare_normal = 0;
   for (int64_t i = 0; i < count; ++i) {
-    TraceJob job;
+    TraceJob& job = trace.jobs.emplace_back();
     job.name = absl::StrCat("syn-", i);
     job.submit_s = now;
     // Standard normal by Box-Muller; the second value of each pair is kept.
@@ -336,7 +334,6 @@ Trace SyntheticTrace(const SyntheticTraceOptions& options, const TraceOptions& t
       internal::GangShape(int64_t{1} << k, trace_options, &job);
     }
     if (tenants > 0) job.tenant = tenant_names[static_cast<size_t>(i % tenants)];
-    trace.jobs.push_back(std::move(job));
     // Exponential inter-arrival time by inverse CDF.
     now += -std::log(1.0 - rng.UniformReal()) / rate_per_s;
   }

@@ -23,12 +23,21 @@ using internal::ParseInt;
 using internal::Trim;
 
 enum Field {
-  kName, kSubmit, kDuration, kReplicas, kGpus, kCpu, kMemory, kTenant, kGpuTypes, kPriority,
+  kName,
+  kSubmit,
+  kDuration,
+  kReplicas,
+  kGpus,
+  kCpu,
+  kMemory,
+  kTenant,
+  kGpuTypes,
+  kPriority,
   kFieldCount
 };
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
-    "name", "submit_s", "duration_s", "replicas", "gpus",
-    "cpu", "memory", "tenant", "gpu_types", "priority"};
+    "name", "submit_s", "duration_s", "replicas",  "gpus",
+    "cpu",  "memory",   "tenant",     "gpu_types", "priority"};
 constexpr int kRequiredFields = 3;  // name, submit_s, duration_s
 constexpr int64_t kMaxReplicas = 100'000;
 constexpr int64_t kMaxGpusPerReplica = 1024;
@@ -59,9 +68,12 @@ bool ParseMemoryMib(std::string_view s, int64_t* mib) {
   double scale = 1;
   if (s.size() > 2) {
     std::string_view suffix = s.substr(s.size() - 2);
-    if (suffix == "Mi") scale = 1, s.remove_suffix(2);
-    else if (suffix == "Gi") scale = 1024, s.remove_suffix(2);
-    else if (suffix == "Ti") scale = 1024.0 * 1024, s.remove_suffix(2);
+    if (suffix == "Mi")
+      scale = 1, s.remove_suffix(2);
+    else if (suffix == "Gi")
+      scale = 1024, s.remove_suffix(2);
+    else if (suffix == "Ti")
+      scale = 1024.0 * 1024, s.remove_suffix(2);
   }
   double v = 0;
   if (!ParseDouble(Trim(s), &v) || v < 0 || v * scale > 1e15) return false;
@@ -115,8 +127,8 @@ bool BuildJob(const Cells& cells, const TraceOptions& options, TraceJob* job, st
       job->shape.gpus = static_cast<int32_t>(g);
     } else if (ParseDouble(cell(kGpus), &share) && share > 0 && share < 1) {
       job->shape.gpus = 1;
-      job->shape.gpu_milli = static_cast<int32_t>(
-          std::clamp<int64_t>(std::llround(share * 1000), 1, 999));
+      job->shape.gpu_milli =
+          static_cast<int32_t>(std::clamp<int64_t>(std::llround(share * 1000), 1, 999));
     } else {
       return *error = Quoted("gpus", cell(kGpus)) +
                       " must be a whole number or a fraction of one GPU below 1",
@@ -136,14 +148,12 @@ bool BuildJob(const Cells& cells, const TraceOptions& options, TraceJob* job, st
   }
   if (present(kMemory)) {
     if (!ParseMemoryMib(cell(kMemory), &job->shape.memory_mib)) {
-      return *error = Quoted("invalid memory", cell(kMemory)) + " (want MiB, or e.g. 16Gi)",
-             false;
+      return *error = Quoted("invalid memory", cell(kMemory)) + " (want MiB, or e.g. 16Gi)", false;
     }
   } else {
     job->shape.memory_mib =
-        gpu_equiv > 0
-            ? std::llround(static_cast<double>(options.memory_mib_per_gpu) * gpu_equiv)
-            : 4096;
+        gpu_equiv > 0 ? std::llround(static_cast<double>(options.memory_mib_per_gpu) * gpu_equiv)
+                      : 4096;
   }
   if (present(kTenant)) job->tenant = std::string(cell(kTenant));
   if (present(kGpuTypes)) {
@@ -209,9 +219,9 @@ absl::StatusOr<Trace> ReadCsvTrace(const std::string& path, const TraceOptions& 
       std::string_view name = Trim(fields[i]);
       int f = FieldIndex(name);
       if (f < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path, ":", cursor.line_number(), ": unknown column '", std::string(name),
-                         "' in header (known: ", KnownFields(), ")"));
+        return absl::InvalidArgumentError(absl::StrCat(path, ":", cursor.line_number(),
+                                                       ": unknown column '", std::string(name),
+                                                       "' in header (known: ", KnownFields(), ")"));
       }
       if (column[f] >= 0) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -221,11 +231,12 @@ absl::StatusOr<Trace> ReadCsvTrace(const std::string& path, const TraceOptions& 
     }
     break;
   }
-  if (width == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file (no header row)"));
+  if (width == 0)
+    return absl::InvalidArgumentError(absl::StrCat(path, ": empty file (no header row)"));
   for (int f = 0; f < kRequiredFields; ++f) {
     if (column[f] < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": missing column '", std::string(kFieldNames[f]), "' in header"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": missing column '", std::string(kFieldNames[f]), "' in header"));
     }
   }
 
@@ -238,7 +249,8 @@ absl::StatusOr<Trace> ReadCsvTrace(const std::string& path, const TraceOptions& 
       continue;
     }
     if (fields.size() != width) {
-      auto s = rejector.Reject(n, absl::StrCat("expected ", width, " columns, got ", fields.size()));
+      auto s =
+          rejector.Reject(n, absl::StrCat("expected ", width, " columns, got ", fields.size()));
       if (!s.ok()) return s;
       continue;
     }
@@ -286,8 +298,10 @@ absl::StatusOr<Trace> ReadJsonlTrace(const std::string& path, const TraceOptions
         } else if (v.is_null()) {
           continue;
         } else if (f == kName || f == kTenant) {
-          if (!v.is_string()) error = absl::StrCat("field '", it.key(), "' must be a string");
-          else texts[f] = v.get<std::string>();
+          if (!v.is_string())
+            error = absl::StrCat("field '", it.key(), "' must be a string");
+          else
+            texts[f] = v.get<std::string>();
         } else if (f == kGpuTypes) {
           if (v.is_string()) {
             texts[f] = v.get<std::string>();

@@ -17,6 +17,7 @@
 #include "core/synthetic.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "placement/engine.h"
 #include "placement/policy.h"
 #include "placement/registry.h"
 #include "testing/fleets.h"
@@ -101,12 +102,14 @@ INSTANTIATE_TEST_SUITE_P(Builtins, PolicyFactoryTest, ::testing::ValuesIn(AllPol
 
 TEST(PolicyRegistryTest, ListsTheBuiltins) {
   const PolicyRegistry& r = test::BuiltinRegistry();
-  EXPECT_THAT(r.FilterNames(), ::testing::UnorderedElementsAre("health", "residency", "gpu_type",
-                                                               "spot", "taints", "capacity"));
+  // Every policy the default EngineOptions name, plus the documented extras.
+  EXPECT_THAT(r.FilterNames(), ::testing::IsSupersetOf({"health", "residency", "gpu_type",
+                                                        "spot", "taints", "capacity"}));
   EXPECT_THAT(r.ScorerNames(),
-              ::testing::UnorderedElementsAre("best_fit", "spread", "fragmentation", "cost",
-                                              "data_locality", "topology"));
-  EXPECT_THAT(r.SelectorNames(), ::testing::UnorderedElementsAre("max_score", "random_top"));
+              ::testing::IsSupersetOf({"best_fit", "spread", "fragmentation", "cost",
+                                       "data_locality", "topology"}));
+  EXPECT_THAT(r.SelectorNames(), ::testing::IsSupersetOf({"max_score", "random_top"}));
+  EXPECT_TRUE(PlacementEngine::Create(r, EngineOptions{}).ok());
 }
 
 TEST(PolicyRegistryTest, UnknownNameIsNotFoundAndListsTheKnownOnes) {

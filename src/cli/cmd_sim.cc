@@ -1,0 +1,119 @@
+// meridian sim: replay a trace through one or more policies on a fleet.
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+#include "absl/strings/str_format.h"
+#include "cli/commands.h"
+#include "sim/report.h"
+#include "sim/simulator.h"
+#include "spec/spec.h"
+
+namespace meridian::cli {
+
+namespace {
+bool WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  return static_cast<bool>(out);
+}
+std::string Dur(double s) {
+  if (s < 120) return absl::StrFormat("%.0fs", s);
+  if (s < 7200) return absl::StrFormat("%.1fm", s / 60);
+  if (s < 172800) return absl::StrFormat("%.1fh", s / 3600);
+  return absl::StrFormat("%.1fd", s / 86400);
+}
+}  // namespace
+
+int RunSim(const SimArgs& a) {
+  std::vector<spec::Diagnostic> diags;
+  auto fleet = spec::LoadFleet(a.fleet, &diags);
+  if (!fleet.ok()) {
+    for (const auto& d : diags) std::cerr << d.ToString() << "\n";
+    if (diags.empty()) std::cerr << "sim: " << fleet.status().message() << "\n";
+    return kExitInvalid;
+  }
+  sim::TraceOptions to;
+  to.lenient = a.lenient;
+  to.limit = a.limit;
+  to.seed = a.seed;
+  auto trace = sim::ReadTrace(a.trace, to);
+  if (!trace.ok()) {
+    std::cerr << "sim: " << trace.status().message() << "\n";
+    return kExitInvalid;
+  }
+  if (trace->skipped > 0) {
+    std::cerr << "sim: skipped " << trace->skipped << " bad line(s) (--lenient); first:\n";
+    for (const auto& e : trace->skipped_examples) std::cerr << "  " << e << "\n";
+  }
+  sim::SimPolicyRegistry registry;
+  sim::RegisterBuiltinSimPolicies(registry);
+  std::vector<sim::SimPolicy> policies;
+  for (const std::string& p : a.policies) {
+    auto pol = registry.Make(p);
+    if (!pol.ok()) {
+      std::cerr << "sim: " << pol.status().message() << "\n";
+      return kExitInvalid;
+    }
+    policies.push_back(*std::move(pol));
+  }
+  sim::SimOptions so;
+  so.seed = a.seed;
+  so.departures = !a.no_departures;
+  so.node_mtbf_s = a.mtbf_s;
+  so.assign_datasets = a.datasets;
+  so.residency_share = a.residency_share;
+  so.max_time_s = a.max_time_s;
+  const bool tty = isatty(STDERR_FILENO) && !a.quiet;
+  std::vector<sim::PolicyResult> results;
+  for (const sim::SimPolicy& p : policies) {
+    sim::ProgressFn progress;
+    if (tty)
+      progress = [&](int64_t done, int64_t total) {
+        int width = 40, filled = int(double(done) / double(total) * width);
+        std::cerr << absl::StrFormat("\r  %-12s [%s%s] %3.0f%%", p.name, std::string(filled, '#'),
+                                     std::string(width - filled, ' '),
+                                     100.0 * double(done) / double(total))
+                  << std::flush;
+      };
+    auto r = sim::RunSimulation(*fleet, *trace, p, so, progress);
+    if (tty) std::cerr << "\r" << std::string(70, ' ') << "\r";
+    if (!r.ok()) {
+      std::cerr << "sim: policy " << p.name << ": " << r.status().message() << "\n";
+      return kExitError;
+    }
+    results.push_back(*std::move(r));
+  }
+  sim::RunInfo info;
+  info.fleet = a.fleet;
+  info.trace = a.trace;
+  info.nodes = int64_t(fleet->nodes().size());
+  info.gpus = fleet->total_capacity().gpu_milli / 1000;
+  info.seed = a.seed;
+  info.scenario = a.scenario.empty() ? a.trace : a.scenario;
+  if (!a.json_out.empty() && !WriteFile(a.json_out, sim::ResultsToJson(results, info))) {
+    std::cerr << "sim: cannot write " << a.json_out << "\n";
+    return kExitError;
+  }
+  if (!a.report_out.empty() && !WriteFile(a.report_out, sim::RenderHtmlReport(results, info))) {
+    std::cerr << "sim: cannot write " << a.report_out << "\n";
+    return kExitError;
+  }
+  if (!a.quiet) {
+    std::cout << absl::StrFormat("%zu jobs on %lld nodes (%lld GPUs), trace %s\n",
+                                 trace->jobs.size(), (long long)info.nodes, (long long)info.gpus,
+                                 a.trace);
+    std::cout << absl::StrFormat("%-12s %9s %9s %9s %9s %9s %7s %11s %6s %7s %6s\n", "policy",
+                                 "completed", "avg JCT", "p50 JCT", "p99 JCT", "makespan",
+                                 "GPU%", "cost $", "preempt", "unalloc", "wall");
+    for (const auto& r : results)
+      std::cout << absl::StrFormat(
+          "%-12s %9lld %9s %9s %9s %9s %6.1f%% %11.0f %7lld %6.1f%% %5.1fs\n", r.policy,
+          (long long)r.jobs_completed, Dur(r.avg_jct_s), Dur(r.median_jct_s), Dur(r.p99_jct_s),
+          Dur(r.makespan_s), 100 * r.gpu_util, r.cost_usd, (long long)r.preemptions,
+          100 * r.unallocated_gpu_share, r.wall_s);
+  }
+  return kExitOk;
+}
+
+}  // namespace meridian::cli

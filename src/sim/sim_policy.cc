@@ -1,0 +1,97 @@
+#include "sim/sim_policy.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace meridian::sim {
+
+absl::Status SimPolicyRegistry::Register(std::string name, Factory factory) {
+  if (factories_.contains(name))
+    return absl::AlreadyExistsError(absl::StrCat("simulation policy '", name, "' already registered"));
+  factories_.emplace(std::move(name), std::move(factory));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SimPolicy> SimPolicyRegistry::Make(const std::string& name) const {
+  auto it = factories_.find(name);
+  if (it == factories_.end())
+    return absl::NotFoundError(absl::StrCat("unknown policy '", name,
+                                            "'; known: ", absl::StrJoin(Names(), ", ")));
+  SimPolicy p = it->second();
+  p.name = name;
+  return p;
+}
+
+std::vector<std::string> SimPolicyRegistry::Names() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : factories_) out.push_back(k);
+  return out;
+}
+
+namespace {
+
+// The simulator asks for no explanations and bounds each pass.
+SchedulerOptions Base(std::string queue) {
+  SchedulerOptions o;
+  o.queue_policy = std::move(queue);
+  o.explain = false;
+  o.enable_preemption = false;
+  o.enable_backfill = true;
+  o.max_waiting_per_pass = 64;
+  return o;
+}
+
+SchedulerOptions Packing(std::vector<ScorerSpec> scorers, std::string selector = "max_score") {
+  SchedulerOptions o = Base("fifo");
+  o.engine.scorers = std::move(scorers);
+  o.engine.selector = std::move(selector);
+  return o;
+}
+
+}  // namespace
+
+void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
+  auto add = [&](const char* name, const char* desc, std::function<SchedulerOptions()> opts,
+                 std::optional<Objective> objective = std::nullopt) {
+    auto s = r.Register(name, [=] { return SimPolicy{name, desc, opts(), objective}; });
+    if (!s.ok()) std::abort();  // registered twice: a programming error
+  };
+  add("fifo", "first come first served, EASY backfill, no preemption", [] { return Base("fifo"); });
+  add("sjf", "shortest (oracle) duration first, EASY backfill, no preemption",
+      [] { return Base("sjf"); });
+  add("tiresias",
+      "Tiresias-style discretized 2D-LAS: least attained GPU-service first, preemptive, no "
+      "duration knowledge",
+      [] {
+        SchedulerOptions o = Base("las");
+        o.enable_preemption = true;
+        o.enable_backfill = false;
+        return o;
+      });
+  add("drf", "weighted dominant-resource fairness across tenants, preemption by priority",
+      [] {
+        SchedulerOptions o = Base("drf");
+        o.enable_preemption = true;
+        return o;
+      });
+  add("fgd", "fragmentation-aware packing (FGD-style scorer), FIFO",
+      [] { return Packing({{"fragmentation", 1.0, {}}}); });
+  add("best_fit", "best-fit bin packing, FIFO", [] { return Packing({{"best_fit", 1.0, {}}}); });
+  add("dot_product", "Tetris dot-product alignment, FIFO",
+      [] { return Packing({{"dot_product", 1.0, {}}}); });
+  add("random", "uniformly random feasible node, FIFO", [] {
+    SchedulerOptions o = Packing({}, "random_top");
+    o.engine.selector_options = {{"k", "1000"}};
+    return o;
+  });
+  add("cheapest", "greedy cheapest region for every job (as SkyPilot's optimizer does)",
+      [] { return Base("fifo"); }, Objective::kCost);
+  add("fastest", "fastest estimated completion region for every job",
+      [] { return Base("fifo"); }, Objective::kTime);
+  add("meridian",
+      "Meridian's planner: cost and completion time weighed together, data locality and "
+      "topology scoring, DRF across tenants",
+      [] { return Base("drf"); }, Objective::kWeighted);
+}
+
+}  // namespace meridian::sim

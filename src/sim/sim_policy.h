@@ -1,0 +1,44 @@
+// Simulation policies: a name -> a complete scheduling configuration.
+//
+// A simulation policy is data, not code in the engine: it selects the queue
+// policy, the placement profile (filters, scorers, selector), preemption and
+// backfill, and optionally overrides every job's region objective. The
+// simulator builds an unchanged placement::Scheduler from it. Built-ins are
+// registered explicitly by RegisterBuiltinSimPolicies().
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "placement/scheduler.h"
+
+namespace meridian::sim {
+
+struct SimPolicy {
+  std::string name;
+  std::string description;
+  SchedulerOptions scheduler;
+  std::optional<Objective> objective;  // overrides each job's objective when set
+};
+
+class SimPolicyRegistry {
+ public:
+  using Factory = std::function<SimPolicy()>;
+  absl::Status Register(std::string name, Factory factory);
+  absl::StatusOr<SimPolicy> Make(const std::string& name) const;
+  std::vector<std::string> Names() const;
+
+ private:
+  std::map<std::string, Factory> factories_;
+};
+
+// fifo, sjf, tiresias, drf (queue policies); fgd, best_fit, dot_product,
+// random (placement profiles for packing, FIFO queue); cheapest, fastest,
+// meridian (region choice for the cross-region scenario).
+void RegisterBuiltinSimPolicies(SimPolicyRegistry& registry);
+
+}  // namespace meridian::sim

@@ -1,0 +1,56 @@
+// Simulator: a discrete-event loop on a virtual clock that drives the
+// unchanged placement::Scheduler over a trace.
+//
+// Events: job arrival, job finish, periodic pass (for policies whose queue
+// order changes with time, e.g. LAS), node failure and repair. All events at
+// one timestamp are applied, then one scheduling pass runs at that time.
+// Placed jobs finish after their remaining work divided by the speed of the
+// GPU type they got (the slowest type when split); a preempted job keeps the
+// work it has done and re-queues whole. Deterministic for a seed: the clock is
+// a FakeClock and every random draw comes from one seeded Rng.
+// Not thread-safe; one simulation per object.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/fleet.h"
+#include "sim/report.h"
+#include "sim/sim_policy.h"
+#include "sim/trace.h"
+
+namespace meridian::sim {
+
+struct SimOptions {
+  uint64_t seed = 1;
+  // Jobs run to completion (false: jobs never leave; used by the openb
+  // allocation-as-load-grows scenario, which stops when every job arrived).
+  bool departures = true;
+  // Mean time between failures per node (0 = no failures) and repair time.
+  double node_mtbf_s = 0;
+  double node_repair_s = 3600;
+  // Cross-region scenario: give each job one of the fleet's datasets (uniform,
+  // seeded) and limit `residency_share` of the jobs to their dataset's home region.
+  bool assign_datasets = false;
+  double residency_share = 0;
+  // Stop simulated time here (0 = run until every job finished or can never run).
+  double max_time_s = 0;
+};
+
+// Called about every 1% of processed jobs: (jobs finished or placed, total).
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+// Runs one policy over the trace on the fleet. Errors: the policy's options
+// are invalid, or the trace has no job the fleet could ever run.
+absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trace,
+                                           const SimPolicy& policy, const SimOptions& options,
+                                           const ProgressFn& progress = nullptr);
+
+// The job list the simulator gives the scheduler (objective override,
+// datasets, residency), exposed so `meridian place` and `meridian sim` can be
+// compared on the same mix. Tenants are created from the trace's tenant names.
+Workload TraceToWorkload(const Fleet& fleet, const Trace& trace, const SimPolicy& policy,
+                         const SimOptions& options);
+
+}  // namespace meridian::sim
