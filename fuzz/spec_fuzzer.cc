@@ -4,8 +4,8 @@
 // crash, no escaping exception, every failure carries a diagnostic, and a
 // fleet that parses is written back by FleetToYaml into text that parses
 // again. Inputs may declare up to 1M nodes (~0.5 GiB under ASan), so run
-// with -rss_limit_mb=4096 (see fuzz/CMakeLists.txt). Also linked into tests/spec/fuzz_regression_test.cc, which calls
-// LLVMFuzzerTestOneInput directly.
+// with -rss_limit_mb=4096 (see fuzz/CMakeLists.txt). Also linked into
+// tests/spec/fuzz_regression_test.cc, which calls LLVMFuzzerTestOneInput directly.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -58,7 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (fleet.ok() && fleet->nodes().size() <= 100'000) {
       std::string yaml = meridian::spec::FleetToYaml(*fleet);
       absl::StatusOr<meridian::Fleet> again = meridian::spec::ParseFleet(yaml, "rt.yaml", nullptr);
-      if (!again.ok()) std::fprintf(stderr, "%s\n---\n%s\n", again.status().ToString().c_str(), yaml.c_str());
+      if (!again.ok())
+        std::fprintf(stderr, "%s\n---\n%s\n", again.status().ToString().c_str(), yaml.c_str());
       Require(again.ok(), "FleetToYaml output does not parse");
       Require(again->nodes().size() == fleet->nodes().size(), "round trip changed the node count");
     }

@@ -34,6 +34,9 @@ class QueuePolicy {
   // pending job the result with tenant_share == 0 must stay fixed while it
   // waits (the scheduler keeps pending jobs in a sorted set by that key).
   virtual double Key(const QueuedJob& j, double tenant_share) const = 0;
+  // True when Key() depends on tenant_share. When false the scheduler uses the
+  // key computed at enqueue time and never calls Key() again while the job waits.
+  virtual bool UsesTenantShare() const { return false; }
   // 0 = top tier. Default: every job in one tier.
   virtual int32_t Tier(const QueuedJob& j) const { return 0; }
   // Seconds between scheduling passes this policy needs even without

@@ -194,6 +194,7 @@ void Scheduler::Start(Entry& e, const Plan& plan) {
   for (const auto& [pool, milli] : e.pool_gpu)
     if (milli > 0) pool_ends_[size_t(pool)].insert({e.expected_end_s, e.job.id, milli});
   running_.insert(e.job.id);
+  victim_bound_.valid = false;
   tenants_[e.job.tenant.index()].usage += e.job.Demand();
 }
 
@@ -207,6 +208,8 @@ void Scheduler::Stop(Entry& e) {
   e.pool_gpu.clear();
   e.state = State::kPending;
   running_.erase(e.job.id);
+  ++capacity_version_;
+  victim_bound_.valid = false;
   tenants_[e.job.tenant.index()].usage -= e.job.Demand();
 }
 
@@ -234,6 +237,7 @@ std::vector<JobId> Scheduler::SetNodeHealthy(NodeId node, bool healthy) {
     }
   }
   state_.SetHealthy(node, healthy);
+  if (healthy) ++capacity_version_;
   return requeued;
 }
 
@@ -278,6 +282,18 @@ double Scheduler::EstimateWaitSeconds(const ClusterState& state, const Job& job,
 }
 
 bool Scheduler::TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out) {
+  if (running_.empty()) return false;
+  const double now = clock_->NowSeconds();
+  if (!victim_bound_.valid || victim_bound_.at_s != now) {
+    victim_bound_ = VictimBound{true, now, std::numeric_limits<int32_t>::max(), 0};
+    for (JobId rid : running_) {
+      const Entry& v = jobs_.at(rid);
+      victim_bound_.min_priority = std::min(victim_bound_.min_priority, v.job.priority);
+      victim_bound_.max_tier = std::max(victim_bound_.max_tier, TierOf(v));
+    }
+  }
+  if (victim_bound_.min_priority >= e.job.priority && victim_bound_.max_tier <= TierOf(e))
+    return false;  // nobody running could ever be a victim
   std::vector<RegionEstimate> ranked = planner_->Rank(state_, e.job, this);
   struct Trial {
     std::vector<Entry*> victims;
@@ -302,6 +318,14 @@ bool Scheduler::TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out) {
       if (here) cands.push_back(&v);
     }
     if (cands.empty()) continue;
+    if (pool >= 0) {
+      // Even evicting every candidate would not free enough GPUs here.
+      int64_t freeable = state_.pool_free_gpu_milli(pool);
+      for (const Entry* v : cands)
+        for (const auto& [p, milli] : v->pool_gpu)
+          if (p == pool) freeable += milli;
+      if (freeable < e.job.Demand().gpu_milli) continue;
+    }
     std::sort(cands.begin(), cands.end(), [&](const Entry* a, const Entry* b) {
       if (a->job.priority != b->job.priority) return a->job.priority < b->job.priority;
       if (int32_t ta = TierOf(*a), tb = TierOf(*b); ta != tb) return ta > tb;
@@ -404,6 +428,7 @@ std::vector<Decision> Scheduler::Schedule() {
     // erasing it (placement) never invalidates a cursor.
     std::vector<std::set<PendingKey>::iterator> cursor(per_tenant.size());
     for (size_t t = 0; t < per_tenant.size(); ++t) cursor[t] = per_tenant[t].begin();
+    const bool by_share = queue_policy_->UsesTenantShare();
     while (!(limited && waiting >= options_.max_waiting_per_pass)) {
       // Tournament over tenant heads: smallest policy key with the tenant's
       // current dominant share (weighted DRF for "drf"), then submit, then id.
@@ -411,11 +436,12 @@ std::vector<Decision> Scheduler::Schedule() {
       std::tuple<double, double, JobId> pick_key;
       for (size_t t = 0; t < per_tenant.size(); ++t) {
         if (cursor[t] == per_tenant[t].end()) continue;
-        double share = DominantShare(tenants_[t].usage, total) / tenants_[t].spec.weight;
-        const Entry& head = jobs_.at(std::get<2>(*cursor[t]));
-        std::tuple<double, double, JobId> key{
-            queue_policy_->Key(QueuedJob{head.job, head.attained_gpu_s}, share),
-            head.job.submit_time_s, head.job.id};
+        std::tuple<double, double, JobId> key = *cursor[t];
+        if (by_share) {
+          double share = DominantShare(tenants_[t].usage, total) / tenants_[t].spec.weight;
+          const Entry& head = jobs_.at(std::get<2>(key));
+          std::get<0>(key) = queue_policy_->Key(QueuedJob{head.job, head.attained_gpu_s}, share);
+        }
         if (pick < 0 || key < pick_key) pick = int(t), pick_key = key;
       }
       if (pick < 0) break;
@@ -432,7 +458,15 @@ std::vector<Decision> Scheduler::Schedule() {
         ++waiting;
         continue;
       }
-      Plan plan = planner_->PlaceJob(state_, e.job, this, task_mix_, *rng_, false);
+      // Skip a placement that failed before when no capacity was freed since
+      // (it would fail again), unless this job may become the reservation holder.
+      const bool skip = e.failed_version == capacity_version_ &&
+                        (res.has_value() || !options_.enable_backfill);
+      Plan plan;
+      if (!skip) {
+        plan = planner_->PlaceJob(state_, e.job, this, task_mix_, *rng_, false);
+        if (!plan.placed) e.failed_version = capacity_version_;
+      }
       if (plan.placed && res) {
         // EASY backfill: the job must not delay the reservation holder.
         bool delays = false;
@@ -472,7 +506,9 @@ std::vector<Decision> Scheduler::Schedule() {
         continue;
       }
       d.kind = DecisionKind::kWaiting;
-      if (plan.ranked.empty())
+      if (skip)
+        d.reasons.push_back("no capacity freed since the last attempt");
+      else if (plan.ranked.empty())
         d.reasons.push_back("no allowed region has nodes with an allowed GPU type");
       if (options_.enable_backfill && !res && e.job.shape.gpus > 0 && d.reasons.empty()) {
         double best_t = std::numeric_limits<double>::infinity();

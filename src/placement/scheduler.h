@@ -126,6 +126,9 @@ class Scheduler final : public WaitEstimator {
     double expected_end_s = 0;
     double attained_gpu_s = 0;  // completed runs only; see attained_gpu_s()
     PendingKey pending_key;
+    // capacity_version_ when placement last failed for lack of room: while no
+    // capacity has been freed since, placement cannot succeed and is skipped.
+    uint64_t failed_version = UINT64_MAX;
   };
   struct TenantEntry {
     Tenant spec;
@@ -165,6 +168,16 @@ class Scheduler final : public WaitEstimator {
   // priority (high first) -> tenant -> pending jobs in policy order
   std::map<int32_t, std::vector<std::set<PendingKey>>, std::greater<>> pending_;
   std::set<JobId> running_;
+  uint64_t capacity_version_ = 0;  // bumped whenever capacity is freed
+  // Quick reject for preemption: lowest priority and highest tier among
+  // running jobs; recomputed when stale (running set changed or time moved).
+  struct VictimBound {
+    bool valid = false;
+    double at_s = 0;
+    int32_t min_priority = 0;
+    int32_t max_tier = 0;
+  };
+  VictimBound victim_bound_;
   // Per GPU pool: (expected end, job, milli-GPUs it frees) of running jobs.
   std::vector<std::set<std::tuple<double, JobId, int64_t>>> pool_ends_;
   std::vector<TaskClass> task_mix_;

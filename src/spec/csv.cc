@@ -72,9 +72,8 @@ absl::StatusOr<CsvTable> CsvTable::Parse(absl::string_view text, std::string fil
       continue;
     }
     if (fields.size() != t.header_.size())
-      return absl::InvalidArgumentError(absl::StrCat(t.file_, ":", line_no, ": expected ",
-                                                     t.header_.size(), " fields, got ",
-                                                     fields.size()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          t.file_, ":", line_no, ": expected ", t.header_.size(), " fields, got ", fields.size()));
     t.rows_.push_back(fields);
     t.lines_.push_back(line_no);
   }
@@ -93,8 +92,7 @@ absl::StatusOr<size_t> CsvTable::Column(absl::string_view name) const {
   for (size_t i = 0; i < header_.size(); ++i)
     if (header_[i] == name) return i;
   return absl::InvalidArgumentError(absl::StrCat(file_, ":1: missing column '", name,
-                                                 "' (header: ", absl::StrJoin(header_, ","),
-                                                 ")"));
+                                                 "' (header: ", absl::StrJoin(header_, ","), ")"));
 }
 
 absl::Status CsvTable::RowError(size_t row, absl::string_view message) const {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "spec/quantities.h"
+#include "yaml-cpp/eventhandler.h"
 
 namespace meridian::spec::internal {
 
@@ -103,6 +105,28 @@ class JsonChecker : public nlohmann::json_sax<nlohmann::json> {
     return true;
   }
   int depth_ = 0;
+};
+
+// Counts documents (and where the second starts) without building nodes.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents == 2) second_start = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  int documents = 0;
+  YAML::Mark second_start;
 };
 
 // Line/column (1-based) of byte `offset` (0-based) of `text`.
@@ -201,8 +225,7 @@ std::optional<YAML::Node> LoadDocument(absl::string_view text, absl::string_view
       checker.error = e.what();
     }
     if (checker.too_deep) {
-      sink->AddDocument(
-          absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
+      sink->AddDocument(absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
       return std::nullopt;
     }
     if (!ok) {
@@ -218,9 +241,22 @@ std::optional<YAML::Node> LoadDocument(absl::string_view text, absl::string_view
                 absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
     return std::nullopt;
   }
-  std::vector<YAML::Node> docs;
+  // yaml-cpp's LoadAll loops forever on some inputs (a stray ',' outside a
+  // flow collection yields endless empty documents), so documents are
+  // counted with a bounded parser loop and the first one is loaded alone.
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    std::stringstream stream{std::string(text)};
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    for (int calls = 0; calls < 2 && parser.HandleNextDocument(counter); ++calls) {
+    }
+    if (counter.documents > 1) {
+      sink->Add(counter.second_start, "",
+                "expected one YAML document; a second one starts here");
+      return std::nullopt;
+    }
+    root = YAML::Load(std::string(text));
   } catch (const YAML::DeepRecursion& e) {
     sink->Add(e.mark, "",
               absl::StrCat("document nested deeper than ", kMaxNestingDepth, " levels"));
@@ -232,17 +268,12 @@ std::optional<YAML::Node> LoadDocument(absl::string_view text, absl::string_view
     sink->AddDocument(absl::StrCat("invalid YAML: ", e.what()));
     return std::nullopt;
   }
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+  if (root.IsNull()) {
     sink->AddDocument("document is empty");
     return std::nullopt;
   }
-  if (docs.size() > 1) {
-    sink->Add(docs[1].Mark(), "",
-              absl::StrCat("expected one YAML document, found ", docs.size()));
-    return std::nullopt;
-  }
-  if (!CheckTree(docs[0], sink)) return std::nullopt;
-  return docs[0];
+  if (!CheckTree(root, sink)) return std::nullopt;
+  return root;
 }
 
 // ---------------------------------------------------------------------------
@@ -297,8 +328,7 @@ std::string UnknownName(absl::string_view what, absl::string_view name,
     absl::StrAppend(&msg, "; none are defined");
   } else {
     constexpr size_t kShow = 12;
-    std::vector<std::string> first(known.begin(),
-                                   known.begin() + std::min(known.size(), kShow));
+    std::vector<std::string> first(known.begin(), known.begin() + std::min(known.size(), kShow));
     absl::StrAppend(&msg, "; known: ", absl::StrJoin(first, ", "));
     if (known.size() > kShow) absl::StrAppend(&msg, ", ... (", known.size() - kShow, " more)");
   }
@@ -318,8 +348,7 @@ std::optional<std::string> NumericText(DiagnosticSink* s, const YAML::Node& n,
     return std::nullopt;
   }
   if (n.Tag() == "!") {
-    s->Add(n.Mark(), path,
-           absl::StrCat("expected ", expected, ", got the string ", Describe(n)));
+    s->Add(n.Mark(), path, absl::StrCat("expected ", expected, ", got the string ", Describe(n)));
     return std::nullopt;
   }
   return n.Scalar();
@@ -454,15 +483,15 @@ std::optional<int64_t> ReadCpu(DiagnosticSink* s, const YAML::Node& n, const std
   return CheckSign(s, n, path, ParseCpuMilli(*text), allow_zero);
 }
 
-std::optional<int64_t> ReadMemory(DiagnosticSink* s, const YAML::Node& n,
-                                  const std::string& path, bool allow_zero) {
+std::optional<int64_t> ReadMemory(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                                  bool allow_zero) {
   std::optional<std::string> text = QuantityText(s, n, path, "a memory quantity");
   if (!text) return std::nullopt;
   return CheckSign(s, n, path, ParseMemoryMib(*text), allow_zero);
 }
 
-std::optional<double> ReadDuration(DiagnosticSink* s, const YAML::Node& n,
-                                   const std::string& path, bool allow_zero) {
+std::optional<double> ReadDuration(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                                   bool allow_zero) {
   std::optional<std::string> text = QuantityText(s, n, path, "a duration");
   if (!text) return std::nullopt;
   return CheckSign(s, n, path, ParseDurationSeconds(*text), allow_zero);
@@ -487,8 +516,8 @@ std::optional<std::vector<NameAt>> ReadNameList(DiagnosticSink* s, const YAML::N
       ok = false;
       continue;
     }
-    auto dup = std::find_if(out.begin(), out.end(),
-                            [&](const NameAt& o) { return o.name == *name; });
+    auto dup =
+        std::find_if(out.begin(), out.end(), [&](const NameAt& o) { return o.name == *name; });
     if (dup != out.end()) {
       s->Add(item.Mark(), item_path, absl::StrCat("duplicate entry '", *name, "'"));
       ok = false;

@@ -16,12 +16,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "spec/spec.h"
 #include "yaml-cpp/depthguard.h"
 #include "yaml-cpp/yaml.h"
@@ -30,7 +30,9 @@ namespace meridian::spec::internal {
 
 // The public API takes std::string_view; this abseil build has its own
 // absl::string_view, so internal code converts once at the boundary.
-inline absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline absl::string_view ToAbsl(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 inline constexpr int kMaxNestingDepth = 64;
 inline constexpr int64_t kMaxNodeVisits = 2'000'000;  // bounds alias expansion
@@ -108,10 +110,10 @@ std::optional<bool> ReadBool(DiagnosticSink* s, const YAML::Node& n, const std::
 // Milli-cores; > 0, or >= 0 with allow_zero.
 std::optional<int64_t> ReadCpu(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
                                bool allow_zero);
-std::optional<int64_t> ReadMemory(DiagnosticSink* s, const YAML::Node& n,
-                                  const std::string& path, bool allow_zero);
-std::optional<double> ReadDuration(DiagnosticSink* s, const YAML::Node& n,
-                                   const std::string& path, bool allow_zero);
+std::optional<int64_t> ReadMemory(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                                  bool allow_zero);
+std::optional<double> ReadDuration(DiagnosticSink* s, const YAML::Node& n, const std::string& path,
+                                   bool allow_zero);
 // A sequence (reports otherwise).
 bool CheckSequence(DiagnosticSink* s, const YAML::Node& n, const std::string& path);
 // A sequence of distinct names; positions kept for later reference errors.

@@ -108,7 +108,8 @@ void FleetParser::ParseRegions(const YAML::Node& seq) {
     region.location = m.String("location", Need::kOptional).value_or("");
     region.utilization_ceiling =
         m.Number("utilization_ceiling", Need::kOptional, Range{0, 1, true}).value_or(1.0);
-    std::vector<NameAt> zones = m.NameList("zones", Need::kOptional).value_or(std::vector<NameAt>{});
+    std::vector<NameAt> zones =
+        m.NameList("zones", Need::kOptional).value_or(std::vector<NameAt>{});
     if (!name) continue;
     if (auto it = regions_.find(*name); it != regions_.end()) {
       m.Error("name", absl::StrCat("duplicate region name '", *name, "' (first at line ",
@@ -145,8 +146,7 @@ void FleetParser::ParseRegions(const YAML::Node& seq) {
   }
 }
 
-std::optional<RegionId> FleetParser::ResolveRegion(MapReader& m, absl::string_view key,
-                                                   Need need) {
+std::optional<RegionId> FleetParser::ResolveRegion(MapReader& m, absl::string_view key, Need need) {
   std::optional<std::string> name = m.Name(key, need);
   if (!name) return std::nullopt;
   auto it = regions_.find(*name);
@@ -198,8 +198,8 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
                                    " (zones of region '", region_name, "')"));
       ok = false;
     } else if (it->second != region_name) {
-      m.Error("zone", absl::StrCat("zone '", *zone, "' belongs to region '", it->second,
-                                   "', not '", region_name, "'"));
+      m.Error("zone", absl::StrCat("zone '", *zone, "' belongs to region '", it->second, "', not '",
+                                   region_name, "'"));
       ok = false;
     }
     if (ok) {
@@ -213,8 +213,7 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
   if (m.Has("gpu_type") && !gpu_type) ok = false;
   g.gpus_per_node = static_cast<int32_t>(gpus.value_or(0));
   if (gpu_type && g.gpus_per_node == 0 && (gpus || !m.Has("gpus"))) {
-    m.Error(m.Has("gpus") ? "gpus" : "gpu_type",
-            "a node group with gpu_type needs gpus > 0");
+    m.Error(m.Has("gpus") ? "gpus" : "gpu_type", "a node group with gpu_type needs gpus > 0");
     ok = false;
   } else if (!gpu_type && !m.Has("gpu_type") && g.gpus_per_node > 0) {
     m.Error("gpu_type", "missing required field 'gpu_type' (nodes have gpus > 0)");
@@ -223,8 +222,7 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
   std::optional<int64_t> cpu = m.Cpu("cpu", Need::kRequired, /*allow_zero=*/false);
   std::optional<int64_t> memory = m.Memory("memory", Need::kRequired, /*allow_zero=*/false);
   std::optional<double> price = m.Number("price_hour", Need::kOptional, internal::kPrice);
-  std::optional<double> spot_price =
-      m.Number("spot_price_hour", Need::kOptional, internal::kPrice);
+  std::optional<double> spot_price = m.Number("spot_price_hour", Need::kOptional, internal::kPrice);
   std::optional<int64_t> count = m.Int("count", Need::kRequired, 0, kMaxNodesPerGroup);
   std::optional<int64_t> spot_count = m.Int("spot_count", Need::kOptional, 0, kMaxNodesPerGroup);
   ok &= cpu && memory && count;
@@ -245,9 +243,8 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
     if (!internal::CheckSequence(sink_, *nodes, nodes_path)) {
       ok = false;
     } else {
-      int64_t total = (count && (spot_count || !m.Has("spot_count")))
-                          ? *count + spot_count.value_or(0)
-                          : -1;
+      int64_t total =
+          (count && (spot_count || !m.Has("spot_count"))) ? *count + spot_count.value_or(0) : -1;
       absl::flat_hash_map<int64_t, int> seen;
       size_t j = 0;
       for (const YAML::Node& item : *nodes) {
@@ -264,21 +261,21 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
           continue;
         }
         if (total >= 0 && *index >= total) {
-          n.Error("index", absl::StrCat("node index ", *index, " out of range: the group has ",
-                                        total, " node", total == 1 ? "" : "s",
-                                        " (0..", total - 1, ")"));
+          n.Error("index",
+                  absl::StrCat("node index ", *index, " out of range: the group has ", total,
+                               " node", total == 1 ? "" : "s", " (0..", total - 1, ")"));
           ok = false;
           continue;
         }
         auto [it, inserted] = seen.emplace(*index, item.Mark().line + 1);
         if (!inserted) {
-          n.Error("index", absl::StrCat("duplicate override for node ", *index,
-                                        " (first at line ", it->second, ")"));
+          n.Error("index", absl::StrCat("duplicate override for node ", *index, " (first at line ",
+                                        it->second, ")"));
           ok = false;
           continue;
         }
-        overrides.push_back(
-            Override{static_cast<int32_t>(*index), healthy, node_taints.value_or(std::vector<NameAt>{})});
+        overrides.push_back(Override{static_cast<int32_t>(*index), healthy,
+                                     node_taints.value_or(std::vector<NameAt>{})});
       }
     }
   }
@@ -324,8 +321,7 @@ void FleetParser::ParseLinks(const YAML::Node& seq) {
     std::optional<RegionId> to = ResolveRegion(m, "to", Need::kRequired);
     std::optional<double> rtt = m.Number("rtt_ms", Need::kRequired, Range{0, 1e6});
     std::optional<double> gbps = m.Number("gbps", Need::kRequired, Range{0, 1e6, true});
-    std::optional<double> egress =
-        m.Number("egress_usd_per_gb", Need::kOptional, Range{0, 1e3});
+    std::optional<double> egress = m.Number("egress_usd_per_gb", Need::kOptional, Range{0, 1e3});
     std::optional<bool> symmetric = m.Bool("symmetric", Need::kOptional);
     if (!from || !to || !rtt || !gbps || (m.Has("egress_usd_per_gb") && !egress) ||
         (m.Has("symmetric") && !symmetric))
@@ -337,12 +333,13 @@ void FleetParser::ParseLinks(const YAML::Node& seq) {
     bool both = symmetric.value_or(true);
     bool dup = false;
     int line = m.node().Mark().line + 1;
-    for (auto pair : {std::pair(from->value(), to->value()), std::pair(to->value(), from->value())}) {
+    for (auto pair :
+         {std::pair(from->value(), to->value()), std::pair(to->value(), from->value())}) {
       auto [it, inserted] = seen.emplace(pair, line);
       if (!inserted) {
-        m.Error("to", absl::StrCat("duplicate link ", region_order_[pair.first], " -> ",
-                                   region_order_[pair.second], " (first at line ", it->second,
-                                   ")"));
+        m.Error("to",
+                absl::StrCat("duplicate link ", region_order_[pair.first], " -> ",
+                             region_order_[pair.second], " (first at line ", it->second, ")"));
         dup = true;
         break;
       }

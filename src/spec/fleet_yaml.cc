@@ -149,8 +149,10 @@ std::string FleetToYaml(const Fleet& fleet) {
   bool any_link = false;
   for (size_t a = 0; a < nr; ++a) {
     for (size_t b = a + 1; b < nr; ++b) {
-      const Link& ab = fleet.link(RegionId(static_cast<int32_t>(a)), RegionId(static_cast<int32_t>(b)));
-      const Link& ba = fleet.link(RegionId(static_cast<int32_t>(b)), RegionId(static_cast<int32_t>(a)));
+      const Link& ab =
+          fleet.link(RegionId(static_cast<int32_t>(a)), RegionId(static_cast<int32_t>(b)));
+      const Link& ba =
+          fleet.link(RegionId(static_cast<int32_t>(b)), RegionId(static_cast<int32_t>(a)));
       if (!ab.known && !ba.known) continue;
       if (!any_link) {
         out << YAML::Key << "links" << YAML::Value << YAML::BeginSeq;

@@ -13,9 +13,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "spec/csv.h"
 
 namespace meridian::spec {
@@ -63,7 +63,7 @@ absl::StatusOr<Fleet> ImportOpenbFleet(const std::string& node_csv,
     int64_t gpus, cpu_milli, memory_mib;
     auto operator<=>(const GroupKey&) const = default;
   };
-  std::map<GroupKey, size_t> index;  // key -> position in `order`
+  std::map<GroupKey, size_t> index;                 // key -> position in `order`
   std::vector<std::pair<GroupKey, int64_t>> order;  // first-appearance order, node count
   for (size_t r = 0; r < table->rows(); ++r) {
     absl::StatusOr<int64_t> cpu = table->Integer(r, c_cpu);
@@ -80,8 +80,8 @@ absl::StatusOr<Fleet> ImportOpenbFleet(const std::string& node_csv,
     if (*gpus < 0 || *gpus > 1024)
       return table->RowError(r, absl::StrCat("gpu ", *gpus, " out of range"));
     if ((*gpus > 0) != !model.empty())
-      return table->RowError(r, *gpus > 0 ? "GPU node without a model"
-                                          : "model given for a node without GPUs");
+      return table->RowError(
+          r, *gpus > 0 ? "GPU node without a model" : "model given for a node without GPUs");
     if (*gpus == 0 && !options.include_cpu_only) continue;
     GroupKey key{model, *gpus, *cpu, *mem};
     auto [it, inserted] = index.emplace(key, order.size());
@@ -171,8 +171,7 @@ std::optional<double> Mean(const PairStats& s, const std::string& a, const std::
 
 }  // namespace
 
-absl::StatusOr<Fleet> ImportGcpFleet(const std::string& prices_csv,
-                                     const std::string& skyplane_dir,
+absl::StatusOr<Fleet> ImportGcpFleet(const std::string& prices_csv, const std::string& skyplane_dir,
                                      const GcpImportOptions& options) {
   if (options.nodes_per_group < 0 || options.spot_nodes_per_group < 0 ||
       options.nodes_per_group > 1'000'000 || options.spot_nodes_per_group > 1'000'000 ||
@@ -203,8 +202,8 @@ absl::StatusOr<Fleet> ImportGcpFleet(const std::string& prices_csv,
     // the whole-GPU node model; those machine types are left out.
     if (*gpus > 0 && *gpus < 1) continue;
     if (std::floor(*gpus) != *gpus || *gpus > 1024)
-      return table->RowError(r, absl::StrCat("gpu_count ", table->cell(r, c[2]),
-                                             " is not a GPU count"));
+      return table->RowError(
+          r, absl::StrCat("gpu_count ", table->cell(r, c[2]), " is not a GPU count"));
     absl::StatusOr<double> vcpus = table->Number(r, c[3]);
     if (!vcpus.ok()) return vcpus.status();
     absl::StatusOr<double> ram = table->Number(r, c[4]);
@@ -238,9 +237,8 @@ absl::StatusOr<Fleet> ImportGcpFleet(const std::string& prices_csv,
   }
   for (const std::string& t : options.gpu_types) {
     if (!all_types.contains(t))
-      return absl::InvalidArgumentError(
-          absl::StrCat("gpu type '", t, "' not in ", prices_csv, "; known: ",
-                       absl::StrJoin(all_types, ", ")));
+      return absl::InvalidArgumentError(absl::StrCat("gpu type '", t, "' not in ", prices_csv,
+                                                     "; known: ", absl::StrJoin(all_types, ", ")));
   }
   for (const std::string& r : options.regions) {
     if (!all_regions.contains(r))
@@ -249,8 +247,8 @@ absl::StatusOr<Fleet> ImportGcpFleet(const std::string& prices_csv,
   }
 
   PairStats rtt, throughput, cost;
-  std::string dir = skyplane_dir.empty() || skyplane_dir.back() == '/' ? skyplane_dir
-                                                                        : skyplane_dir + "/";
+  std::string dir =
+      skyplane_dir.empty() || skyplane_dir.back() == '/' ? skyplane_dir : skyplane_dir + "/";
   if (absl::Status st = ReadPairs(dir + "latency.csv", "src_region", "dst_region", "avg_rtt", &rtt);
       !st.ok())
     return st;
@@ -306,8 +304,8 @@ absl::StatusOr<Fleet> ImportGcpFleet(const std::string& prices_csv,
     }
   }
   if (groups == 0)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no GPU machine types in ", prices_csv, " match the requested regions/GPU types"));
+    return absl::InvalidArgumentError(absl::StrCat("no GPU machine types in ", prices_csv,
+                                                   " match the requested regions/GPU types"));
   for (size_t a = 0; a < regions.size(); ++a) {
     for (size_t bi = 0; bi < regions.size(); ++bi) {
       if (a == bi) continue;

@@ -21,8 +21,8 @@ std::string Quote(absl::string_view text) {
 }
 
 bool IsNumberChar(char c) {
-  return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-' ||
-         c == '.' || c == 'e' || c == 'E';
+  return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.' ||
+         c == 'e' || c == 'E';
 }
 
 }  // namespace
@@ -32,8 +32,7 @@ absl::StatusOr<double> ParseNumber(absl::string_view text) {
   if (t.empty()) return absl::InvalidArgumentError("expected a number, got an empty value");
   std::string lower = absl::AsciiStrToLower(t);
   if (lower.find("nan") != std::string::npos || lower.find("inf") != std::string::npos)
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected a finite number, got ", Quote(t)));
+    return absl::InvalidArgumentError(absl::StrCat("expected a finite number, got ", Quote(t)));
   bool has_digit = false;
   for (char c : t) {
     if (!IsNumberChar(c))
@@ -64,8 +63,7 @@ absl::StatusOr<int64_t> ParseInteger(absl::string_view text) {
   }
   absl::StatusOr<double> d = ParseNumber(t);
   if (!d.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected an integer, got ", Quote(t)));
+    return absl::InvalidArgumentError(absl::StrCat("expected an integer, got ", Quote(t)));
   }
   if (std::fabs(*d) > kMaxExactInteger)
     return absl::InvalidArgumentError(absl::StrCat("integer ", Quote(t), " is out of range"));
@@ -122,8 +120,8 @@ absl::StatusOr<int64_t> ParseMemoryMib(absl::string_view text) {
         absl::StrCat("memory without a unit is whole MiB, got ", Quote(t)));
   double mib = *v * mult;
   if (std::fabs(mib) > static_cast<double>(kMaxMemoryMib))
-    return absl::InvalidArgumentError(absl::StrCat("memory ", Quote(t),
-                                                   " is too large (at most 2^40 MiB)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("memory ", Quote(t), " is too large (at most 2^40 MiB)"));
   return std::llround(mib);
 }
 

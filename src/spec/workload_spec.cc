@@ -99,9 +99,9 @@ void WorkloadParser::ParsePriorityClasses(const YAML::Node& seq) {
     MapReader m(sink_, item, IndexPath("priority_classes", i++), {"name", "value"});
     if (!m.ok()) continue;
     std::optional<std::string> name = m.Name("name", Need::kRequired);
-    std::optional<int64_t> value = m.Int("value", Need::kRequired,
-                                         std::numeric_limits<int32_t>::min(),
-                                         std::numeric_limits<int32_t>::max());
+    std::optional<int64_t> value =
+        m.Int("value", Need::kRequired, std::numeric_limits<int32_t>::min(),
+              std::numeric_limits<int32_t>::max());
     if (!name || !value) continue;
     auto [it, inserted] = class_lines_.emplace(*name, m.node().Mark().line + 1);
     if (!inserted) {
@@ -199,8 +199,8 @@ bool WorkloadParser::ParseShape(MapReader& job, TaskShape* shape) {
     } else if (*gpus < 1) {
       int64_t milli = std::llround(*gpus * 1000.0);
       if (milli < 1 || milli > 999) {
-        m.Error("gpus", absl::StrCat("fractional gpus must be between 0.001 and 0.999, got ",
-                                     *gpus));
+        m.Error("gpus",
+                absl::StrCat("fractional gpus must be between 0.001 and 0.999, got ", *gpus));
         ok = false;
       } else {
         shape->gpus = 1;
@@ -208,8 +208,8 @@ bool WorkloadParser::ParseShape(MapReader& job, TaskShape* shape) {
         fractional = true;
       }
     } else {
-      m.Error("gpus", absl::StrCat("gpus must be a whole number or a fraction below 1, got ",
-                                   *gpus));
+      m.Error("gpus",
+              absl::StrCat("gpus must be a whole number or a fraction below 1, got ", *gpus));
       ok = false;
     }
   }
@@ -221,8 +221,8 @@ bool WorkloadParser::ParseShape(MapReader& job, TaskShape* shape) {
       m.Error("gpu_milli", "give either a fractional 'gpus' or 'gpu_milli', not both");
       ok = false;
     } else if (m.Has("gpus") && shape->gpus != 1) {
-      m.Error("gpu_milli", absl::StrCat("gpu_milli needs gpus: 1 (or gpus omitted), got gpus: ",
-                                        shape->gpus));
+      m.Error("gpu_milli",
+              absl::StrCat("gpu_milli needs gpus: 1 (or gpus omitted), got gpus: ", shape->gpus));
       ok = false;
     } else {
       shape->gpus = 1;
@@ -423,8 +423,8 @@ void WorkloadParser::ParseJobs(const YAML::Node& seq) {
   for (const YAML::Node& item : seq) {
     MapReader m(sink_, item, IndexPath("jobs", i++),
                 {"name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
-                 "allowed_regions", "objective", "cost_weight", "spot", "cross_region",
-                 "priority", "tolerations", "submit_time"});
+                 "allowed_regions", "objective", "cost_weight", "spot", "cross_region", "priority",
+                 "tolerations", "submit_time"});
     if (!m.ok()) continue;
     std::optional<std::string> name = m.Name("name", Need::kRequired);
     if (name) {
@@ -460,7 +460,8 @@ absl::StatusOr<Workload> ParseWorkload(std::string_view text_in, std::string_vie
     sink.AddDocument("internal error while reading the workload");
   }
   if (absl::Status st = sink.Finish(diags); !st.ok()) return st;
-  if (!workload) return absl::InternalError("workload parser returned nothing without a diagnostic");
+  if (!workload)
+    return absl::InternalError("workload parser returned nothing without a diagnostic");
   return *std::move(workload);
 }
 

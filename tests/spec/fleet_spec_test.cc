@@ -126,8 +126,8 @@ TEST(FleetSpecTest, WrongTypes) {
               "expected a string, got a sequence");
   EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2.5")), 13, 12, "node_groups[0].count",
               "expected an integer, got '2.5'");
-  EXPECT_DIAG(FleetDiags(With("memory: 680Gi", "memory: lots")), 12, 13,
-              "node_groups[0].memory", "expected memory");
+  EXPECT_DIAG(FleetDiags(With("memory: 680Gi", "memory: lots")), 12, 13, "node_groups[0].memory",
+              "expected memory");
   EXPECT_DIAG(FleetDiags(With("node_groups:\n  - name", "node_groups:\n  - 7\n  - name")), 7, 5,
               "node_groups[0]", "expected a mapping, got '7'");
 }
@@ -135,8 +135,8 @@ TEST(FleetSpecTest, WrongTypes) {
 TEST(FleetSpecTest, NonPositiveSizes) {
   EXPECT_DIAG(FleetDiags(With("cpu: 96", "cpu: 0")), 11, 10, "node_groups[0].cpu",
               "must be positive");
-  EXPECT_DIAG(FleetDiags(With("memory: 680Gi", "memory: -1Gi")), 12, 13,
-              "node_groups[0].memory", "must be positive");
+  EXPECT_DIAG(FleetDiags(With("memory: 680Gi", "memory: -1Gi")), 12, 13, "node_groups[0].memory",
+              "must be positive");
   EXPECT_DIAG(FleetDiags(With("count: 2", "count: -1")), 13, 12, "node_groups[0].count",
               "must not be negative");
   EXPECT_DIAG(FleetDiags(With("gpus: 8", "gpus: -8")), 10, 11, "node_groups[0].gpus",
@@ -157,8 +157,7 @@ TEST(FleetSpecTest, HugeNumbersAndNonFinite) {
               "too large (at most 1024)");
   EXPECT_DIAG(FleetDiags(With("count: 2", "count: 1000001")), 13, 12, "node_groups[0].count",
               "too large (at most 1000000)");
-  EXPECT_DIAG(FleetDiags(With("cpu: 96", "cpu: 1e7")), 11, 10, "node_groups[0].cpu",
-              "too large");
+  EXPECT_DIAG(FleetDiags(With("cpu: 96", "cpu: 1e7")), 11, 10, "node_groups[0].cpu", "too large");
   EXPECT_DIAG(FleetDiags(With("memory: 680Gi", "memory: 9999999Ti")), 12, 13,
               "node_groups[0].memory", "too large");
   EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2\n    price_hour: .nan")), 14, 17,
@@ -208,7 +207,8 @@ TEST(FleetSpecTest, UnknownReferences) {
               "node_groups[0].zone", "zone 'r2-default' belongs to region 'r2', not 'r1'");
   auto ds = FleetDiags(std::string(kBase) + "datasets:\n  - {name: d, size_gb: 1, home: mars}\n");
   EXPECT_DIAG(ds, 15, 33, "datasets[0].home", "unknown region 'mars'");
-  auto link = FleetDiags(std::string(kBase) + "links:\n  - {from: r1, to: r1, rtt_ms: 1, gbps: 1}\n");
+  auto link =
+      FleetDiags(std::string(kBase) + "links:\n  - {from: r1, to: r1, rtt_ms: 1, gbps: 1}\n");
   EXPECT_DIAG(link, 15, 20, "links[0].to", "two different regions");
 }
 
@@ -227,11 +227,11 @@ TEST(FleetSpecTest, MissingRequiredFields) {
 }
 
 TEST(FleetSpecTest, NodeOverrides) {
-  EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2\n    nodes: [{index: 2, healthy: false}]")),
-              14, 21, "node_groups[0].nodes[0].index",
+  EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2\n    nodes: [{index: 2, healthy: false}]")), 14,
+              21, "node_groups[0].nodes[0].index",
               "node index 2 out of range: the group has 2 nodes (0..1)");
-  EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2\n    nodes: [{index: 0, healthy: maybe}]")),
-              14, 33, "node_groups[0].nodes[0].healthy", "expected true or false");
+  EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2\n    nodes: [{index: 0, healthy: maybe}]")), 14,
+              33, "node_groups[0].nodes[0].healthy", "expected true or false");
   EXPECT_DIAG(
       FleetDiags(With("count: 2", "count: 2\n    nodes: [{index: 0}, {index: 0, taints: [x]}]")),
       14, 33, "node_groups[0].nodes[1].index", "duplicate override for node 0");
@@ -252,12 +252,13 @@ TEST(FleetSpecTest, DocumentLevelErrors) {
   EXPECT_EQ(FleetDiags("just text")[0].message, "expected a mapping, got 'just text'");
   EXPECT_DIAG(FleetDiags("kind: fleet\n"), 1, 1, "regions", "a fleet needs at least one region");
   EXPECT_DIAG(FleetDiags("kind: fleet\n"), 1, 1, "node_groups", "at least one node group");
-  EXPECT_DIAG(FleetDiags("regions: []\nnode_groups: []\n"), 1, 10, "regions", "at least one region");
+  EXPECT_DIAG(FleetDiags("regions: []\nnode_groups: []\n"), 1, 10, "regions",
+              "at least one region");
   EXPECT_DIAG(FleetDiags(With("kind: fleet", "kind: workload")), 1, 7, "kind",
               "this is a workload document; expected kind 'fleet'");
   EXPECT_DIAG(FleetDiags(With("kind: fleet", "kind: cluster")), 1, 7, "kind", "unknown kind");
   EXPECT_DIAG(FleetDiags(std::string(kBase) + "---\nregions: []\n"), 15, 1, "",
-              "expected one YAML document, found 2");
+              "expected one YAML document; a second one starts here");
   EXPECT_DIAG(FleetDiags("? [a]\n: 1\n"), 1, 3, "", "mapping keys must be strings, got a sequence");
 }
 

@@ -51,6 +51,9 @@ TEST(FuzzRegressionTest, SeedsParseAsIntended) {
 std::vector<std::string> NastyInputs() {
   std::vector<std::string> v = {
       "",
+      ",",  // yaml-cpp 0.7's LoadAll loops forever on this
+      "[a],",
+      ", zones:`[z1]}\n",
       "{",
       "[[[[",
       "]]]]",

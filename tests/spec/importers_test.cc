@@ -108,8 +108,8 @@ TEST_F(ImportersTest, OpenbGroupsIdenticalNodes) {
 }
 
 TEST_F(ImportersTest, OpenbFormatErrorsNameFileAndLine) {
-  std::string bad_number =
-      Write("bad1.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,P100\nn1,lots,1,0,\n");
+  std::string bad_number = Write(
+      "bad1.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,P100\nn1,lots,1,0,\n");
   absl::StatusOr<Fleet> f = ImportOpenbFleet(bad_number, {});
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.status().message(), bad_number + ":3: cpu_milli: expected an integer, got 'lots'");
@@ -117,13 +117,16 @@ TEST_F(ImportersTest, OpenbFormatErrorsNameFileAndLine) {
   EXPECT_EQ(ImportOpenbFleet(no_model, {}).status().message(),
             no_model + ":2: GPU node without a model");
   std::string no_col = Write("bad3.csv", "sn,cpu,memory_mib,gpu,model\nn0,1,1,2,\n");
-  EXPECT_NE(ImportOpenbFleet(no_col, {}).status().message().find(
-                no_col + ":1: missing column 'cpu_milli'"),
+  EXPECT_NE(ImportOpenbFleet(no_col, {})
+                .status()
+                .message()
+                .find(no_col + ":1: missing column 'cpu_milli'"),
             std::string::npos);
   std::string short_row = Write("bad4.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,1,1\n");
   EXPECT_EQ(ImportOpenbFleet(short_row, {}).status().message(),
             short_row + ":2: expected 5 fields, got 3");
-  std::string huge = Write("bad5.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,1,1,99999999999999999999,X\n");
+  std::string huge =
+      Write("bad5.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,1,1,99999999999999999999,X\n");
   EXPECT_NE(ImportOpenbFleet(huge, {}).status().message().find(":2: gpu: integer"),
             std::string::npos);
   EXPECT_NE(ImportOpenbFleet(dir_ + "/missing.csv", {}).status().message().find("cannot read"),
@@ -193,16 +196,22 @@ TEST_F(ImportersTest, GcpOptions) {
 
   GcpImportOptions bad_type;
   bad_type.gpu_types = {"tpu"};
-  EXPECT_NE(ImportGcpFleet(prices, dir_ + "/sky", bad_type).status().message().find(
-                "gpu type 'tpu' not in"),
+  EXPECT_NE(ImportGcpFleet(prices, dir_ + "/sky", bad_type)
+                .status()
+                .message()
+                .find("gpu type 'tpu' not in"),
             std::string::npos);
   GcpImportOptions bad_region;
   bad_region.regions = {"mars-north1"};
-  EXPECT_NE(ImportGcpFleet(prices, dir_ + "/sky", bad_region).status().message().find(
-                "region 'mars-north1' has no GPU prices"),
+  EXPECT_NE(ImportGcpFleet(prices, dir_ + "/sky", bad_region)
+                .status()
+                .message()
+                .find("region 'mars-north1' has no GPU prices"),
             std::string::npos);
-  EXPECT_NE(ImportGcpFleet(prices, dir_ + "/nowhere", {}).status().message().find(
-                "cannot read " + dir_ + "/nowhere/latency.csv"),
+  EXPECT_NE(ImportGcpFleet(prices, dir_ + "/nowhere", {})
+                .status()
+                .message()
+                .find("cannot read " + dir_ + "/nowhere/latency.csv"),
             std::string::npos);
   std::string bad_prices = Write("bad.csv",
                                  "instance_type,gpu_type,gpu_count,vcpus,ram_gb,region,"
@@ -214,9 +223,7 @@ TEST_F(ImportersTest, GcpOptions) {
 
 // --- Real data sets (skipped when absent) ----------------------------------
 
-std::string DataFile(const std::string& rel) {
-  return testing_util::SharedDataDir() + "/" + rel;
-}
+std::string DataFile(const std::string& rel) { return testing_util::SharedDataDir() + "/" + rel; }
 
 TEST(ImportersRealDataTest, OpenbNodeList) {
   std::string path = DataFile("alibaba-gpu-v2023-openb/openb_node_list_gpu_node.csv");

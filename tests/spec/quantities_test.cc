@@ -9,8 +9,8 @@ TEST(QuantitiesTest, Numbers) {
   EXPECT_EQ(*ParseNumber("4"), 4.0);
   EXPECT_EQ(*ParseNumber(" -0.5 "), -0.5);
   EXPECT_EQ(*ParseNumber("1e3"), 1000.0);
-  for (const char* bad : {"", "abc", ".nan", "NaN", ".inf", "-.Inf", "inf", "0x10", "1_000",
-                          "1e999", "-", "e5"}) {
+  for (const char* bad :
+       {"", "abc", ".nan", "NaN", ".inf", "-.Inf", "inf", "0x10", "1_000", "1e999", "-", "e5"}) {
     EXPECT_FALSE(ParseNumber(bad).ok()) << bad;
   }
   EXPECT_NE(ParseNumber(".nan").status().message().find("finite"), std::string::npos);
@@ -26,8 +26,7 @@ TEST(QuantitiesTest, Integers) {
   EXPECT_NE(ParseInteger("9223372036854775808").status().message().find("out of range"),
             std::string::npos);
   EXPECT_NE(ParseInteger("1e300").status().message().find("out of range"), std::string::npos);
-  EXPECT_NE(ParseInteger("1.5").status().message().find("expected an integer"),
-            std::string::npos);
+  EXPECT_NE(ParseInteger("1.5").status().message().find("expected an integer"), std::string::npos);
   EXPECT_FALSE(ParseInteger("four").ok());
 }
 

@@ -23,8 +23,7 @@ inline std::string Join(const std::vector<Diagnostic>& diags) {
   return out;
 }
 
-inline std::vector<Diagnostic> FleetDiags(std::string_view text,
-                                          std::string_view file = "f.yaml") {
+inline std::vector<Diagnostic> FleetDiags(std::string_view text, std::string_view file = "f.yaml") {
   std::vector<Diagnostic> diags;
   absl::StatusOr<Fleet> f = ParseFleet(text, file, &diags);
   EXPECT_FALSE(f.ok()) << "expected the fleet to be rejected";

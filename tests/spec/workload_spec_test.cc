@@ -79,9 +79,8 @@ TEST_F(WorkloadSpecTest, ExampleParses) {
   const Job& clinical = w->jobs[2];
   EXPECT_EQ(clinical.gpu_types[0].type, fleet_.FindGpuType("v100"));
   EXPECT_EQ(clinical.gpu_types[0].speed, 1.0);
-  EXPECT_EQ(clinical.allowed_regions,
-            (std::vector<RegionId>{fleet_.FindRegion("onprem-fra"),
-                                   fleet_.FindRegion("europe-west4")}));
+  EXPECT_EQ(clinical.allowed_regions, (std::vector<RegionId>{fleet_.FindRegion("onprem-fra"),
+                                                             fleet_.FindRegion("europe-west4")}));
   EXPECT_EQ(clinical.tolerations, std::vector<std::string>{"dedicated=eu-research"});
 
   const Job& notebook = w->jobs[3];
@@ -197,9 +196,10 @@ TEST_F(WorkloadSpecTest, UnknownReferences) {
               "jobs[0].priority", "unknown priority class 'urgent'; known: low");
   EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    dataset: imagenett")), 13, 14,
               "jobs[0].dataset", "unknown dataset 'imagenett'; did you mean 'imagenet'?");
-  EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    allowed_regions: [us-east4, us-west9]")),
-              13, 33, "jobs[0].allowed_regions[1]",
-              "unknown region 'us-west9'; known: us-central1, us-east4, europe-west4, onprem-fra");
+  EXPECT_DIAG(
+      Diags(With("duration: 1h", "duration: 1h\n    allowed_regions: [us-east4, us-west9]")), 13,
+      33, "jobs[0].allowed_regions[1]",
+      "unknown region 'us-west9'; known: us-central1, us-east4, europe-west4, onprem-fra");
   EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    priority: 99999999999")), 13, 15,
               "jobs[0].priority", "out of range");
 }
@@ -211,7 +211,8 @@ TEST_F(WorkloadSpecTest, TenantChecks) {
               "tenants[0].guarantee.gpus", "must not be negative");
   EXPECT_DIAG(Diags(With("weight: 2", "weight: 2\n    borrow_limit: {gpu: 1}")), 7, 20,
               "tenants[0].borrow_limit.gpu", "did you mean 'gpus'?");
-  EXPECT_DIAG(Diags(With("  - {name: low, value: 0}", "  - {name: low, value: 0}\n  - {name: low, value: 1}")),
+  EXPECT_DIAG(Diags(With("  - {name: low, value: 0}",
+                         "  - {name: low, value: 0}\n  - {name: low, value: 1}")),
               4, 12, "priority_classes[1].name", "duplicate priority class 'low'");
   EXPECT_DIAG(Diags(With("value: 0", "value: 3000000000")), 3, 24, "priority_classes[0].value",
               "too large");

@@ -15,6 +15,7 @@ class DrfQueuePolicy final : public QueuePolicy {
  public:
   std::string_view name() const override { return "drf"; }
   double Key(const QueuedJob&, double tenant_share) const override { return tenant_share; }
+  bool UsesTenantShare() const override { return true; }
 };
 
 class FifoQueuePolicy final : public QueuePolicy {
