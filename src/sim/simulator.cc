@@ -218,6 +218,7 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
     }
 
     for (const Decision& d : sched.Schedule()) {
+      if (options.on_decision) options.on_decision(t_next, d);
       const size_t i = size_t(d.job.value());
       JobSim& s = js[i];
       const Job& j = w.jobs[i];

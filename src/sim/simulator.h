@@ -36,6 +36,9 @@ struct SimOptions {
   double residency_share = 0;
   // Stop simulated time here (0 = run until every job finished or can never run).
   double max_time_s = 0;
+  // Called for every scheduling decision with the virtual time it was made at
+  // (tests and tools; not needed for results).
+  std::function<void(double t, const Decision& d)> on_decision;
 };
 
 // Called about every 1% of processed jobs: (jobs finished or placed, total).

@@ -8,6 +8,7 @@
 #include <numbers>
 #include <string_view>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/clock.h"
@@ -355,19 +356,30 @@ absl::StatusOr<Trace> ReadTrace(const std::string& spec, const TraceOptions& opt
     if (kind == "jsonl") return ReadJsonlTrace(rest, options);
   }
   if (kind == "synthetic" && colon != std::string::npos) {
+    // synthetic:N or synthetic:N:RATE (Poisson arrivals per hour).
+    const size_t colon2 = rest.find(':');
+    const std::string count = rest.substr(0, colon2);
     int64_t n = 0;
-    if (!ParseInt(rest, &n) || n < 1 || n > kMaxSyntheticJobs) {
+    if (!ParseInt(count, &n) || n < 1 || n > kMaxSyntheticJobs) {
       return absl::InvalidArgumentError(absl::StrCat(
           "trace '", spec, "': synthetic:N needs N a whole number in 1..", kMaxSyntheticJobs));
     }
     SyntheticTraceOptions synthetic;
     synthetic.jobs = n;
     synthetic.seed = options.seed;
+    if (colon2 != std::string::npos) {
+      double rate = 0;
+      if (!absl::SimpleAtod(rest.substr(colon2 + 1), &rate) || !(rate > 0) || rate > 1e9) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "trace '", spec, "': synthetic:N:RATE needs RATE arrivals per hour in (0, 1e9]"));
+      }
+      synthetic.arrivals_per_hour = rate;
+    }
     return SyntheticTrace(synthetic, options);
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "trace '", spec,
-      "': expected KIND:PATH with KIND one of philly, openb, csv, jsonl, or synthetic:N"));
+      "': expected KIND:PATH with KIND one of philly, openb, csv, jsonl, or synthetic:N[:RATE]"));
 }
 
 }  // namespace meridian::sim

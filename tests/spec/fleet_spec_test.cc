@@ -257,7 +257,7 @@ TEST(FleetSpecTest, DocumentLevelErrors) {
   EXPECT_DIAG(FleetDiags(With("kind: fleet", "kind: workload")), 1, 7, "kind",
               "this is a workload document; expected kind 'fleet'");
   EXPECT_DIAG(FleetDiags(With("kind: fleet", "kind: cluster")), 1, 7, "kind", "unknown kind");
-  EXPECT_DIAG(FleetDiags(std::string(kBase) + "---\nregions: []\n"), 15, 1, "",
+  EXPECT_DIAG(FleetDiags(std::string(kBase) + "---\nregions: []\n"), 14, 1, "",
               "expected one YAML document; a second one starts here");
   EXPECT_DIAG(FleetDiags("? [a]\n: 1\n"), 1, 3, "", "mapping keys must be strings, got a sequence");
 }
