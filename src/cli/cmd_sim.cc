@@ -3,6 +3,7 @@
 #include <iostream>
 #include <unistd.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "sim/report.h"
@@ -46,6 +47,26 @@ int RunSim(const SimArgs& a) {
     std::cerr << "sim: skipped " << trace->skipped << " bad line(s) (--lenient); first:\n";
     for (const auto& e : trace->skipped_examples) std::cerr << "  " << e << "\n";
   }
+  if (a.inflate > 0) {
+    // Cycle the trace's jobs (shifted in time) until the GPU demand that has
+    // arrived reaches `inflate` times the fleet's GPUs (FGD's methodology).
+    const double target = a.inflate * double(fleet->total_capacity().gpu_milli);
+    double demand = 0, span = trace->jobs.back().submit_s - trace->jobs.front().submit_s + 1;
+    for (const auto& j : trace->jobs) demand += double(j.shape.total_gpu_milli()) * j.replicas;
+    if (demand <= 0) {
+      std::cerr << "sim: --inflate needs a trace that asks for GPUs\n";
+      return kExitInvalid;
+    }
+    const size_t base = trace->jobs.size();
+    for (size_t round = 1; demand < target; ++round)
+      for (size_t i = 0; i < base && demand < target; ++i) {
+        sim::TraceJob j = trace->jobs[i];
+        j.name += "-r" + std::to_string(round);
+        j.submit_s += span * double(round);
+        demand += double(j.shape.total_gpu_milli()) * j.replicas;
+        trace->jobs.push_back(std::move(j));
+      }
+  }
   sim::SimPolicyRegistry registry;
   sim::RegisterBuiltinSimPolicies(registry);
   std::vector<sim::SimPolicy> policies;
@@ -64,6 +85,25 @@ int RunSim(const SimArgs& a) {
   so.assign_datasets = a.datasets;
   so.residency_share = a.residency_share;
   so.max_time_s = a.max_time_s;
+  for (const std::string& kv : a.gpu_speeds) {
+    size_t eq = kv.find('=');
+    double speed = 0;
+    if (eq == std::string::npos || !absl::SimpleAtod(kv.substr(eq + 1), &speed) || !(speed > 0) ||
+        speed > 1000) {
+      std::cerr << "sim: --gpu-speed '" << kv << "': expected TYPE=SPEED with SPEED in (0, 1000]\n";
+      return kExitInvalid;
+    }
+    if (!fleet->FindGpuType(kv.substr(0, eq)).Valid()) {
+      std::cerr << "sim: --gpu-speed '" << kv << "': the fleet has no GPU type '" << kv.substr(0, eq)
+                << "'\n";
+      return kExitInvalid;
+    }
+    so.gpu_speeds[kv.substr(0, eq)] = speed;
+  }
+  if (a.datasets && fleet->datasets().empty()) {
+    std::cerr << "sim: --datasets needs a fleet with datasets (add a `datasets:` section)\n";
+    return kExitInvalid;
+  }
   const bool tty = isatty(STDERR_FILENO) && !a.quiet;
   std::vector<sim::PolicyResult> results;
   for (const sim::SimPolicy& p : policies) {

@@ -75,6 +75,8 @@ struct SimArgs {
   bool datasets = false;
   double residency_share = 0;
   double max_time_s = 0;
+  double inflate = 0;
+  std::vector<std::string> gpu_speeds;  // TYPE=SPEED
   bool quiet = false;
 };
 int RunSim(const SimArgs& args);

@@ -115,6 +115,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   simc->add_option("--max-time", sa.max_time_s, "Stop at this virtual time (s)")
       ->check(CLI::Range(0.0, 1e12));
+  simc->add_option("--inflate", sa.inflate,
+                   "Repeat the trace until its GPU demand reaches this multiple of the fleet's GPUs")
+      ->check(CLI::Range(0.0, 100.0));
+  simc->add_option("--gpu-speed", sa.gpu_speeds,
+                   "TYPE=SPEED relative speed for jobs that name no GPU type (repeat)");
   simc->add_flag("-q,--quiet", sa.quiet, "No progress bar, no summary table");
   simc->footer(
       "Policies: fifo, sjf, tiresias, drf (queueing); fgd, best_fit, dot_product, random "

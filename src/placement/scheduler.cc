@@ -539,7 +539,7 @@ std::vector<Decision> Scheduler::Schedule() {
               planner_->ExplainRegion(state_, e.job, RegionId(static_cast<int32_t>(ri))));
       d.plan.ranked = std::move(plan.ranked);
       out.push_back(std::move(d));
-      ++waiting;
+      if (!skip) ++waiting;  // skipped jobs cost almost nothing: do not count them
     }
   }
   return out;

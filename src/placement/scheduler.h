@@ -37,8 +37,9 @@ struct SchedulerOptions {
   // Order of pending jobs inside a priority class (placement/queue_policy.h).
   std::string queue_policy = "drf";
   PolicyOptions queue_policy_options;
-  // Stop a pass after this many jobs were left waiting (0 = look at every
-  // pending job). Bounds a pass on deep queues, like Slurm's queue depth.
+  // Stop a pass after this many placement attempts failed (0 = look at every
+  // pending job). Bounds a pass on deep queues, like Slurm's queue depth. Jobs
+  // skipped because no capacity was freed since their last attempt do not count.
   int32_t max_waiting_per_pass = 0;
   bool enable_preemption = true;
   bool enable_backfill = true;

@@ -43,6 +43,8 @@ SchedulerOptions Base(std::string queue) {
 
 SchedulerOptions Packing(std::vector<ScorerSpec> scorers, std::string selector = "max_score") {
   SchedulerOptions o = Base("fifo");
+  // Packing quality depends on seeing many nodes; score up to 256 per replica.
+  o.engine.max_candidates = 256;
   o.engine.scorers = std::move(scorers);
   o.engine.selector = std::move(selector);
   return o;

@@ -83,6 +83,11 @@ Workload TraceToWorkload(const Fleet& fleet, const Trace& trace, const SimPolicy
       GpuTypeId id = fleet.FindGpuType(g);
       if (id.Valid()) j.gpu_types.push_back({id, 1.0});
     }
+    if (tj.gpu_types.empty() && j.shape.gpus > 0)
+      for (const auto& [name, speed] : options.gpu_speeds) {
+        GpuTypeId id = fleet.FindGpuType(name);
+        if (id.Valid()) j.gpu_types.push_back({id, speed});
+      }
     j.objective = policy.objective.value_or(Objective::kTime);
     j.cost_weight = 0.5;
     if (options.assign_datasets && !fleet.datasets().empty()) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -34,6 +35,10 @@ struct SimOptions {
   // seeded) and limit `residency_share` of the jobs to their dataset's home region.
   bool assign_datasets = false;
   double residency_share = 0;
+  // Relative speed per GPU type name, given to jobs that name no GPU types
+  // (traces without GPU types, e.g. Philly in the cross-region scenario).
+  // Types missing here are not allowed for such jobs. Empty: any type, speed 1.
+  std::map<std::string, double> gpu_speeds;
   // Stop simulated time here (0 = run until every job finished or can never run).
   double max_time_s = 0;
   // Called for every scheduling decision with the virtual time it was made at

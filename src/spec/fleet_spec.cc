@@ -28,6 +28,9 @@ constexpr int64_t kMaxGpusPerNode = 1024;
 constexpr int64_t kMaxNodesPerGroup = 1'000'000;
 // All groups together; bounds the memory a spec can make us allocate.
 constexpr int64_t kMaxNodesPerFleet = 1'000'000;
+// Taints are copied into every node of a group: bound the expansion.
+constexpr size_t kMaxTaintsPerList = 64;
+constexpr int64_t kMaxNodeTaintsPerFleet = 4'000'000;
 
 struct RegionInfo {
   RegionId id;
@@ -58,6 +61,7 @@ class FleetParser {
   absl::flat_hash_map<std::string, std::string> zone_region_;  // zone -> region
   absl::flat_hash_map<std::string, ZoneId> zone_ids_;
   int64_t total_nodes_ = 0;
+  int64_t total_node_taints_ = 0;
 };
 
 std::vector<std::string> FleetParser::RegionNames() const { return region_order_; }
@@ -230,6 +234,11 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
         (spot_count || !m.Has("spot_count"));
   std::optional<std::vector<NameAt>> taints = m.NameList("taints", Need::kOptional);
   if (m.Has("taints") && !taints) ok = false;
+  if (taints && taints->size() > kMaxTaintsPerList) {
+    m.Error("taints", absl::StrCat(taints->size(), " taints; at most ", kMaxTaintsPerList,
+                                   " per node group"));
+    ok = false;
+  }
 
   // Per-node overrides.
   struct Override {
@@ -260,6 +269,12 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
           ok = false;
           continue;
         }
+        if (node_taints && node_taints->size() > kMaxTaintsPerList) {
+          n.Error("taints", absl::StrCat(node_taints->size(), " taints; at most ",
+                                         kMaxTaintsPerList, " per node"));
+          ok = false;
+          continue;
+        }
         if (total >= 0 && *index >= total) {
           n.Error("index",
                   absl::StrCat("node index ", *index, " out of range: the group has ", total,
@@ -285,6 +300,15 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
     m.Error("count", absl::StrCat("the fleet would have ", total_nodes_, " nodes; at most ",
                                   kMaxNodesPerFleet, " are supported"));
     total_nodes_ = std::numeric_limits<int64_t>::min() / 2;  // report once
+    return;
+  }
+  total_node_taints_ +=
+      (*count + spot_count.value_or(0)) * static_cast<int64_t>(taints ? taints->size() : 0);
+  if (total_node_taints_ > kMaxNodeTaintsPerFleet) {
+    m.Error("taints", absl::StrCat("the fleet's nodes would carry ", total_node_taints_,
+                                   " taints in total; at most ", kMaxNodeTaintsPerFleet,
+                                   " are supported"));
+    total_node_taints_ = std::numeric_limits<int64_t>::min() / 2;  // report once
     return;
   }
 

@@ -177,6 +177,19 @@ TEST(FleetSpecTest, TotalNodeCap) {
             "1000000 are supported");
 }
 
+TEST(FleetSpecTest, TaintExpansionCap) {
+  std::string many = "[t0";
+  for (int i = 1; i < 65; ++i) many += ", t" + std::to_string(i);
+  many += "]";
+  EXPECT_DIAG(FleetDiags(With("count: 2", "count: 2\n    taints: " + many)), 14, 13,
+              "node_groups[0].taints", "65 taints; at most 64 per node group");
+  std::string text = std::string(kBase) +
+                     "  - {name: g2, region: r2, cpu: 1, memory: 1Gi, count: 500000, "
+                     "taints: [a, b, c, d, e, f, g, h, i]}\n";
+  EXPECT_DIAG(FleetDiags(text), 14, 72, "node_groups[1].taints",
+              "would carry 4500000 taints in total; at most 4000000");
+}
+
 TEST(FleetSpecTest, DuplicateKeysAndNames) {
   EXPECT_DIAG(FleetDiags(With("    region: r1\n", "    region: r1\n    region: r2\n")), 9, 5,
               "node_groups[0].region", "duplicate key 'region' (first at line 8)");

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs the three simulator scenarios of docs/results.md on the real traces in
+# ../shared/data (read at run time) and writes JSON + HTML reports to out/.
+#   (a) Philly on its own fleet: fifo, sjf, tiresias, drf
+#   (b) openb: allocation as load grows: fgd, best_fit, dot_product, random
+#   (c) cross-region: Philly jobs on a GCP fleet (real prices, Skyplane links)
+#       with datasets and residency: cheapest, fastest, meridian
+# Usage: scripts/scenarios.sh [a|b|c ...]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${MERIDIAN_DATA:-../shared/data}"
+if [ ! -d "$DATA/philly-pollux" ]; then
+  echo "scenarios: $DATA not found (set MERIDIAN_DATA); the real traces are needed" >&2
+  exit 2
+fi
+[ -x "${MERIDIAN_BIN:-build/meridian}" ] || scripts/build.sh release
+M=${MERIDIAN_BIN:-build/meridian}
+mkdir -p out
+want() { local x=$1; shift; [ $# -eq 0 ] || [[ " $* " == *" $x "* ]]; }
+sel=("$@")
+run_a() {
+  $M sim --fleet examples/fleets/philly.yaml --trace "philly:$DATA/philly-pollux/philly.csv.gz" \
+    --policy fifo --policy sjf --policy tiresias --policy drf \
+    --scenario "Philly (Pollux-processed, 82,247 jobs) on a 512-GPU fleet" \
+    --json out/philly.json --report out/philly.html
+}
+run_b() {
+  $M import openb --nodes "$DATA/alibaba-gpu-v2023-openb/openb_node_list_all_node.csv" -o out/openb.yaml
+  $M sim --fleet out/openb.yaml --trace "openb:$DATA/alibaba-gpu-v2023-openb/openb_pod_list_default.csv" \
+    --lenient --no-departures --inflate 1.3 \
+    --policy fgd --policy best_fit --policy dot_product --policy random \
+    --scenario "Alibaba openb: GPU allocation as load grows (no departures)" \
+    --json out/openb.json --report out/openb.html
+}
+run_c() {
+  regions=(us-central1 us-east4 us-west1 europe-west4 europe-west1 asia-east1 asia-northeast1
+           australia-southeast1)
+  args=()
+  for r in "${regions[@]}"; do args+=(--region "$r"); done
+  $M import gcp --prices "$DATA/gcp-pricing-cyclenerd/gcp_gpu_instance_prices.csv" \
+    --skyplane "$DATA/skyplane-interregion" "${args[@]}" --gpu-type a100 --gpu-type h100-80gb \
+    --gpu-type l4 --nodes-per-group 6 -o out/gcp.yaml
+  # Datasets are part of the scenario, not of GCP's data: sizes are ours.
+  cat >> out/gcp.yaml <<'YAML'
+datasets:
+  - {name: web-text, size_gb: 800, home: us-central1}
+  - {name: images-eu, size_gb: 300, home: europe-west4}
+  - {name: speech-asia, size_gb: 150, home: asia-east1}
+  - {name: clicks-us-east, size_gb: 60, home: us-east4}
+YAML
+  $M validate out/gcp.yaml
+  $M sim --fleet out/gcp.yaml --trace "philly:$DATA/philly-pollux/philly.csv.gz" --limit 20000 \
+    --datasets --residency-share 0.2 \
+    --gpu-speed l4=0.35 --gpu-speed a100=1.0 --gpu-speed h100-80gb=2.2 \
+    --policy cheapest --policy fastest --policy meridian \
+    --scenario "Cross-region: 20,000 Philly jobs on 8 GCP regions (real prices and links)" \
+    --json out/cross-region.json --report out/cross-region.html
+}
+if want a "${sel[@]}"; then run_a; fi
+if want b "${sel[@]}"; then run_b; fi
+if want c "${sel[@]}"; then run_c; fi
+echo "reports in out/*.html, numbers in out/*.json"
