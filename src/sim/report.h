@@ -24,7 +24,7 @@ struct PolicyResult {
   double avg_queue_s = 0;  // submit -> first start
   double makespan_s = 0;   // first submit -> last finish
   double gpu_util = 0;     // time-averaged allocated GPUs / GPUs, over the makespan
-  double cost_usd = 0;
+  double cost_usd = 0;  // GPU node-hours x price, plus dataset egress
   double egress_gb = 0;
   int64_t preemptions = 0;
   double fairness = 0;  // Jain's index over tenants' mean slowdown (1 = perfectly fair)

@@ -256,7 +256,12 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
           if (j.dataset.Valid()) {
             const Dataset& ds = fleet.dataset(j.dataset);
             for (const RegionShare& sh : d.plan.shares)
-              if (sh.region != ds.home) r.egress_gb += ds.size_gb;
+              if (sh.region != ds.home) {
+                // Each region share pulls the dataset once; cost_usd includes egress.
+                const Link& l = fleet.link(ds.home, sh.region);
+                r.egress_gb += ds.size_gb;
+                r.cost_usd += ds.size_gb * (l.known ? l.egress_usd_per_gb : 0.12);
+              }
           }
           --pending;
           ++running;
