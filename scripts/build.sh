@@ -6,13 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-release}"
+targets=()
 jobs="${MERIDIAN_JOBS:-$(nproc)}"
 case "$config" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DMERIDIAN_SANITIZE=ON) ;;
-  fuzz) dir=build-fuzz; flags=(-DCMAKE_BUILD_TYPE=Debug -DMERIDIAN_FUZZ=ON -DMERIDIAN_TESTS=OFF
-                              -DCMAKE_CXX_COMPILER=clang++) ;;
+  fuzz) dir=build-fuzz; targets=(--target spec_fuzzer)
+        flags=(-DCMAKE_BUILD_TYPE=Debug -DMERIDIAN_FUZZ=ON -DMERIDIAN_TESTS=OFF
+               -DCMAKE_CXX_COMPILER=clang++) ;;
   *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
-cmake --build "$dir" -j "$jobs"
+cmake --build "$dir" -j "$jobs" "${targets[@]}"

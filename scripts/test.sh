@@ -18,8 +18,10 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 echo "== fuzz the spec parser (${MERIDIAN_FUZZ_SECONDS:-30}s) =="
 scripts/build.sh fuzz
 corpus=$(mktemp -d)
-cp fuzz/corpus/* "$corpus"/
 build-fuzz/fuzz/spec_fuzzer -max_total_time="${MERIDIAN_FUZZ_SECONDS:-30}" -max_len=4096 \
-  -print_final_stats=1 "$corpus" 2>&1 | tail -n 5
+  -rss_limit_mb=4096 -print_final_stats=1 "$corpus" fuzz/corpus > "$corpus.log" 2>&1 ||
+  { tail -n 40 "$corpus.log"; echo "fuzzer found a crash"; exit 1; }
+tail -n 5 "$corpus.log"
+rm -f "$corpus.log"
 rm -rf "$corpus"
 echo "all tests passed"

@@ -252,8 +252,7 @@ std::optional<YAML::Node> LoadDocument(absl::string_view text, absl::string_view
     for (int calls = 0; calls < 2 && parser.HandleNextDocument(counter); ++calls) {
     }
     if (counter.documents > 1) {
-      sink->Add(counter.second_start, "",
-                "expected one YAML document; a second one starts here");
+      sink->Add(counter.second_start, "", "expected one YAML document; a second one starts here");
       return std::nullopt;
     }
     root = YAML::Load(std::string(text));

@@ -305,9 +305,9 @@ void FleetParser::ParseNodeGroup(MapReader& m, std::optional<std::string> name) 
   total_node_taints_ +=
       (*count + spot_count.value_or(0)) * static_cast<int64_t>(taints ? taints->size() : 0);
   if (total_node_taints_ > kMaxNodeTaintsPerFleet) {
-    m.Error("taints", absl::StrCat("the fleet's nodes would carry ", total_node_taints_,
-                                   " taints in total; at most ", kMaxNodeTaintsPerFleet,
-                                   " are supported"));
+    m.Error("taints",
+            absl::StrCat("the fleet's nodes would carry ", total_node_taints_,
+                         " taints in total; at most ", kMaxNodeTaintsPerFleet, " are supported"));
     total_node_taints_ = std::numeric_limits<int64_t>::min() / 2;  // report once
     return;
   }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the benchmarks recorded in docs/benchmarks.md and prints one JSON line
+# each. Run on a quiet machine; numbers vary with load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+M=${MERIDIAN_BIN:-build/meridian}
+[ -x "$M" ] || scripts/build.sh release
+DATA="${MERIDIAN_DATA:-../shared/data}"
+for g in 1 8 64; do
+  $M bench placement --nodes 10000 --tasks 100000 --gang "$g" --json
+done
+sim_time() {  # label, then sim arguments
+  local label=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  $M sim -q "$@" --json /tmp/meridian-bench-sim.json
+  t1=$(date +%s.%N)
+  python3 - "$label" "$t0" "$t1" <<'PY'
+import json, sys
+label, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+d = json.load(open("/tmp/meridian-bench-sim.json"))
+for name, p in d["policies"].items():
+    print(json.dumps({"benchmark": "sim", "scenario": label, "policy": name,
+                      "jobs": p["jobs_total"], "sim_wall_s": round(p["wall_s"], 2),
+                      "process_wall_s": round(t1 - t0, 2)}))
+PY
+}
+if [ -f "$DATA/philly-pollux/philly.csv.gz" ]; then
+  for p in fifo tiresias; do
+    sim_time philly --fleet examples/fleets/philly.yaml --trace "philly:$DATA/philly-pollux/philly.csv.gz" --policy $p
+  done
+else
+  echo "bench: $DATA absent, skipping the Philly simulation" >&2
+fi
+sim_time synthetic-1M --fleet examples/fleets/synthetic-10k.yaml --trace synthetic:1000000:40000 --policy fifo
