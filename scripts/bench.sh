@@ -32,4 +32,4 @@ if [ -f "$DATA/philly-pollux/philly.csv.gz" ]; then
 else
   echo "bench: $DATA absent, skipping the Philly simulation" >&2
 fi
-sim_time synthetic-1M --fleet examples/fleets/synthetic-10k.yaml --trace synthetic:1000000:40000 --policy fifo
+sim_time synthetic-1M --fleet examples/fleets/synthetic-10k.yaml --trace synthetic:1000000:23000 --policy fifo

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Runs the three simulator scenarios of docs/results.md on the real traces in
+# Runs the simulator scenarios of docs/results.md on the real traces in
 # ../shared/data (read at run time) and writes JSON + HTML reports to out/.
 #   (a) Philly on its own fleet: fifo, sjf, tiresias, drf
 #   (b) openb: allocation as load grows: fgd, best_fit, dot_product, random
 #   (c) cross-region: Philly jobs on a GCP fleet (real prices, Skyplane links)
 #       with datasets and residency: cheapest, fastest, meridian
-# Usage: scripts/scenarios.sh [a|b|c ...]   (default: all)
+#   (d) heterogeneity: Philly jobs on a K80/P100/V100 fleet with Gavel's measured
+#       per-type throughputs: fifo (heterogeneity-unaware) vs gavel (aware)
+#   (e) Pollux workload-6 on the Pollux testbed (16 x 4 T4): fifo, sjf, tiresias
+# Usage: scripts/scenarios.sh [a|b|c|d|e ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${MERIDIAN_DATA:-../shared/data}"
@@ -56,7 +59,27 @@ YAML
     --scenario "Cross-region: 20,000 Philly jobs on 8 GCP regions (real prices and links)" \
     --json out/cross-region.json --report out/cross-region.html
 }
+run_d() {
+  # Each job gets a Gavel job type drawn for its scale factor (seeded), as
+  # Gavel's simulator does for Philly-derived traces, and that type's true
+  # k80/p100/v100 speeds; only the gavel policy plans with them.
+  $M sim --fleet examples/fleets/philly-hetero.yaml \
+    --trace "philly:$DATA/philly-pollux/philly.csv.gz" --limit 20000 \
+    --gavel "$DATA/gavel-throughputs/simulation_throughputs.json.gz" \
+    --policy fifo --policy gavel \
+    --scenario "Heterogeneity: 20,000 Philly jobs with Gavel job types on 512 K80/P100/V100 GPUs" \
+    --json out/gavel.json --report out/gavel.html
+}
+run_e() {
+  $M sim --fleet examples/fleets/pollux-t4.yaml \
+    --trace "pollux:$DATA/philly-pollux/workloads/workload-6.csv" \
+    --policy fifo --policy sjf --policy tiresias \
+    --scenario "Pollux workload-6 (160 jobs) on 16 x 4 T4 GPUs" \
+    --json out/pollux-w6.json --report out/pollux-w6.html
+}
 if want a "${sel[@]}"; then run_a; fi
 if want b "${sel[@]}"; then run_b; fi
 if want c "${sel[@]}"; then run_c; fi
+if want d "${sel[@]}"; then run_d; fi
+if want e "${sel[@]}"; then run_e; fi
 echo "reports in out/*.html, numbers in out/*.json"

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
+#include "sim/gavel.h"
 #include "sim/report.h"
 #include "sim/simulator.h"
 #include "spec/spec.h"
@@ -66,6 +67,22 @@ int RunSim(const SimArgs& a) {
         demand += double(j.shape.total_gpu_milli()) * j.replicas;
         trace->jobs.push_back(std::move(j));
       }
+  }
+  if (!a.gavel.empty()) {
+    bool has_gavel_type = false;
+    for (const char* t : sim::kGavelWorkerTypes) has_gavel_type |= fleet->FindGpuType(t).Valid();
+    if (!has_gavel_type) {
+      std::cerr << "sim: --gavel needs a fleet with k80, p100 or v100 GPUs (e.g. "
+                   "examples/fleets/philly-hetero.yaml)\n";
+      return kExitInvalid;
+    }
+    auto table = sim::ReadGavelThroughputs(a.gavel);
+    absl::Status assigned =
+        table.ok() ? sim::AssignGavelJobTypes(*trace, *table, a.seed) : table.status();
+    if (!assigned.ok()) {
+      std::cerr << "sim: --gavel: " << assigned.message() << "\n";
+      return kExitInvalid;
+    }
   }
   sim::SimPolicyRegistry registry;
   sim::RegisterBuiltinSimPolicies(registry);

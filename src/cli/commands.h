@@ -77,6 +77,7 @@ struct SimArgs {
   double max_time_s = 0;
   double inflate = 0;
   std::vector<std::string> gpu_speeds;  // TYPE=SPEED
+  std::string gavel;  // Gavel throughput table: per-job types and true speeds
   bool quiet = false;
 };
 int RunSim(const SimArgs& args);

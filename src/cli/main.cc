@@ -120,10 +120,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 100.0));
   simc->add_option("--gpu-speed", sa.gpu_speeds,
                    "TYPE=SPEED relative speed for jobs that name no GPU type (repeat)");
+  simc->add_option("--gavel", sa.gavel,
+                   "Gavel throughput table (JSON[.gz]): give each job a random Gavel job type and "
+                   "its measured k80/p100/v100 speeds");
   simc->add_flag("-q,--quiet", sa.quiet, "No progress bar, no summary table");
   simc->footer(
       "Policies: fifo, sjf, tiresias, drf (queueing); fgd, best_fit, dot_product, random "
-      "(packing);\ncheapest, fastest, meridian (region choice).");
+      "(packing);\ncheapest, fastest, meridian (region choice); gavel (heterogeneity-aware, "
+      "with --gavel).");
 
   bool policies_json = false;
   auto* pol = app.add_subcommand("policies", "List the registered filters, scorers and selectors");

@@ -94,6 +94,17 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
       "Meridian's planner: cost and completion time weighed together, data locality and "
       "topology scoring, DRF across tenants",
       [] { return Base("drf"); }, Objective::kWeighted);
+  // Same queue as fifo, which is its heterogeneity-unaware baseline; the only
+  // difference is that the planner sees each job's true per-type speeds.
+  auto gavel = r.Register("gavel", [] {
+    SimPolicy p{"gavel",
+                "heterogeneity-aware (Gavel-style): plans with each job's measured per-GPU-type "
+                "throughput",
+                Base("fifo"), Objective::kTime};
+    p.heterogeneity_aware = true;
+    return p;
+  });
+  if (!gavel.ok()) std::abort();
 }
 
 }  // namespace meridian::sim

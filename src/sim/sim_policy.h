@@ -23,6 +23,9 @@ struct SimPolicy {
   std::string description;
   SchedulerOptions scheduler;
   std::optional<Objective> objective;  // overrides each job's objective when set
+  // The scheduler sees each job's true per-GPU-type speeds (TraceJob::speeds)
+  // and plans with them; otherwise it treats every allowed type as speed 1.
+  bool heterogeneity_aware = false;
 };
 
 class SimPolicyRegistry {
@@ -38,7 +41,8 @@ class SimPolicyRegistry {
 
 // fifo, sjf, tiresias, drf (queue policies); fgd, best_fit, dot_product,
 // random (placement profiles for packing, FIFO queue); cheapest, fastest,
-// meridian (region choice for the cross-region scenario).
+// meridian (region choice for the cross-region scenario); gavel
+// (heterogeneity-aware FIFO: fastest GPU type by each job's true speeds).
 void RegisterBuiltinSimPolicies(SimPolicyRegistry& registry);
 
 }  // namespace meridian::sim

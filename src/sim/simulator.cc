@@ -83,7 +83,19 @@ Workload TraceToWorkload(const Fleet& fleet, const Trace& trace, const SimPolicy
       GpuTypeId id = fleet.FindGpuType(g);
       if (id.Valid()) j.gpu_types.push_back({id, 1.0});
     }
-    if (tj.gpu_types.empty() && j.shape.gpus > 0)
+    if (policy.heterogeneity_aware && !tj.speeds.empty() && j.shape.gpus > 0) {
+      // Plan with the true speeds, restricted to the types the job allows.
+      std::vector<GpuChoice> aware;
+      for (const auto& [name, speed] : tj.speeds) {
+        GpuTypeId id = fleet.FindGpuType(name);
+        if (!id.Valid() || !(speed > 0)) continue;
+        bool allowed = j.gpu_types.empty();
+        for (const GpuChoice& c : j.gpu_types) allowed |= c.type == id;
+        if (allowed) aware.push_back({id, speed});
+      }
+      if (!aware.empty()) j.gpu_types = std::move(aware);
+    }
+    if (tj.gpu_types.empty() && j.gpu_types.empty() && j.shape.gpus > 0)
       for (const auto& [name, speed] : options.gpu_speeds) {
         GpuTypeId id = fleet.FindGpuType(name);
         if (id.Valid()) j.gpu_types.push_back({id, speed});
@@ -231,9 +243,16 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
         case DecisionKind::kPlaced:
         case DecisionKind::kBackfilled:
         case DecisionKind::kPreempting: {
+          // True speed: the trace's per-type speeds when it has them, else what
+          // the scheduler was told; the slowest share sets the pace of a gang.
           double speed = std::numeric_limits<double>::infinity();
+          const auto& true_speeds = trace.jobs[i].speeds;
           for (const RegionShare& sh : d.plan.shares) {
             double sp = sh.gpu_type.Valid() ? j.SpeedOn(sh.gpu_type) : 1.0;
+            if (sh.gpu_type.Valid() && !true_speeds.empty()) {
+              auto it = true_speeds.find(fleet.gpu_type_name(sh.gpu_type));
+              sp = it != true_speeds.end() ? it->second : 1.0;
+            }
             speed = std::min(speed, sp > 0 ? sp : 1.0);
           }
           s.speed = std::isinf(speed) ? 1.0 : speed;

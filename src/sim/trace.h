@@ -10,12 +10,14 @@
 //             name,submit_s,duration_s[,replicas,gpus,cpu,memory,tenant,gpu_types,priority];
 //             rows sorted by submit_s.
 //   jsonl     one JSON object per line with the csv field names.
+//   pollux    a Pollux evaluation workload (philly-pollux/workloads/workload-N.csv).
 //   synthetic N jobs: Poisson arrivals, heavy-tailed durations and sizes.
 // Errors name the file and 1-based line. With `lenient`, bad lines are
 // skipped and counted instead. Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,11 @@ struct TraceJob {
   std::string tenant;     // virtual cluster / queue / qos class; "" = default
   std::vector<std::string> gpu_types;  // allowed GPU types; empty = any
   int32_t priority = 0;
+  // True relative speed per GPU type name (e.g. from Gavel's throughput table).
+  // The simulator always runs the job at these speeds; only policies that are
+  // heterogeneity-aware let the scheduler see them. Empty: speed 1 everywhere.
+  std::map<std::string, double> speeds;
+  std::string model;  // job type / application, when the trace has one
 };
 
 struct Trace {
@@ -58,6 +65,12 @@ absl::StatusOr<Trace> ReadPhillyTrace(const std::string& path, const TraceOption
 absl::StatusOr<Trace> ReadOpenbTrace(const std::string& path, const TraceOptions& options);
 absl::StatusOr<Trace> ReadCsvTrace(const std::string& path, const TraceOptions& options);
 absl::StatusOr<Trace> ReadJsonlTrace(const std::string& path, const TraceOptions& options);
+// Pollux evaluation workload (name,time,application,num_replicas,batch_size),
+// durations estimated from the Pollux profiles in `profiles_dir` (default:
+// ../../pollux-goodput-profiles relative to the workload file); one replica
+// per GPU. See trace_pollux.cc for the estimate.
+absl::StatusOr<Trace> ReadPolluxWorkload(const std::string& path, const std::string& profiles_dir,
+                                         const TraceOptions& options);
 
 struct SyntheticTraceOptions {
   int64_t jobs = 1000;
