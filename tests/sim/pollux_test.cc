@@ -1,6 +1,8 @@
 // Pollux workload reader: durations estimated from per-application profiles.
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <unistd.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -17,8 +19,12 @@ void Write(const fs::path& p, const std::string& text) {
 }
 
 // A workload dir laid out like ../shared/data: workloads/ beside profiles.
+// One directory per test: ctest runs tests as parallel processes.
 fs::path MakeFixture() {
-  fs::path root = fs::path(testing::TempDir()) / "pollux-fixture";
+  fs::path root = fs::path(testing::TempDir()) /
+                  (std::string("pollux-fixture-") +
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-" +
+                   std::to_string(::getpid()));
   fs::remove_all(root);
   Write(root / "pollux-goodput-profiles/toy/validation-64.csv",
         "progress,iteration,metric,grad_sqr,grad_var\n10,9,0.1,1,1\n100,99,0.5,1,1\n");
