@@ -246,12 +246,23 @@ bool Scheduler::QuotaAllows(const Entry& e, std::string* why) const {
   Resources after = t.usage + e.job.Demand();
   Resources limit = t.spec.guarantee + t.spec.borrow_limit;
   if (limit.Contains(after)) return true;
-  const char* what = after.gpu_milli > limit.gpu_milli   ? "GPUs"
-                     : after.cpu_milli > limit.cpu_milli ? "CPU"
-                                                         : "memory";
-  *why = absl::StrCat("quota: tenant '", t.spec.name, "' would use ", after.ToString(),
-                      ", over its guarantee ", t.spec.guarantee.ToString(), " + borrowing limit (",
-                      what, ")");
+  // Name the first dimension over its limit, with the numbers.
+  auto fmt = [](int64_t v, double unit) { return absl::StrFormat("%g", double(v) / unit); };
+  const char* what = "GPUs";
+  int64_t a = after.gpu_milli, g = t.spec.guarantee.gpu_milli, b = t.spec.borrow_limit.gpu_milli;
+  double unit = 1000;
+  if (after.gpu_milli <= limit.gpu_milli) {
+    if (after.cpu_milli > limit.cpu_milli) {
+      what = "CPU cores", a = after.cpu_milli, g = t.spec.guarantee.cpu_milli;
+      b = t.spec.borrow_limit.cpu_milli;
+    } else {
+      what = "memory GiB", a = after.memory_mib, g = t.spec.guarantee.memory_mib;
+      b = t.spec.borrow_limit.memory_mib, unit = 1024;
+    }
+  }
+  *why = absl::StrCat("quota: tenant '", t.spec.name, "' would hold ", fmt(a, unit), " ", what,
+                      ", over its guarantee of ", fmt(g, unit), " + borrowing limit of ",
+                      fmt(b, unit));
   return false;
 }
 
@@ -454,6 +465,10 @@ std::vector<Decision> Scheduler::Schedule() {
       std::string why;
       if (!QuotaAllows(e, &why)) {
         d.reasons.push_back(std::move(why));
+        if (options_.explain)
+          for (size_t ri = 0; ri < fleet_->regions().size(); ++ri)
+            d.plan.why_not.push_back(
+                planner_->ExplainRegion(state_, e.job, RegionId(static_cast<int32_t>(ri))));
         out.push_back(std::move(d));
         ++waiting;
         continue;

@@ -37,7 +37,7 @@ TEST(CliValidate, ExamplesAreValid) {
                  Src("examples/jobs/mixed.yaml"));
   EXPECT_EQ(r.rc, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("ok (fleet: 4 regions"));
-  EXPECT_THAT(r.out, HasSubstr("ok (workload: 3 tenants, 7 jobs"));
+  EXPECT_THAT(r.out, HasSubstr("ok (workload: 3 tenants, 8 jobs"));
 }
 
 TEST(CliValidate, InvalidFleetReportsEveryProblemWithPosition) {
@@ -107,6 +107,7 @@ TEST(CliPlace, HumanOutputOnExamples) {
   EXPECT_THAT(r.out, HasSubstr("cross-region"));
   EXPECT_THAT(r.out, HasSubstr("WAITING"));
   EXPECT_THAT(r.out, HasSubstr("residency: job may only run in"));
+  EXPECT_THAT(r.out, HasSubstr("reason: quota: tenant 'product' would hold 26.75 GPUs, over its guarantee of 16 + borrowing limit of 8"));
 }
 
 TEST(CliPlace, BadFleetFailsCleanly) {

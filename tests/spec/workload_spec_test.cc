@@ -49,7 +49,7 @@ TEST_F(WorkloadSpecTest, ExampleParses) {
   std::vector<Diagnostic> diags;
   absl::StatusOr<Workload> w = LoadWorkload(testing_util::ExampleWorkloadPath(), &fleet_, &diags);
   ASSERT_TRUE(w.ok()) << w.status() << "\n" << testing_util::Join(diags);
-  ASSERT_EQ(w->jobs.size(), 7u);
+  ASSERT_EQ(w->jobs.size(), 8u);
   ASSERT_EQ(w->tenants.size(), 3u);  // no job lacks a tenant: no "default"
   ASSERT_EQ(w->priority_classes.size(), 3u);
   EXPECT_EQ(w->tenants[0].name, "research");
@@ -57,7 +57,9 @@ TEST_F(WorkloadSpecTest, ExampleParses) {
   EXPECT_EQ(w->tenants[0].guarantee.gpu_milli, 32000);
   EXPECT_EQ(w->tenants[0].borrow_limit.gpu_milli, 32000);
   EXPECT_EQ(w->tenants[0].borrow_limit.cpu_milli, Tenant().borrow_limit.cpu_milli);
-  EXPECT_EQ(w->tenants[1].borrow_limit, Tenant().borrow_limit);
+  EXPECT_EQ(w->tenants[1].borrow_limit.gpu_milli, 8000);
+  EXPECT_EQ(w->tenants[1].borrow_limit.cpu_milli, Tenant().borrow_limit.cpu_milli);
+  EXPECT_EQ(w->tenants[2].borrow_limit, Tenant().borrow_limit);
   for (size_t i = 0; i < w->jobs.size(); ++i) EXPECT_EQ(w->jobs[i].id, JobId(int32_t(i)));
 
   const Job& resnet = w->jobs[0];
