@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sim/simulator.h"
+#include "testing/fleets.h"
 
 namespace meridian::sim {
 namespace {
@@ -181,23 +182,11 @@ TEST(Gavel, ErrorsAreClear) {
 // One 1-GPU node of each of two types, listed "slow-first" so an unaware tie
 // break is free to pick either.
 Fleet TwoTypeFleet() {
-  FleetBuilder b;
-  RegionId r = *b.AddRegion(Region{"r", "onprem", "here", 1.0});
-  ZoneId z = *b.AddZone("r-a", r);
-  for (const char* type : {"k80", "v100"}) {
-    NodeGroup g;
-    g.name = type;
-    g.region = r;
-    g.zone = z;
-    g.gpu_type = b.AddGpuType(type);
-    g.gpus_per_node = 1;
-    g.cpu_milli = 64000;
-    g.memory_mib = 512 * 1024;
-    g.price_hour = 10;
-    g.count = 1;
-    EXPECT_TRUE(b.AddNodeGroup(g).ok());
-  }
-  return *std::move(b).Build();
+  test::TestFleet f;
+  RegionId r = f.Region("r");
+  for (const char* type : {"k80", "v100"})
+    f.Group({.name = type, .region = r, .gpu_type = type, .gpus = 1, .price_hour = 10});
+  return std::move(f).Build();
 }
 
 TEST(Gavel, HeterogeneityAwarePolicyBeatsUnawareFifoOnAverageJct) {

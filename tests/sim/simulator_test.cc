@@ -10,6 +10,7 @@
 #include "placement/registry.h"
 #include "sim/report.h"
 #include "spec/spec.h"
+#include "testing/fleets.h"
 
 namespace meridian::sim {
 namespace {
@@ -22,21 +23,10 @@ Fleet ExampleFleet() {
 }
 
 Fleet OneNodeFleet(int gpus) {
-  FleetBuilder b;
-  RegionId r = *b.AddRegion(Region{"r", "onprem", "here", 1.0});
-  ZoneId z = *b.AddZone("r-a", r);
-  NodeGroup g;
-  g.name = "n";
-  g.region = r;
-  g.zone = z;
-  g.gpu_type = b.AddGpuType("a100");
-  g.gpus_per_node = gpus;
-  g.cpu_milli = 64000;
-  g.memory_mib = 512 * 1024;
-  g.price_hour = 10;
-  g.count = 1;
-  EXPECT_TRUE(b.AddNodeGroup(g).ok());
-  return *std::move(b).Build();
+  test::TestFleet f;
+  RegionId r = f.Region("r");
+  f.Group({.name = "n", .region = r, .gpus = gpus, .price_hour = 10});
+  return std::move(f).Build();
 }
 
 TraceJob OneGpuJob(std::string name, double submit, double duration) {
