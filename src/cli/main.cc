@@ -3,13 +3,15 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "cli/cluster.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
   using namespace meridian::cli;
   CLI::App app{
       "Meridian: one scheduler for GPU fleets across regions and clouds.\n"
-      "Validate specs, place jobs with reasons, import fleets from public data, benchmark."};
+      "Run a cluster (controller, agents, dev), submit and follow jobs, validate specs, place jobs\n"
+      "with reasons, simulate policies on traces, import fleets from public data, benchmark."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "meridian 0.1.0");
 
@@ -133,11 +135,15 @@ int main(int argc, char** argv) {
   auto* pol = app.add_subcommand("policies", "List the registered filters, scorers and selectors");
   pol->add_flag("--json", policies_json, "Machine-readable output");
 
+  std::function<int()> action;
+  AddClusterCommands(app, bench, &action);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (action) return action();
   if (*validate) return RunValidate(va);
   if (*place) return RunPlace(pa);
   if (*bp) return RunBenchPlacement(ba);

@@ -93,6 +93,44 @@ absl::Status Scheduler::Submit(const Job& job) {
   return absl::OkStatus();
 }
 
+absl::Status Scheduler::Adopt(const Job& job, const std::vector<NodeId>& nodes) {
+  if (nodes.size() != static_cast<size_t>(job.replicas))
+    return absl::InvalidArgumentError(absl::StrCat("job '", job.name, "': ", nodes.size(),
+                                                   " nodes for ", job.replicas, " replicas"));
+  // Check that every replica fits before taking anything.
+  std::vector<Allocation> taken;
+  for (NodeId n : nodes) {
+    if (!n.Valid() || n.index() >= fleet_->nodes().size() || !state_.Fits(n, job.shape)) {
+      for (const Allocation& a : taken) state_.Release(a);
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", job.name, "': a replica no longer fits its node"));
+    }
+    taken.push_back(state_.Allocate(n, job.shape));
+  }
+  if (absl::Status st = Submit(job); !st.ok()) {
+    for (const Allocation& a : taken) state_.Release(a);
+    return st;
+  }
+  Plan plan;
+  plan.placed = true;
+  for (Allocation& a : taken) {
+    const Node& node = fleet_->node(a.node);
+    auto it = std::find_if(plan.shares.begin(), plan.shares.end(), [&](const RegionShare& s) {
+      return s.region == node.region && s.gpu_type == node.gpu_type;
+    });
+    if (it == plan.shares.end()) {
+      plan.shares.push_back(RegionShare{node.region, node.gpu_type, 1});
+    } else {
+      ++it->replicas;
+    }
+    ReplicaPlacement r;
+    r.allocation = std::move(a);
+    plan.replicas.push_back(std::move(r));
+  }
+  Start(jobs_.at(job.id), plan);
+  return absl::OkStatus();
+}
+
 void Scheduler::Enqueue(Entry& e) {
   e.pending_key = {queue_policy_->Key(QueuedJob{e.job, e.attained_gpu_s}, 0.0),
                    e.job.submit_time_s, e.job.id};
@@ -219,6 +257,18 @@ absl::Status Scheduler::Finish(JobId id) {
     return absl::NotFoundError(absl::StrCat("job ", id.value(), " is not running"));
   Stop(it->second);
   jobs_.erase(it);  // Stop does not enqueue: the job is gone
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::Remove(JobId id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", id.value(), " unknown"));
+  if (it->second.state == State::kRunning) {
+    Stop(it->second);
+  } else {
+    Dequeue(it->second);
+  }
+  jobs_.erase(it);
   return absl::OkStatus();
 }
 

@@ -79,9 +79,18 @@ class Scheduler final : public WaitEstimator {
   absl::Status AddTenant(const Tenant& tenant);
   // Queues a job. Errors: duplicate id, unknown tenant, invalid shape.
   absl::Status Submit(const Job& job);
+  // Takes over a job that already runs with replica i on nodes[i] (a
+  // controller rebuilding its scheduler after the node set changed or after a
+  // restart). The replicas' resources are allocated as if just placed.
+  // FailedPrecondition when a replica no longer fits its node (the caller
+  // re-queues the job); the same errors as Submit otherwise.
+  absl::Status Adopt(const Job& job, const std::vector<NodeId>& nodes);
   // A running job ended: its resources return to the pool. NotFound when the
   // job is not running.
   absl::Status Finish(JobId job);
+  // Forgets a job, pending or running (a cancelled job); a running job's
+  // resources return to the pool. NotFound when the job is unknown.
+  absl::Status Remove(JobId job);
   // A node failed or recovered. Running jobs with a replica on a failed node
   // are re-queued whole (their other replicas released); returns their ids.
   std::vector<JobId> SetNodeHealthy(NodeId node, bool healthy);

@@ -14,6 +14,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,6 +54,26 @@ absl::StatusOr<Fleet> ParseFleet(std::string_view text, std::string_view filenam
 // tenant "default", created on demand. Job ids are their index in `jobs`.
 absl::StatusOr<Workload> ParseWorkload(std::string_view text, std::string_view filename,
                                        const Fleet* fleet, std::vector<Diagnostic>* diags);
+
+// A control-plane job document (`kind: job`): the scheduling fields of one
+// workload job (name, tenant, replicas, shape, gpu_types, duration, dataset,
+// allowed_regions, objective, cost_weight, spot, cross_region, priority,
+// tolerations) plus how to run it: `command` (a list of arguments, or one
+// string run by /bin/sh -c), `env` (NAME: value), `retries` (0..100),
+// `backoff` (first retry delay, doubled per failure) and `grace` (SIGTERM to
+// SIGKILL on cancel). Priority is an integer or low / normal / high (0, 50,
+// 100). The job's tenant id is left 0: the caller maps `tenant` to its own.
+struct JobSpec {
+  Job job;
+  std::string tenant = "default";
+  std::vector<std::string> command;
+  std::vector<std::pair<std::string, std::string>> env;
+  int32_t max_retries = 0;
+  double backoff_s = 1.0;
+  double grace_s = 10.0;
+};
+absl::StatusOr<JobSpec> ParseJobSpec(std::string_view text, std::string_view filename,
+                                     const Fleet* fleet, std::vector<Diagnostic>* diags);
 
 // File variants: read the file (error naming the path when unreadable), then parse.
 absl::StatusOr<Fleet> LoadFleet(const std::string& path, std::vector<Diagnostic>* diags);

@@ -37,6 +37,7 @@ class WorkloadParser {
   WorkloadParser(DiagnosticSink* sink, const Fleet* fleet) : sink_(sink), fleet_(fleet) {}
 
   std::optional<Workload> Parse(absl::string_view text, absl::string_view filename);
+  std::optional<JobSpec> ParseJobDoc(absl::string_view text, absl::string_view filename);
 
  private:
   void ParsePriorityClasses(const YAML::Node& seq);
@@ -417,6 +418,106 @@ std::optional<Job> WorkloadParser::ParseJob(MapReader& m) {
   return job;
 }
 
+std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
+                                                   absl::string_view filename) {
+  std::optional<YAML::Node> root = internal::LoadDocument(text, filename, sink_);
+  if (!root) return std::nullopt;
+  MapReader m(sink_, *root, "",
+              {"kind", "name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
+               "allowed_regions", "objective", "cost_weight", "spot", "cross_region", "priority",
+               "tolerations", "command", "env", "retries", "backoff", "grace"});
+  if (!m.ok()) return std::nullopt;
+  internal::CheckKind(&m, "job");
+  JobSpec spec;
+  // Built-in priority classes; the tenant named by the document exists.
+  workload_.priority_classes = {{"low", 0}, {"normal", 50}, {"high", 100}};
+  class_names_ = {"low", "normal", "high"};
+  std::optional<std::string> tenant = m.Name("tenant", Need::kOptional);
+  spec.tenant = tenant.value_or(kDefaultTenant);
+  tenant_ids_[spec.tenant] = TenantId(0);
+  tenant_names_.push_back(spec.tenant);
+  std::optional<std::string> name = m.Name("name", Need::kRequired);
+  std::optional<Job> job = ParseJob(m);
+  bool ok = name && job;
+  // command: a list of strings (argv) or one string run by `sh -c`.
+  if (std::optional<YAML::Node> cmd = m.Get("command", Need::kRequired)) {
+    std::string path = m.Path("command");
+    if (cmd->IsScalar()) {
+      if (std::optional<std::string> line = internal::ReadString(sink_, *cmd, path)) {
+        if (line->empty()) {
+          m.Error("command", "command must not be empty");
+          ok = false;
+        } else {
+          spec.command = {"/bin/sh", "-c", *line};
+        }
+      } else {
+        ok = false;
+      }
+    } else if (internal::CheckSequence(sink_, *cmd, path)) {
+      size_t i = 0;
+      for (const YAML::Node& item : *cmd) {
+        std::optional<std::string> arg = internal::ReadString(sink_, item, IndexPath(path, i++));
+        if (!arg) {
+          ok = false;
+          continue;
+        }
+        spec.command.push_back(*arg);
+      }
+      if (spec.command.empty() || spec.command[0].empty()) {
+        m.Error("command", "command needs at least a program name");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  if (std::optional<YAML::Node> env = m.Get("env", Need::kOptional)) {
+    std::string path = m.Path("env");
+    if (!env->IsMap()) {
+      sink_->Add(env->Mark(), path,
+                 absl::StrCat("expected a mapping of NAME: value, got ", internal::Describe(*env)));
+      ok = false;
+    } else {
+      for (const auto& kv : *env) {
+        std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+        std::string item_path = internal::JoinPath(path, key);
+        bool valid = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
+        for (char c : key)
+          valid &= (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    (c >= '0' && c <= '9'));
+        if (!valid) {
+          sink_->Add(kv.first.Mark(), item_path,
+                     "environment variable names are letters, digits and '_', not starting "
+                     "with a digit");
+          ok = false;
+          continue;
+        }
+        std::optional<std::string> value = internal::ReadString(sink_, kv.second, item_path);
+        if (!value) {
+          ok = false;
+          continue;
+        }
+        spec.env.emplace_back(key, *value);
+      }
+    }
+  }
+  std::optional<int64_t> retries = m.Int("retries", Need::kOptional, 0, 100);
+  ok &= retries || !m.Has("retries");
+  spec.max_retries = static_cast<int32_t>(retries.value_or(0));
+  std::optional<double> backoff = m.Duration("backoff", Need::kOptional, true);
+  ok &= backoff || !m.Has("backoff");
+  spec.backoff_s = backoff.value_or(spec.backoff_s);
+  std::optional<double> grace = m.Duration("grace", Need::kOptional, true);
+  ok &= grace || !m.Has("grace");
+  spec.grace_s = grace.value_or(spec.grace_s);
+  if (!ok || !sink_->empty()) return std::nullopt;
+  spec.job = *std::move(job);
+  spec.job.name = *name;
+  return spec;
+}
+
 void WorkloadParser::ParseJobs(const YAML::Node& seq) {
   size_t i = 0;
   absl::flat_hash_map<std::string, int> lines;
@@ -463,6 +564,25 @@ absl::StatusOr<Workload> ParseWorkload(std::string_view text_in, std::string_vie
   if (!workload)
     return absl::InternalError("workload parser returned nothing without a diagnostic");
   return *std::move(workload);
+}
+
+absl::StatusOr<JobSpec> ParseJobSpec(std::string_view text_in, std::string_view filename_in,
+                                     const Fleet* fleet, std::vector<Diagnostic>* diags) {
+  absl::string_view text = internal::ToAbsl(text_in);
+  absl::string_view filename = internal::ToAbsl(filename_in);
+  DiagnosticSink sink(filename);
+  std::optional<JobSpec> spec;
+  try {
+    WorkloadParser parser(&sink, fleet);
+    spec = parser.ParseJobDoc(text, filename);
+  } catch (const std::exception& e) {
+    sink.AddDocument(absl::StrCat("internal error while reading the job: ", e.what()));
+  } catch (...) {
+    sink.AddDocument("internal error while reading the job");
+  }
+  if (absl::Status st = sink.Finish(diags); !st.ok()) return st;
+  if (!spec) return absl::InternalError("job parser returned nothing without a diagnostic");
+  return *std::move(spec);
 }
 
 }  // namespace meridian::spec

@@ -1,0 +1,413 @@
+#include "agent/agent.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "meridian/v1/meridian.grpc.pb.h"
+#include "rpc/rpc.h"
+
+namespace meridian::agent {
+
+namespace {
+
+bool KeyOk(const std::string& key) {
+  if (key.empty() || key.size() > 128 || key == "." || key == "..") return false;
+  for (char c : key)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
+// "j<job>-r<replica>-a<attempt>" -> fields; false for other names.
+bool ParseKey(const std::string& key, uint64_t* job, int32_t* replica, int32_t* attempt) {
+  unsigned long long j = 0;
+  int r = 0, a = 0;
+  char tail = 0;
+  if (std::sscanf(key.c_str(), "j%llu-r%d-a%d%c", &j, &r, &a, &tail) != 3) return false;
+  *job = j;
+  *replica = r;
+  *attempt = a;
+  return true;
+}
+
+int64_t MachineMemoryMib() {
+  std::ifstream in("/proc/meminfo");
+  std::string k;
+  int64_t kb = 0;
+  while (in >> k >> kb) {
+    if (k == "MemTotal:") return kb / 1024;
+    in.ignore(256, '\n');
+  }
+  return 1024;
+}
+
+}  // namespace
+
+GpuInventory DiscoverGpus() {
+  GpuInventory inv;
+  void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    inv.note = "NVML not present (libnvidia-ml.so.1 not found): no GPUs";
+    return inv;
+  }
+  using InitFn = int (*)();
+  using CountFn = int (*)(unsigned int*);
+  using HandleFn = int (*)(unsigned int, void**);
+  using NameFn = int (*)(void*, char*, unsigned int);
+  auto init = reinterpret_cast<InitFn>(dlsym(lib, "nvmlInit_v2"));
+  auto count = reinterpret_cast<CountFn>(dlsym(lib, "nvmlDeviceGetCount_v2"));
+  auto handle = reinterpret_cast<HandleFn>(dlsym(lib, "nvmlDeviceGetHandleByIndex_v2"));
+  auto name = reinterpret_cast<NameFn>(dlsym(lib, "nvmlDeviceGetName"));
+  auto shutdown = reinterpret_cast<InitFn>(dlsym(lib, "nvmlShutdown"));
+  if (!init || !count || !handle || !name) {
+    inv.note = "NVML found but incomplete: no GPUs";
+    return inv;
+  }
+  if (init() != 0) {
+    inv.note = "nvmlInit failed: no GPUs";
+    return inv;
+  }
+  unsigned int n = 0;
+  if (count(&n) == 0 && n > 0) {
+    inv.count = static_cast<int32_t>(n);
+    void* dev = nullptr;
+    char buf[96] = {};
+    if (handle(0, &dev) == 0 && name(dev, buf, sizeof buf) == 0) {
+      // "NVIDIA H100 80GB HBM3" -> "h100"
+      std::string full(buf), type;
+      std::istringstream words(full);
+      std::string w;
+      while (words >> w) {
+        if (w == "NVIDIA" || w == "Tesla" || w == "GeForce") continue;
+        type = w;
+        break;
+      }
+      for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      inv.type = type.empty() ? "gpu" : type;
+      inv.note = absl::StrCat("NVML: ", n, " x ", full);
+    }
+  } else {
+    inv.note = "NVML: no GPU devices";
+  }
+  if (shutdown) shutdown();
+  return inv;
+}
+
+struct Agent::RunInfo {
+  uint64_t job_id = 0;
+  int32_t replica = 0;
+  int32_t attempt = 0;
+  double grace_s = 10;
+  bool stopping = false;
+  double kill_at = 0;
+  bool failed_to_launch = false;
+  std::string launch_error;
+};
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Serves run logs from the driver's directories.
+class LogService final : public v1::AgentLogService::Service {
+ public:
+  explicit LogService(std::string runs_dir) : runs_dir_(std::move(runs_dir)) {}
+
+  grpc::Status ReadLog(grpc::ServerContext* ctx, const v1::ReadLogRequest* req,
+                       grpc::ServerWriter<v1::LogChunk>* writer) override {
+    if (!KeyOk(req->key()))
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "key: not a run key");
+    std::string stream = req->stream().empty() ? "stdout" : req->stream();
+    if (stream != "stdout" && stream != "stderr")
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "stream: stdout or stderr");
+    std::string dir = absl::StrCat(runs_dir_, "/", req->key());
+    std::string path = absl::StrCat(dir, "/", stream, ".log");
+    int fd = -1;
+    double give_up = Now() + 10;  // a just-assigned run may not have started yet
+    while ((fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+      if (!req->follow() || Now() > give_up || ctx->IsCancelled())
+        return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            absl::StrCat("no ", stream, " log for run ", req->key(), " yet"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::string buf(64 * 1024, '\0');
+    double last_write = Now();
+    for (;;) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n > 0) {
+        v1::LogChunk c;
+        c.set_data(buf.data(), static_cast<size_t>(n));
+        if (!writer->Write(c)) break;
+        last_write = Now();
+        continue;
+      }
+      if (!req->follow() || ctx->IsCancelled()) break;
+      struct stat st;
+      if (::stat(absl::StrCat(dir, "/exit").c_str(), &st) == 0) {
+        // Ended: one more read catches what was written before the exit.
+        ssize_t m;
+        while ((m = ::read(fd, buf.data(), buf.size())) > 0) {
+          v1::LogChunk c;
+          c.set_data(buf.data(), static_cast<size_t>(m));
+          if (!writer->Write(c)) break;
+        }
+        break;
+      }
+      if (Now() - last_write > 1.0) {  // keep-alive: lets the proxy notice cancellation
+        if (!writer->Write(v1::LogChunk())) break;
+        last_write = Now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ::close(fd);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::string runs_dir_;
+};
+
+}  // namespace
+
+struct Agent::Impl {
+  std::unique_ptr<LogService> logs;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<v1::AgentService::Stub> stub;
+  std::map<std::string, RunInfo> runs;
+  std::map<std::string, v1::ReplicaState> last_state;
+  std::mutex wake_mu;
+  std::condition_variable wake;
+};
+
+Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
+
+Agent::~Agent() {
+  Stop();
+  if (impl_ && impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now());
+}
+
+absl::Status Agent::Start() {
+  // Workloads inherit the agent's environment: never the cluster token.
+  ::unsetenv("MERIDIAN_TOKEN");
+  if (options_.name.empty()) return absl::InvalidArgumentError("--name: the node needs a name");
+  if (options_.region.empty()) return absl::InvalidArgumentError("--region: the node needs a region");
+  if (options_.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
+  if (options_.cpu_milli <= 0)
+    options_.cpu_milli = int64_t{1000} * static_cast<int64_t>(std::thread::hardware_concurrency());
+  if (options_.memory_mib <= 0) options_.memory_mib = MachineMemoryMib();
+  if (options_.gpus < 0) {
+    GpuInventory inv = DiscoverGpus();
+    options_.gpus = inv.count;
+    if (options_.gpu_type.empty()) options_.gpu_type = inv.type;
+    std::fprintf(stderr, "agent %s: %s\n", options_.name.c_str(), inv.note.c_str());
+  }
+  if (options_.gpus > 0 && options_.gpu_type.empty())
+    return absl::InvalidArgumentError("--gpu-type is required with --gpus");
+  ProcessDriverOptions po;
+  po.root_dir = absl::StrCat(options_.data_dir, "/runs");
+  po.cgroup_parent = absl::StrCat("meridian/", options_.name);
+  po.enforce_limits = options_.enforce_limits;
+  driver_ = std::make_unique<ProcessDriver>(po);
+  if (absl::Status st = driver_->Init(); !st.ok()) return st;
+  impl_ = std::make_unique<Impl>();
+  for (const std::string& key : driver_->Recover()) {
+    RunInfo info;
+    if (!ParseKey(key, &info.job_id, &info.replica, &info.attempt)) continue;
+    impl_->runs[key] = info;
+  }
+  impl_->logs = std::make_unique<LogService>(po.root_dir);
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort(options_.listen, rpc::ServerCredentials(options_.token), &port);
+  b.SetMaxReceiveMessageSize(rpc::kMaxRequestBytes);
+  b.RegisterService(impl_->logs.get());
+  impl_->server = b.BuildAndStart();
+  if (!impl_->server || port == 0)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
+  std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
+  address_ = absl::StrCat(host, ":", port);
+  impl_->stub = v1::AgentService::NewStub(rpc::Connect(options_.controller));
+  return absl::OkStatus();
+}
+
+void Agent::Stop() {
+  stop_ = true;
+  if (impl_) impl_->wake.notify_all();
+}
+
+void Agent::Run() {
+  bool registered = false;
+  double interval = options_.heartbeat_interval_s > 0 ? options_.heartbeat_interval_s : 1.0;
+  bool warned = false;
+  while (!stop_) {
+    if (!registered) {
+      v1::RegisterRequest req;
+      v1::Node* n = req.mutable_node();
+      n->set_name(options_.name);
+      n->set_region(options_.region);
+      n->set_zone(options_.zone);
+      n->set_gpu_type(options_.gpu_type);
+      n->set_gpus(options_.gpus);
+      n->set_cpu_milli(options_.cpu_milli);
+      n->set_memory_mib(options_.memory_mib);
+      n->set_address(address_);
+      n->set_limits(driver_->limits_status());
+      v1::RegisterResponse resp;
+      grpc::ClientContext ctx;
+      rpc::Prepare(&ctx, options_.token, 5);
+      grpc::Status st = impl_->stub->Register(&ctx, req, &resp);
+      if (st.ok()) {
+        registered = true;
+        warned = false;
+        if (options_.heartbeat_interval_s <= 0 && resp.heartbeat_interval_s() > 0)
+          interval = resp.heartbeat_interval_s();
+        std::fprintf(stderr, "agent %s: registered with %s (region %s, %s)\n",
+                     options_.name.c_str(), options_.controller.c_str(), options_.region.c_str(),
+                     driver_->limits_status().c_str());
+      } else {
+        if (!warned || st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+            st.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+          std::fprintf(stderr, "agent %s: register: %s\n", options_.name.c_str(),
+                       st.error_message().c_str());
+        warned = true;
+        std::unique_lock<std::mutex> l(impl_->wake_mu);
+        impl_->wake.wait_for(l, std::chrono::duration<double>(1.0), [&] { return stop_.load(); });
+        continue;
+      }
+    }
+    // Report every run this node knows.
+    v1::HeartbeatRequest req;
+    req.set_node(options_.name);
+    for (auto& [key, info] : impl_->runs) {
+      v1::RunReport* r = req.add_runs();
+      r->set_key(key);
+      r->set_job_id(info.job_id);
+      r->set_replica(info.replica);
+      r->set_attempt(info.attempt);
+      v1::ReplicaState state = v1::REPLICA_RUNNING;
+      if (info.failed_to_launch) {
+        state = v1::REPLICA_FAILED;
+        r->set_exit_code(127);
+        r->set_message(info.launch_error);
+      } else {
+        absl::StatusOr<RunStatus> s = driver_->Poll(key);
+        if (!s.ok()) {
+          state = v1::REPLICA_STOPPED;
+          r->set_message(std::string(s.status().message()));
+        } else if (s->state == RunState::kExited) {
+          r->set_exit_code(s->exit_code);
+          state = info.stopping ? v1::REPLICA_STOPPED
+                  : s->exit_code == 0 ? v1::REPLICA_SUCCEEDED
+                                      : v1::REPLICA_FAILED;
+          if (s->term_signal != 0) r->set_message(absl::StrCat("killed by signal ", s->term_signal));
+        } else if (s->state == RunState::kLost) {
+          state = v1::REPLICA_STOPPED;
+          r->set_message(s->message);
+        }
+      }
+      r->set_state(state);
+      impl_->last_state[key] = state;
+    }
+    v1::HeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, options_.token, 5);
+    grpc::Status st = impl_->stub->Heartbeat(&ctx, req, &resp);
+    double now = Now();
+    if (!st.ok()) {
+      if (!warned)
+        std::fprintf(stderr, "agent %s: heartbeat: %s (work keeps running)\n",
+                     options_.name.c_str(), st.error_message().c_str());
+      warned = true;
+    } else if (resp.reregister()) {
+      registered = false;
+      continue;
+    } else {
+      warned = false;
+      std::set<std::string> wanted;
+      for (const v1::Assignment& a : resp.assignments()) {
+        wanted.insert(a.key());
+        if (impl_->runs.contains(a.key()) || !KeyOk(a.key())) continue;
+        RunInfo info;
+        info.job_id = a.job_id();
+        info.replica = a.replica();
+        info.attempt = a.attempt();
+        info.grace_s = a.grace_s();
+        LaunchSpec spec;
+        spec.key = a.key();
+        spec.argv.assign(a.argv().begin(), a.argv().end());
+        for (const auto& [k, v] : a.env()) spec.env.emplace_back(k, v);
+        std::sort(spec.env.begin(), spec.env.end());
+        spec.cpu_milli = a.shape().cpu_milli();
+        spec.memory_mib = a.shape().memory_mib();
+        absl::Status ls = driver_->Launch(spec);
+        if (ls.code() == absl::StatusCode::kAlreadyExists) {
+          // Launched before (e.g. before a restart, already acknowledged): never twice.
+          continue;
+        }
+        if (!ls.ok()) {
+          info.failed_to_launch = true;
+          info.launch_error = std::string(ls.message());
+        }
+        impl_->runs[a.key()] = info;
+      }
+      for (auto& [key, info] : impl_->runs) {
+        if (wanted.contains(key) || info.stopping || info.failed_to_launch) continue;
+        absl::StatusOr<RunStatus> s = driver_->Poll(key);
+        if (!s.ok() || s->state != RunState::kRunning) continue;
+        (void)driver_->Signal(key, SIGTERM);
+        info.stopping = true;
+        info.kill_at = now + info.grace_s;
+      }
+      for (const std::string& key : resp.acknowledged()) {
+        auto it = impl_->runs.find(key);
+        if (it == impl_->runs.end()) continue;
+        driver_->Forget(key);
+        impl_->runs.erase(it);
+        impl_->last_state.erase(key);
+      }
+    }
+    // Wait for the next beat; wake early when a run changes state or a
+    // stopping run passes its grace period.
+    double next = Now() + interval;
+    while (!stop_ && Now() < next) {
+      {
+        std::unique_lock<std::mutex> l(impl_->wake_mu);
+        impl_->wake.wait_for(l, std::chrono::milliseconds(50), [&] { return stop_.load(); });
+      }
+      bool changed = false;
+      double t = Now();
+      for (auto& [key, info] : impl_->runs) {
+        if (info.failed_to_launch) continue;
+        absl::StatusOr<RunStatus> s = driver_->Poll(key);
+        if (!s.ok()) continue;
+        if (s->state == RunState::kRunning) {
+          if (info.stopping && t >= info.kill_at) {
+            (void)driver_->Signal(key, SIGKILL);
+            info.kill_at = t + 3600;
+          }
+          if (impl_->last_state[key] != v1::REPLICA_RUNNING) changed = true;
+        } else if (impl_->last_state[key] == v1::REPLICA_RUNNING) {
+          changed = true;
+        }
+      }
+      if (changed) break;
+    }
+  }
+}
+
+}  // namespace meridian::agent

@@ -1,0 +1,72 @@
+// Agent: the node's side of the control plane.
+//
+// Registers its node (region, zone, GPUs by type, CPU, memory: from options,
+// with CPU/memory defaulting to the machine's and GPUs discovered through
+// NVML when the library and a GPU are present), heartbeats, and reconciles:
+// the controller's heartbeat answer lists every run this node should have;
+// the agent launches the missing ones through the ProcessDriver, stops the
+// ones no longer wanted (SIGTERM, then SIGKILL after the grace period) and
+// reports each run's state until the controller acknowledges its outcome.
+// It serves the runs' logs (AgentLogService). After a restart it re-adopts
+// the runs its driver finds on disk and reports them.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "agent/process.h"
+
+namespace meridian::agent {
+
+struct AgentOptions {
+  std::string controller;  // controller address
+  std::string token;
+  std::string name;
+  std::string region;
+  std::string zone = "default";
+  std::string gpu_type;    // empty: NVML's name when GPUs are found
+  int32_t gpus = -1;       // -1: discover (NVML), 0 when none
+  int64_t cpu_milli = 0;   // 0: the machine's
+  int64_t memory_mib = 0;  // 0: the machine's
+  std::string data_dir;    // runs, logs
+  std::string listen = "127.0.0.1:0";  // log service
+  bool enforce_limits = true;
+  double heartbeat_interval_s = 0;  // 0: what the controller says
+};
+
+// GPUs found through NVML (dlopen of libnvidia-ml.so.1); count 0 and the
+// reason when there is none.
+struct GpuInventory {
+  int32_t count = 0;
+  std::string type;
+  std::string note;
+};
+GpuInventory DiscoverGpus();
+
+class Agent {
+ public:
+  explicit Agent(AgentOptions options);
+  ~Agent();
+  // Prepares the driver, re-adopts runs, starts the log service.
+  absl::Status Start();
+  // Registers and reconciles until Stop(). Work keeps running after Stop.
+  void Run();
+  void Stop();
+  const std::string& address() const { return address_; }
+  const std::string& limits_status() const { return driver_->limits_status(); }
+
+ private:
+  struct RunInfo;
+  struct Impl;
+  AgentOptions options_;
+  std::unique_ptr<ProcessDriver> driver_;
+  std::unique_ptr<Impl> impl_;
+  std::string address_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace meridian::agent

@@ -1,0 +1,98 @@
+// Control-plane subcommands of `meridian`: controller, agent, dev, job, node,
+// region, and `bench submit` / `bench agents`. AddClusterCommands registers
+// them on the CLI11 app; the chosen one stores its runner in *action.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "agent/agent.h"
+
+namespace meridian::cli {
+
+void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* action);
+
+// Where the controller is and the token to use: flags, then MERIDIAN_CONTROLLER /
+// MERIDIAN_TOKEN / MERIDIAN_TOKEN_FILE, then the files `meridian dev` and
+// `meridian controller` write into their data dir (--data-dir or MERIDIAN_DATA_DIR).
+struct ClientConfig {
+  std::string controller;
+  std::string token;
+  std::string token_file;
+  std::string data_dir;
+  std::string output = "table";  // or "json"
+  double timeout_s = 10;
+};
+absl::Status ResolveClient(ClientConfig* c);
+
+// Child processes of `meridian dev` and the benchmarks: this binary run with `args`.
+struct Child {
+  int pid = -1;
+  std::string name;
+};
+absl::StatusOr<Child> SpawnSelf(const std::string& name, const std::vector<std::string>& args,
+                                const std::string& log_path);
+// SIGTERM, wait up to grace_s, then SIGKILL. Returns the exit status.
+int StopChild(Child& c, double grace_s);
+bool ChildAlive(const Child& c);
+// Waits for `path` to exist and be non-empty; returns its content (trimmed).
+absl::StatusOr<std::string> WaitForFile(const std::string& path, double timeout_s,
+                                        const Child* watched);
+absl::Status WriteFileAtomic(const std::string& path, const std::string& content, int mode);
+
+struct ControllerArgs {
+  std::string listen = "127.0.0.1:0";
+  std::string data_dir;
+  std::string token_file;
+  double heartbeat_interval_s = 1.0;
+  double heartbeat_timeout_s = 5.0;
+};
+int RunController(const ControllerArgs& a);
+
+struct AgentArgs {
+  ClientConfig client;
+  agent::AgentOptions opts;
+  std::string cpu;
+  std::string memory;
+  bool no_limits = false;
+};
+int RunAgent(AgentArgs a);
+
+struct DevArgs {
+  int regions = 3;
+  int nodes_per_region = 2;
+  std::string data_dir = ".meridian-dev";
+  std::string cpu_per_node = "2";
+  std::string memory_per_node = "2Gi";
+  int gpus_per_node = 0;
+  std::string gpu_type = "t4";
+  double heartbeat_timeout_s = 5.0;
+  std::string demo;  // folder of job specs: submit, follow, summarise, stop
+  double demo_timeout_s = 180;
+  bool no_limits = false;
+};
+int RunDev(const DevArgs& a);
+// Submits every spec in `folder` to a running cluster, follows the jobs and
+// prints a summary; exit 0 when every job succeeded.
+int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig& client,
+                int expected_nodes);
+
+struct BenchSubmitArgs {
+  int64_t jobs = 20000;
+  int concurrency = 512;
+  bool json = false;
+};
+int RunBenchSubmit(const BenchSubmitArgs& a);
+
+struct BenchAgentsArgs {
+  int agents = 2000;
+  double hz = 1.0;
+  double seconds = 30;
+  bool json = false;
+};
+int RunBenchAgents(const BenchAgentsArgs& a);
+
+}  // namespace meridian::cli

@@ -1,0 +1,301 @@
+// `meridian bench submit` and `meridian bench agents`: the control plane
+// measured through a real controller process over gRPC on 127.0.0.1.
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cli/cluster.h"
+#include "cli/commands.h"
+#include "meridian/v1/meridian.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "rpc/rpc.h"
+
+namespace meridian::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// CPU seconds (user + system) used so far by process `pid`.
+double ProcessCpuSeconds(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = content.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(content.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  // Fields after the command: state(3) ... utime(14) stime(15).
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
+  return v[i];
+}
+
+// A controller process in a fresh temporary data dir.
+struct BenchCluster {
+  std::string dir;
+  Child controller;
+  std::string address;
+  std::string token;
+
+  absl::Status Start(const std::vector<std::string>& extra) {
+    char tmpl[] = "/tmp/meridian-bench-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
+    dir = tmpl;
+    std::vector<std::string> args = {"controller", "--data-dir", dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    absl::StatusOr<Child> c = SpawnSelf("controller", args, dir + "/controller.log");
+    if (!c.ok()) return c.status();
+    controller = *c;
+    absl::StatusOr<std::string> a = WaitForFile(dir + "/controller.addr", 30, &controller);
+    if (!a.ok()) return a.status();
+    address = *a;
+    absl::StatusOr<std::string> t = rpc::ReadTokenFile(dir + "/token");
+    if (!t.ok()) return t.status();
+    token = *t;
+    return absl::OkStatus();
+  }
+  ~BenchCluster() {
+    StopChild(controller, 5);
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+};
+
+// Keeps `limit` async calls in flight; `issue(i, done)` starts call i and
+// calls done(ok, seconds) when it ends.
+class Pump {
+ public:
+  explicit Pump(int limit) : limit_(limit) {}
+  template <typename Issue>
+  void Run(int64_t total, Issue issue) {
+    std::unique_lock<std::mutex> l(mu_);
+    for (int64_t i = 0; i < total; ++i) {
+      cv_.wait(l, [&] { return in_flight_ < limit_; });
+      ++in_flight_;
+      l.unlock();
+      double t0 = Now();
+      issue(i, [this, t0](bool ok) { Done(ok, Now() - t0); });
+      l.lock();
+    }
+    cv_.wait(l, [&] { return in_flight_ == 0; });
+  }
+  int64_t ok() const { return ok_; }
+  int64_t errors() const { return errors_; }
+  std::vector<double> latencies() const { return lat_; }
+  std::string first_error;
+  std::mutex mu_;
+
+ private:
+  void Done(bool ok, double s) {
+    std::lock_guard<std::mutex> l(mu_);
+    --in_flight_;
+    if (ok) {
+      ++ok_;
+      lat_.push_back(s);
+    } else {
+      ++errors_;
+    }
+    cv_.notify_all();
+  }
+  int limit_;
+  int in_flight_ = 0;
+  int64_t ok_ = 0, errors_ = 0;
+  std::vector<double> lat_;
+  std::condition_variable cv_;
+};
+
+}  // namespace
+
+int RunBenchSubmit(const BenchSubmitArgs& a) {
+  BenchCluster cluster;
+  if (absl::Status st = cluster.Start({}); !st.ok()) {
+    std::fprintf(stderr, "meridian bench submit: %s\n", std::string(st.message()).c_str());
+    return kExitError;
+  }
+  auto channel = rpc::Connect(cluster.address);
+  auto stub = v1::JobService::NewStub(channel);
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::SubmitJobRequest req;
+    v1::SubmitJobResponse resp;
+  };
+  Pump pump(a.concurrency);
+  if (!a.json) std::fprintf(stderr, "bench submit: %lld jobs, %d in flight, controller %s\n",
+                            static_cast<long long>(a.jobs), a.concurrency, cluster.address.c_str());
+  double t0 = Now();
+  double cpu0 = ProcessCpuSeconds(cluster.controller.pid);
+  pump.Run(a.jobs, [&](int64_t i, auto done) {
+    auto* c = new Call();
+    rpc::Prepare(&c->ctx, cluster.token, 30);
+    c->req.set_spec(absl::StrCat("kind: job\nname: bench-", i,
+                                 "\nshape: {cpu: 1, memory: 1Gi}\ncommand: [\"true\"]\n"));
+    stub->async()->Submit(&c->ctx, &c->req, &c->resp, [c, done, &pump](grpc::Status st) {
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> l(pump.mu_);
+        if (pump.first_error.empty()) pump.first_error = st.error_message();
+      }
+      done(st.ok());
+      delete c;
+    });
+  });
+  double elapsed = Now() - t0;
+  double cpu = ProcessCpuSeconds(cluster.controller.pid) - cpu0;
+  // Every answered submit must be listed.
+  grpc::ClientContext lctx;
+  rpc::Prepare(&lctx, cluster.token, 60);
+  v1::ListJobsResponse listed;
+  grpc::Status lst = stub->List(&lctx, v1::ListJobsRequest(), &listed);
+  std::vector<double> lat = pump.latencies();
+  nlohmann::json out = {
+      {"benchmark", "submit"},
+      {"jobs", a.jobs},
+      {"concurrency", a.concurrency},
+      {"answered", pump.ok()},
+      {"errors", pump.errors()},
+      {"seconds", elapsed},
+      {"submissions_per_sec", static_cast<double>(pump.ok()) / elapsed},
+      {"latency_p50_ms", Percentile(lat, 0.5) * 1e3},
+      {"latency_p99_ms", Percentile(lat, 0.99) * 1e3},
+      {"controller_cpu_seconds", cpu},
+      {"listed_after", lst.ok() ? listed.jobs_size() : -1},
+      {"durability", "SQLite WAL, synchronous=FULL, group commit; answered after commit"},
+  };
+  if (!pump.first_error.empty()) out["first_error"] = pump.first_error;
+  if (a.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("%s\n", out.dump(2).c_str());
+  }
+  return pump.errors() == 0 ? kExitOk : kExitError;
+}
+
+int RunBenchAgents(const BenchAgentsArgs& a) {
+  BenchCluster cluster;
+  // A long timeout: the benchmark measures heartbeat cost, not failure handling.
+  if (absl::Status st = cluster.Start({"--heartbeat-timeout", "3600"}); !st.ok()) {
+    std::fprintf(stderr, "meridian bench agents: %s\n", std::string(st.message()).c_str());
+    return kExitError;
+  }
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<v1::AgentService::Stub>> stubs;
+  for (int i = 0; i < 8; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("bench.channel", i);  // distinct channels: separate connections
+    channels.push_back(grpc::CreateCustomChannel(
+        cluster.address, grpc::experimental::LocalCredentials(LOCAL_TCP), args));
+    stubs.push_back(v1::AgentService::NewStub(channels.back()));
+  }
+  if (!a.json)
+    std::fprintf(stderr, "bench agents: registering %d agents with %s\n", a.agents,
+                 cluster.address.c_str());
+  struct RegCall {
+    grpc::ClientContext ctx;
+    v1::RegisterRequest req;
+    v1::RegisterResponse resp;
+  };
+  Pump reg(256);
+  reg.Run(a.agents, [&](int64_t i, auto done) {
+    auto* c = new RegCall();
+    rpc::Prepare(&c->ctx, cluster.token, 60);
+    v1::Node* n = c->req.mutable_node();
+    n->set_name(absl::StrCat("bench-", i));
+    n->set_region(absl::StrCat("region-", i % 4));
+    n->set_zone(absl::StrCat("zone-", i % 8));
+    n->set_cpu_milli(8000);
+    n->set_memory_mib(32768);
+    n->set_address("127.0.0.1:1");
+    stubs[size_t(i) % stubs.size()]->async()->Register(&c->ctx, &c->req, &c->resp,
+                                                       [c, done](grpc::Status st) {
+                                                         done(st.ok());
+                                                         delete c;
+                                                       });
+  });
+  if (reg.errors() > 0) {
+    std::fprintf(stderr, "meridian bench agents: %lld registrations failed\n",
+                 static_cast<long long>(reg.errors()));
+    return kExitError;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // let the fleet rebuild settle
+  struct HbCall {
+    grpc::ClientContext ctx;
+    v1::HeartbeatRequest req;
+    v1::HeartbeatResponse resp;
+  };
+  const double rate = a.agents * a.hz;
+  const int64_t total = static_cast<int64_t>(rate * a.seconds);
+  Pump hb(4096);
+  std::atomic<int64_t> late{0};
+  double cpu0 = ProcessCpuSeconds(cluster.controller.pid);
+  double self0 = ProcessCpuSeconds(static_cast<int>(::getpid()));
+  double t0 = Now();
+  hb.Run(total, [&](int64_t i, auto done) {
+    double due = t0 + static_cast<double>(i) / rate;  // evenly paced
+    double wait = due - Now();
+    if (wait > 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    } else if (wait < -0.5) {
+      ++late;
+    }
+    auto* c = new HbCall();
+    rpc::Prepare(&c->ctx, cluster.token, 10);
+    c->req.set_node(absl::StrCat("bench-", i % a.agents));
+    stubs[size_t(i) % stubs.size()]->async()->Heartbeat(&c->ctx, &c->req, &c->resp,
+                                                        [c, done](grpc::Status st) {
+                                                          done(st.ok() && !c->resp.reregister());
+                                                          delete c;
+                                                        });
+  });
+  double elapsed = Now() - t0;
+  double cpu = ProcessCpuSeconds(cluster.controller.pid) - cpu0;
+  double self = ProcessCpuSeconds(static_cast<int>(::getpid())) - self0;
+  std::vector<double> lat = hb.latencies();
+  nlohmann::json out = {
+      {"benchmark", "agents"},
+      {"agents", a.agents},
+      {"hz", a.hz},
+      {"seconds", elapsed},
+      {"heartbeats_ok", hb.ok()},
+      {"heartbeat_errors", hb.errors()},
+      {"heartbeats_per_sec", static_cast<double>(hb.ok()) / elapsed},
+      {"controller_cpu_share", cpu / elapsed},
+      {"load_generator_cpu_share", self / elapsed},
+      {"latency_p50_ms", Percentile(lat, 0.5) * 1e3},
+      {"latency_p99_ms", Percentile(lat, 0.99) * 1e3},
+      {"paced_late", late.load()},
+  };
+  if (a.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("%s\n", out.dump(2).c_str());
+  }
+  return hb.errors() == 0 ? kExitOk : kExitError;
+}
+
+}  // namespace meridian::cli

@@ -1,0 +1,246 @@
+#include "controller/service.h"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "meridian/v1/meridian.grpc.pb.h"
+#include "rpc/rpc.h"
+
+namespace meridian::controller {
+
+namespace {
+
+using grpc::CallbackServerContext;
+using grpc::ServerContext;
+using grpc::ServerUnaryReactor;
+
+class JobServiceImpl final : public v1::JobService::WithCallbackMethod_Submit<v1::JobService::Service> {
+ public:
+  JobServiceImpl(Controller* c, std::string token) : c_(c), token_(std::move(token)) {}
+
+  ServerUnaryReactor* Submit(CallbackServerContext* ctx, const v1::SubmitJobRequest* req,
+                             v1::SubmitJobResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (req->spec().empty()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "spec: empty document"));
+      return reactor;
+    }
+    c_->Submit(req->spec(), req->filename(), [reactor, resp](absl::StatusOr<v1::Job> job) {
+      if (!job.ok()) {
+        reactor->Finish(rpc::ToGrpc(job.status()));
+        return;
+      }
+      *resp->mutable_job() = *std::move(job);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::Status Get(ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) override {
+    absl::StatusOr<v1::Job> j = c_->GetJob(req->id());
+    if (!j.ok()) return rpc::ToGrpc(j.status());
+    *resp = *std::move(j);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status List(ServerContext*, const v1::ListJobsRequest* req,
+                    v1::ListJobsResponse* resp) override {
+    std::set<int> states(req->states().begin(), req->states().end());
+    for (v1::Job& j : c_->ListJobs(states, req->limit())) *resp->add_jobs() = std::move(j);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Cancel(ServerContext*, const v1::CancelJobRequest* req, v1::Job* resp) override {
+    absl::StatusOr<v1::Job> j = c_->Cancel(req->id());
+    if (!j.ok()) return rpc::ToGrpc(j.status());
+    *resp = *std::move(j);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Watch(ServerContext* ctx, const v1::WatchJobsRequest* req,
+                     grpc::ServerWriter<v1::JobEvent>* writer) override {
+    if (req->id() != 0) {
+      absl::StatusOr<v1::Job> j = c_->GetJob(req->id());
+      if (!j.ok()) return rpc::ToGrpc(j.status());
+      v1::JobEvent first;
+      *first.mutable_job() = *std::move(j);
+      if (!writer->Write(first)) return grpc::Status::OK;
+    }
+    // Start from now: earlier events are history the caller did not ask for.
+    uint64_t cursor = c_->LatestEvent();
+    while (!ctx->IsCancelled()) {
+      for (const v1::JobEvent& e : c_->WaitEvents(cursor, req->id(), 1.0)) {
+        cursor = e.sequence();
+        if (!e.has_job()) continue;
+        if (!writer->Write(e)) return grpc::Status::OK;
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Logs(ServerContext* ctx, const v1::LogsRequest* req,
+                    grpc::ServerWriter<v1::LogChunk>* writer) override {
+    std::string stream = req->stream().empty() ? "stdout" : req->stream();
+    if (stream != "stdout" && stream != "stderr")
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("stream: expected stdout or stderr, got '", stream, "'"));
+    absl::StatusOr<std::pair<std::string, std::string>> src = c_->LogSource(req->id(), req->replica());
+    if (!src.ok()) return rpc::ToGrpc(src.status());
+    auto stub = v1::AgentLogService::NewStub(Channel(src->first));
+    grpc::ClientContext up;
+    rpc::Prepare(&up, token_);
+    v1::ReadLogRequest rr;
+    rr.set_key(src->second);
+    rr.set_stream(stream);
+    rr.set_follow(req->follow());
+    std::unique_ptr<grpc::ClientReader<v1::LogChunk>> reader = stub->ReadLog(&up, rr);
+    v1::LogChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (ctx->IsCancelled()) {
+        up.TryCancel();
+        break;
+      }
+      if (chunk.data().empty()) continue;  // keep-alive
+      if (!writer->Write(chunk)) {
+        up.TryCancel();
+        break;
+      }
+    }
+    grpc::Status st = reader->Finish();
+    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) {
+      if (st.error_code() == grpc::StatusCode::UNAVAILABLE)
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            absl::StrCat("the node's agent at ", src->first,
+                                         " is not reachable: ", st.error_message()));
+      return st;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = channels_.find(address);
+    if (it != channels_.end()) return it->second;
+    auto ch = rpc::Connect(address);
+    channels_[address] = ch;
+    return ch;
+  }
+
+  Controller* c_;
+  std::string token_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+};
+
+class NodeServiceImpl final : public v1::NodeService::Service {
+ public:
+  explicit NodeServiceImpl(Controller* c) : c_(c) {}
+  grpc::Status List(ServerContext*, const v1::ListNodesRequest*,
+                    v1::ListNodesResponse* resp) override {
+    for (v1::Node& n : c_->ListNodes()) *resp->add_nodes() = std::move(n);
+    return grpc::Status::OK;
+  }
+  grpc::Status Cordon(ServerContext*, const v1::CordonRequest* req, v1::Node* resp) override {
+    absl::StatusOr<v1::Node> n = c_->Cordon(req->name(), !req->uncordon());
+    if (!n.ok()) return rpc::ToGrpc(n.status());
+    *resp = *std::move(n);
+    return grpc::Status::OK;
+  }
+  grpc::Status Drain(ServerContext*, const v1::DrainRequest* req,
+                     v1::DrainResponse* resp) override {
+    absl::StatusOr<v1::DrainResponse> r = c_->Drain(req->name());
+    if (!r.ok()) return rpc::ToGrpc(r.status());
+    *resp = *std::move(r);
+    return grpc::Status::OK;
+  }
+
+ private:
+  Controller* c_;
+};
+
+class RegionServiceImpl final : public v1::RegionService::Service {
+ public:
+  explicit RegionServiceImpl(Controller* c) : c_(c) {}
+  grpc::Status List(ServerContext*, const v1::ListRegionsRequest*,
+                    v1::ListRegionsResponse* resp) override {
+    for (v1::Region& r : c_->ListRegions()) *resp->add_regions() = std::move(r);
+    return grpc::Status::OK;
+  }
+
+ private:
+  Controller* c_;
+};
+
+class AgentServiceImpl final : public v1::AgentService::CallbackService {
+ public:
+  explicit AgentServiceImpl(Controller* c) : c_(c) {}
+  ServerUnaryReactor* Register(CallbackServerContext* ctx, const v1::RegisterRequest* req,
+                               v1::RegisterResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    absl::StatusOr<v1::RegisterResponse> r = c_->Register(req->node());
+    if (r.ok()) *resp = *std::move(r);
+    reactor->Finish(rpc::ToGrpc(r.status()));
+    return reactor;
+  }
+  ServerUnaryReactor* Heartbeat(CallbackServerContext* ctx, const v1::HeartbeatRequest* req,
+                                v1::HeartbeatResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    absl::StatusOr<v1::HeartbeatResponse> r = c_->Heartbeat(*req);
+    if (r.ok()) *resp = *std::move(r);
+    reactor->Finish(rpc::ToGrpc(r.status()));
+    return reactor;
+  }
+
+ private:
+  Controller* c_;
+};
+
+}  // namespace
+
+struct ControllerServer::Impl {
+  std::unique_ptr<JobServiceImpl> jobs;
+  std::unique_ptr<NodeServiceImpl> nodes;
+  std::unique_ptr<RegionServiceImpl> regions;
+  std::unique_ptr<AgentServiceImpl> agents;
+  std::unique_ptr<grpc::Server> server;
+};
+
+absl::StatusOr<std::unique_ptr<ControllerServer>> ControllerServer::Start(Controller* c,
+                                                                          ServerOptions options) {
+  if (options.token.empty()) return absl::InvalidArgumentError("a token is required");
+  std::unique_ptr<ControllerServer> s(new ControllerServer());
+  s->impl_ = std::make_unique<Impl>();
+  s->impl_->jobs = std::make_unique<JobServiceImpl>(c, options.token);
+  s->impl_->nodes = std::make_unique<NodeServiceImpl>(c);
+  s->impl_->regions = std::make_unique<RegionServiceImpl>(c);
+  s->impl_->agents = std::make_unique<AgentServiceImpl>(c);
+  grpc::ServerBuilder b;
+  b.AddListeningPort(options.listen, rpc::ServerCredentials(options.token), &s->port_);
+  b.SetMaxReceiveMessageSize(rpc::kMaxRequestBytes);
+  b.RegisterService(s->impl_->jobs.get());
+  b.RegisterService(s->impl_->nodes.get());
+  b.RegisterService(s->impl_->regions.get());
+  b.RegisterService(s->impl_->agents.get());
+  s->impl_->server = b.BuildAndStart();
+  if (!s->impl_->server || s->port_ == 0)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  return s;
+}
+
+ControllerServer::~ControllerServer() { Shutdown(); }
+
+void ControllerServer::Shutdown() {
+  if (impl_ && impl_->server) {
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+}
+
+void ControllerServer::Wait() {
+  if (impl_ && impl_->server) impl_->server->Wait();
+}
+
+}  // namespace meridian::controller

@@ -1,0 +1,350 @@
+// Control plane with real processes: a controller and agents started from
+// the `meridian` binary on 127.0.0.1, driven over gRPC. Assertions are on
+// outcomes; deadlines are generous and never measured.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "harness.h"
+
+namespace meridian::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+std::string JobSpec(const std::string& name, const std::string& command, int replicas = 1,
+                    const std::string& cpu = "1", const std::string& extra = "") {
+  return absl::StrCat("kind: job\nname: ", name, "\nreplicas: ", replicas, "\nshape: {cpu: ", cpu,
+                      ", memory: 64Mi}\ncommand: ['/bin/sh', '-c', '", command, "']\n", extra);
+}
+
+bool ProcessAlive(int pid) { return pid > 1 && ::kill(pid, 0) == 0; }
+
+int ReadPid(const std::string& path) { return std::atoi(ReadText(path).c_str()); }
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void StartCluster(int agents_per_region, std::vector<std::string> regions, double hb_timeout = 2.0) {
+    cluster_ = std::make_unique<Cluster>(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    cluster_->StartController(hb_timeout);
+    int n = 0;
+    for (const std::string& r : regions)
+      for (int i = 1; i <= agents_per_region; ++i, ++n) cluster_->StartAgent(absl::StrCat(r, "-", i), r);
+    ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == n; }, 30))
+        << "agents did not register; logs in " << cluster_->root();
+  }
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(ClusterTest, SubmitPlaceRunSucceedAndServeLogs) {
+  StartCluster(1, {"east", "west"});
+  v1::Job j;
+  ASSERT_TRUE(cluster_->Submit(JobSpec("hello", "echo hello from $MERIDIAN_NODE in $MERIDIAN_REGION"), &j).ok());
+  EXPECT_EQ(j.state(), v1::JOB_PENDING);
+  v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
+  ASSERT_EQ(done.replica_status_size(), 1);
+  EXPECT_EQ(done.replica_status(0).state(), v1::REPLICA_SUCCEEDED);
+  EXPECT_EQ(done.replica_status(0).exit_code(), 0);
+  const std::string node = done.replica_status(0).node();
+  EXPECT_TRUE(node == "east-1" || node == "west-1") << node;
+
+  grpc::ClientContext ctx;
+  cluster_->Prepare(&ctx);
+  v1::LogsRequest req;
+  req.set_id(j.id());
+  auto reader = cluster_->jobs().Logs(&ctx, req);
+  std::string out;
+  v1::LogChunk c;
+  while (reader->Read(&c)) out += c.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(out, absl::StrCat("hello from ", node, " in ", done.replica_status(0).region(), "\n"));
+}
+
+TEST_F(ClusterTest, GangReplicasShareRendezvousAndGetDistinctRanks) {
+  StartCluster(2, {"east", "west"});
+  std::string dir = cluster_->root() + "/ranks";
+  fs::create_directories(dir);
+  // cpu 2 on 2-core nodes: one replica per node, so the gang spans nodes.
+  std::string cmd = absl::StrCat(
+      "echo $MASTER_ADDR $MASTER_PORT $WORLD_SIZE $RANK $LOCAL_RANK $LOCAL_WORLD_SIZE "
+      "$MERIDIAN_JOB_ID $MERIDIAN_NODE > ", dir, "/$RANK");
+  v1::Job j;
+  ASSERT_TRUE(cluster_->Submit(JobSpec("gang", cmd, 3, "2", "cross_region: true\n"), &j).ok());
+  v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
+  std::set<std::string> masters, nodes;
+  std::set<int> ranks;
+  for (int r = 0; r < 3; ++r) {
+    std::vector<std::string> f = absl::StrSplit(ReadText(absl::StrCat(dir, "/", r)), ' ');
+    ASSERT_EQ(f.size(), 8u) << "rank " << r;
+    masters.insert(absl::StrCat(f[0], ":", f[1], ":", f[2], ":", f[6]));
+    ranks.insert(std::atoi(f[3].c_str()));
+    EXPECT_EQ(f[4], "0");  // one replica per node
+    EXPECT_EQ(f[5], "1");
+    nodes.insert(f[7]);
+  }
+  EXPECT_EQ(masters.size(), 1u) << "replicas disagree on MASTER_ADDR/PORT/WORLD_SIZE";
+  EXPECT_THAT(*masters.begin(), HasSubstr(absl::StrCat(":3:", j.id())));
+  EXPECT_EQ(ranks, (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(nodes.size(), 3u);
+}
+
+TEST_F(ClusterTest, CancelStopsTheProcesses) {
+  StartCluster(1, {"east"});
+  std::string pids = cluster_->pid_dir();
+  v1::Job j;
+  ASSERT_TRUE(cluster_->Submit(
+      JobSpec("sleeper", absl::StrCat("echo $$ > ", pids, "/$MERIDIAN_RUN_KEY; exec sleep 300"), 2, "0.5",
+              "grace: 2s\n"), &j).ok());
+  ASSERT_EQ(cluster_->WaitState(j.id(), v1::JOB_RUNNING).state(), v1::JOB_RUNNING);
+  std::vector<int> running;
+  ASSERT_TRUE(WaitUntil([&] {
+    running.clear();
+    for (const auto& e : fs::directory_iterator(pids)) running.push_back(ReadPid(e.path()));
+    return running.size() == 2;
+  }, 10));
+  for (int p : running) EXPECT_TRUE(ProcessAlive(p));
+  grpc::ClientContext ctx;
+  cluster_->Prepare(&ctx);
+  v1::CancelJobRequest req;
+  req.set_id(j.id());
+  v1::Job cancelled;
+  ASSERT_TRUE(cluster_->jobs().Cancel(&ctx, req, &cancelled).ok());
+  EXPECT_EQ(cancelled.state(), v1::JOB_CANCELLED);
+  for (int p : running)
+    EXPECT_TRUE(WaitUntil([&] { return !ProcessAlive(p); }, 15)) << "pid " << p << " still runs";
+  // Cancelling twice is a precondition failure, not a crash.
+  grpc::ClientContext ctx2;
+  cluster_->Prepare(&ctx2);
+  EXPECT_EQ(cluster_->jobs().Cancel(&ctx2, req, &cancelled).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ClusterTest, KilledAgentsJobsArePlacedAgainElsewhere) {
+  StartCluster(1, {"east", "west", "south"});
+  std::string pids = cluster_->pid_dir();
+  v1::Job j;
+  ASSERT_TRUE(cluster_->Submit(
+      JobSpec("survivor", absl::StrCat("echo $$ > ", pids, "/$MERIDIAN_RUN_KEY; exec sleep 300"), 1, "1"),
+      &j).ok());
+  v1::Job running = cluster_->WaitState(j.id(), v1::JOB_RUNNING);
+  ASSERT_EQ(running.state(), v1::JOB_RUNNING);
+  std::string first = running.replica_status(0).node();
+  cluster_->Kill(first, SIGKILL);
+  double killed_at = Now();
+  // Heartbeat timeout is 2 s: re-placed whole, on another node, attempt 1.
+  v1::Job again;
+  ASSERT_TRUE(WaitUntil([&] {
+    return cluster_->Get(j.id(), &again) && again.attempt() == 1 &&
+           again.state() == v1::JOB_RUNNING;
+  }, 2.0 + 15)) << again.message();
+  EXPECT_NE(again.replica_status(0).node(), first);
+  EXPECT_THAT(again.message(), ::testing::AnyOf(HasSubstr("running"), HasSubstr("lost")));
+  (void)killed_at;
+  int ready = cluster_->ReadyNodes();
+  EXPECT_EQ(ready, 2);
+}
+
+TEST_F(ClusterTest, FailedReplicaRetriesThenFails) {
+  StartCluster(1, {"east"});
+  v1::Job j;
+  ASSERT_TRUE(cluster_->Submit(JobSpec("flaky", "exit 3", 1, "1", "retries: 1\nbackoff: 100ms\n"), &j).ok());
+  v1::Job done = cluster_->WaitState(j.id(), v1::JOB_FAILED);
+  ASSERT_EQ(done.state(), v1::JOB_FAILED);
+  EXPECT_EQ(done.failures(), 2);
+  EXPECT_EQ(done.attempt(), 1);
+  EXPECT_THAT(done.message(), HasSubstr("exited with code 3"));
+  // A job that fails on its first attempt only succeeds on the retry.
+  ASSERT_TRUE(cluster_->Submit(JobSpec("second-time", "test $MERIDIAN_ATTEMPT -ge 1", 1, "1",
+                                       "retries: 2\nbackoff: 100ms\n"), &j).ok());
+  done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
+  EXPECT_EQ(done.attempt(), 1);
+}
+
+TEST_F(ClusterTest, BadInputGetsClearErrors) {
+  StartCluster(1, {"east"});
+  // Malformed spec: InvalidArgument naming the field.
+  v1::Job j;
+  grpc::Status st = cluster_->Submit(
+      "kind: job\nname: bad\nshape: {cpu: -2, memory: 1Gi}\ncommand: [x]\n", &j);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("shape.cpu"));
+  st = cluster_->Submit("kind: job\nname: bad\nshape: {cpu: 1, memory: 1Gi}\n", &j);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("command"));
+  st = cluster_->Submit("kind: job\nname: x\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\nreplicaz: 2\n", &j);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("replicaz"));
+  st = cluster_->Submit("{{{{", &j);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Missing and wrong tokens: Unauthenticated.
+  auto stub = v1::JobService::NewStub(rpc::Connect(cluster_->address()));
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsResponse resp;
+    st = stub->List(&ctx, v1::ListJobsRequest(), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << st.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, "not-the-token");
+    v1::ListJobsResponse resp;
+    st = stub->List(&ctx, v1::ListJobsRequest(), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    auto agent_stub = v1::AgentService::NewStub(rpc::Connect(cluster_->address()));
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, cluster_->token() + "x");
+    v1::HeartbeatRequest req;
+    req.set_node("east-1");
+    v1::HeartbeatResponse resp;
+    EXPECT_EQ(agent_stub->Heartbeat(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // Unknown job id: NotFound, for get, cancel and logs.
+  {
+    grpc::ClientContext ctx;
+    cluster_->Prepare(&ctx);
+    v1::GetJobRequest req;
+    req.set_id(987654);
+    v1::Job out;
+    st = cluster_->jobs().Get(&ctx, req, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(st.error_message(), HasSubstr("987654"));
+  }
+  {
+    grpc::ClientContext ctx;
+    cluster_->Prepare(&ctx);
+    v1::CancelJobRequest req;
+    req.set_id(987654);
+    v1::Job out;
+    EXPECT_EQ(cluster_->jobs().Cancel(&ctx, req, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    cluster_->Prepare(&ctx);
+    v1::LogsRequest req;
+    req.set_id(987654);
+    auto reader = cluster_->jobs().Logs(&ctx, req);
+    v1::LogChunk c;
+    while (reader->Read(&c)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // Oversized request: refused cleanly, and the controller keeps serving.
+  std::string huge = absl::StrCat("kind: job\nname: big\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\n# ",
+                                  std::string(5 << 20, 'x'), "\n");
+  st = cluster_->Submit(huge, &j);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  // A bad agent registration names the field.
+  {
+    auto agent_stub = v1::AgentService::NewStub(rpc::Connect(cluster_->address()));
+    grpc::ClientContext ctx;
+    cluster_->Prepare(&ctx);
+    v1::RegisterRequest req;
+    req.mutable_node()->set_name("bad node!");
+    req.mutable_node()->set_region("east");
+    v1::RegisterResponse resp;
+    st = agent_stub->Register(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("node.name"));
+  }
+  ASSERT_TRUE(cluster_->Submit(JobSpec("after", "true"), &j).ok());
+  EXPECT_EQ(cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED).state(), v1::JOB_SUCCEEDED);
+}
+
+// kill -9 of the controller while a client submits 500 jobs: after the
+// restart every answered submit exists exactly once and no replica ran twice.
+TEST_F(ClusterTest, ControllerKill9LosesNoAnsweredSubmitAndRunsNothingTwice) {
+  StartCluster(1, {"east", "west"}, /*hb_timeout=*/5.0);
+  std::string marks = cluster_->root() + "/marks";
+  fs::create_directories(marks);
+  constexpr int kJobs = 500;
+  std::mutex mu;
+  std::map<uint64_t, std::string> answered;  // id -> name
+  std::atomic<int> next{0};
+  std::atomic<int> acked{0};
+  auto submitter = [&] {
+    auto stub = v1::JobService::NewStub(rpc::Connect(cluster_->address()));
+    for (int i; (i = next.fetch_add(1)) < kJobs;) {
+      std::string name = absl::StrCat("d", i);
+      grpc::ClientContext ctx;
+      rpc::Prepare(&ctx, cluster_->token(), 5);
+      v1::SubmitJobRequest req;
+      req.set_spec(JobSpec(name, absl::StrCat("echo ran >> ", marks, "/$MERIDIAN_JOB_ID.$RANK"), 1,
+                           "100m"));
+      v1::SubmitJobResponse resp;
+      if (stub->Submit(&ctx, req, &resp).ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        answered[resp.job().id()] = name;
+        ++acked;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) threads.emplace_back(submitter);
+  ASSERT_TRUE(WaitUntil([&] { return acked.load() >= 150; }, 60));
+  cluster_->Kill("controller", SIGKILL);
+  for (std::thread& t : threads) t.join();
+  int answered_before_kill = static_cast<int>(answered.size());
+  ASSERT_GE(answered_before_kill, 150);
+  ASSERT_LT(answered_before_kill, kJobs) << "the kill came too late to test anything";
+
+  cluster_->StartController(5.0);
+  // Every answered job exists (exactly once: ids are unique, names too) and finishes.
+  grpc::ClientContext ctx;
+  cluster_->Prepare(&ctx, 30);
+  v1::ListJobsResponse listed;
+  ASSERT_TRUE(cluster_->jobs().List(&ctx, v1::ListJobsRequest(), &listed).ok());
+  std::map<std::string, int> name_count;
+  std::set<uint64_t> ids;
+  for (const v1::Job& j : listed.jobs()) {
+    ++name_count[j.name()];
+    ids.insert(j.id());
+  }
+  for (const auto& [id, name] : answered) {
+    EXPECT_TRUE(ids.contains(id)) << "answered job " << id << " lost";
+    EXPECT_EQ(name_count[name], 1) << name;
+  }
+  for (const auto& [name, n] : name_count) EXPECT_EQ(n, 1) << name;
+  ASSERT_TRUE(WaitUntil([&] {
+    grpc::ClientContext c;
+    cluster_->Prepare(&c, 10);
+    v1::ListJobsRequest req;
+    req.add_states(v1::JOB_PENDING);
+    req.add_states(v1::JOB_SCHEDULED);
+    req.add_states(v1::JOB_RUNNING);
+    v1::ListJobsResponse r;
+    return cluster_->jobs().List(&c, req, &r).ok() && r.jobs_size() == 0;
+  }, 120)) << "jobs did not finish after the restart";
+  int marked = 0;
+  for (const auto& e : fs::directory_iterator(marks)) {
+    ++marked;
+    EXPECT_EQ(ReadText(e.path()), "ran\n") << e.path() << " ran more than once";
+  }
+  EXPECT_GE(marked, answered_before_kill);
+  grpc::ClientContext ctx2;
+  cluster_->Prepare(&ctx2, 30);
+  ASSERT_TRUE(cluster_->jobs().List(&ctx2, v1::ListJobsRequest(), &listed).ok());
+  for (const v1::Job& j : listed.jobs())
+    EXPECT_EQ(j.state(), v1::JOB_SUCCEEDED) << j.id() << " " << j.message();
+}
+
+}  // namespace
+}  // namespace meridian::testing
