@@ -99,11 +99,13 @@ class ProcessDriver {
 
  private:
   struct Run;
+  Run* Find(const std::string& key);
+  std::vector<std::string> CgroupDirs(const std::string& key) const;
   ProcessDriverOptions options_;
   std::string limits_status_;
   bool limits_enforced_ = false;
   int cgroup_version_ = 0;
-  std::vector<std::pair<std::string, Run*>> runs_;  // implementation may change this
+  std::vector<std::pair<std::string, Run*>> runs_;  // owned
 };
 
 }  // namespace meridian::agent

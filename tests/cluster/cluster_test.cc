@@ -161,7 +161,7 @@ TEST_F(ClusterTest, KilledAgentsJobsArePlacedAgainElsewhere) {
 TEST_F(ClusterTest, FailedReplicaRetriesThenFails) {
   StartCluster(1, {"east"});
   v1::Job j;
-  ASSERT_TRUE(cluster_->Submit(JobSpec("flaky", "exit 3", 1, "1", "retries: 1\nbackoff: 100ms\n"), &j).ok());
+  ASSERT_TRUE(cluster_->Submit(JobSpec("flaky", "exit 3", 1, "1", "retries: 1\nbackoff: 0.1\n"), &j).ok());
   v1::Job done = cluster_->WaitState(j.id(), v1::JOB_FAILED);
   ASSERT_EQ(done.state(), v1::JOB_FAILED);
   EXPECT_EQ(done.failures(), 2);
@@ -169,7 +169,7 @@ TEST_F(ClusterTest, FailedReplicaRetriesThenFails) {
   EXPECT_THAT(done.message(), HasSubstr("exited with code 3"));
   // A job that fails on its first attempt only succeeds on the retry.
   ASSERT_TRUE(cluster_->Submit(JobSpec("second-time", "test $MERIDIAN_ATTEMPT -ge 1", 1, "1",
-                                       "retries: 2\nbackoff: 100ms\n"), &j).ok());
+                                       "retries: 2\nbackoff: 0.1\n"), &j).ok());
   done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
   ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
   EXPECT_EQ(done.attempt(), 1);
