@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Quick start, command 1: set up, build, and run the main job — validate the
-# example multi-region fleet and job mix, place the jobs and print every
-# decision with its regions, nodes, scores and, for waiting jobs, the reasons
-# per region; then replay a synthetic trace through three policies on the same
-# fleet with the simulator and write an HTML report.
+# Quick start, command 1: set up, build, and run the main job — a live
+# multi-region cluster on this machine: `meridian dev` starts a controller and
+# six node agents (three regions x two nodes) as separate processes on
+# 127.0.0.1, submits the example jobs in examples/cluster (one a 4-replica
+# gang whose replicas check their rendezvous environment against each other
+# over TCP), follows them until they end, prints where each replica ran and a
+# summary, and stops the cluster. Then the scheduling core on its own: place
+# the example job mix on the example fleet with reasons, and replay a synthetic
+# trace through three policies in the simulator (HTML report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh release
 echo
-echo "== meridian validate =="
-build/meridian validate examples/fleets/multi-region.yaml examples/jobs/mixed.yaml
+echo "== meridian dev: 3 regions x 2 nodes, example jobs =="
+rm -rf out/dev
+mkdir -p out
+build/meridian dev --regions 3 --nodes-per-region 2 --data-dir out/dev --demo examples/cluster
 echo
-echo "== meridian place =="
+echo "== meridian place (example fleet and job mix) =="
+build/meridian validate examples/fleets/multi-region.yaml examples/jobs/mixed.yaml
 build/meridian place --fleet examples/fleets/multi-region.yaml --jobs examples/jobs/mixed.yaml
 echo
 echo "== meridian sim (synthetic trace, 3000 jobs) =="
-mkdir -p out
 build/meridian sim --fleet examples/fleets/multi-region.yaml --trace synthetic:3000:400 \
   --policy fifo --policy tiresias --policy drf --scenario "Demo: synthetic jobs on the example fleet" \
   --json out/demo.json --report out/demo.html

@@ -187,6 +187,10 @@ class LogService final : public v1::AgentLogService::Service {
 }  // namespace
 
 struct Agent::Impl {
+  // The heartbeat stream (AgentService.Connect), reopened after any error and
+  // every few minutes (its deadline bounds a controller that stops answering).
+  std::unique_ptr<grpc::ClientContext> stream_ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::HeartbeatRequest, v1::HeartbeatResponse>> stream;
   std::unique_ptr<LogService> logs;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<v1::AgentService::Stub> stub;
@@ -200,6 +204,10 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
 
 Agent::~Agent() {
   Stop();
+  if (impl_ && impl_->stream) {
+    impl_->stream_ctx->TryCancel();
+    (void)impl_->stream->Finish();
+  }
   if (impl_ && impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now());
 }
 
@@ -250,6 +258,23 @@ absl::Status Agent::Start() {
 void Agent::Stop() {
   stop_ = true;
   if (impl_) impl_->wake.notify_all();
+}
+
+grpc::Status Agent::Beat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp) {
+  if (!impl_->stream) {
+    impl_->stream_ctx = std::make_unique<grpc::ClientContext>();
+    rpc::Prepare(impl_->stream_ctx.get(), options_.token, 300);
+    impl_->stream = impl_->stub->Connect(impl_->stream_ctx.get());
+  }
+  if (impl_->stream->Write(req) && impl_->stream->Read(resp)) return grpc::Status::OK;
+  impl_->stream_ctx->TryCancel();
+  grpc::Status st = impl_->stream->Finish();
+  impl_->stream.reset();
+  impl_->stream_ctx.reset();
+  if (st.ok() || st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+      st.error_code() == grpc::StatusCode::CANCELLED)
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "heartbeat stream closed; reconnecting");
+  return st;
 }
 
 void Agent::Run() {
@@ -326,9 +351,7 @@ void Agent::Run() {
       impl_->last_state[key] = state;
     }
     v1::HeartbeatResponse resp;
-    grpc::ClientContext ctx;
-    rpc::Prepare(&ctx, options_.token, 5);
-    grpc::Status st = impl_->stub->Heartbeat(&ctx, req, &resp);
+    grpc::Status st = Beat(req, &resp);
     double now = Now();
     if (!st.ok()) {
       if (!warned)

@@ -20,6 +20,14 @@
 #include "absl/status/status.h"
 #include "agent/process.h"
 
+namespace grpc {
+class Status;
+}
+namespace meridian::v1 {
+class HeartbeatRequest;
+class HeartbeatResponse;
+}  // namespace meridian::v1
+
 namespace meridian::agent {
 
 struct AgentOptions {
@@ -62,6 +70,7 @@ class Agent {
  private:
   struct RunInfo;
   struct Impl;
+  grpc::Status Beat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp);
   AgentOptions options_;
   std::unique_ptr<ProcessDriver> driver_;
   std::unique_ptr<Impl> impl_;

@@ -1,478 +1,846 @@
 #include "agent/process.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <map>
+#include <optional>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-
-extern char** environ;
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "core/check.h"
 
 namespace meridian::agent {
 
+// One run known to the driver: launched by it, or found by Recover().
+struct ProcessDriver::Run {
+  std::string dir;
+  bool has_record = false;  // false: the launch never finished writing `record`
+  pid_t monitor_pid = 0;
+  uint64_t monitor_start = 0;  // /proc/<pid>/stat field 22, tells a recycled pid apart
+  pid_t child_pid = 0;         // also the workload's process group id
+  bool our_child = false;      // the monitor is this process's unreaped child
+  bool monitor_gone = false;
+  std::optional<RunStatus> final;  // set once the run has ended (exited, or lost for good)
+};
+
 namespace {
 
-bool KeyValid(const std::string& key) {
+namespace fs = std::filesystem;
+
+// In the monitor, the pipe to the agent sits on this descriptor.
+constexpr int kPipeFd = 3;
+// The largest limits whose conversion to cgroup units cannot overflow.
+constexpr int64_t kMaxCpuMilli = INT64_MAX / 100;
+constexpr int64_t kMaxMemoryMib = INT64_MAX >> 20;
+
+std::string ErrnoText(int err) { return strerror(err); }
+
+bool KeyValid(absl::string_view key) {
   if (key.empty() || key.size() > 128 || key == "." || key == "..") return false;
-  for (char c : key)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-      return false;
+  return std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+bool HasNul(absl::string_view s) { return s.find('\0') != absl::string_view::npos; }
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
   return true;
 }
 
-std::string ReadSmall(const std::string& path, bool* ok) {
-  std::ifstream in(path);
-  *ok = static_cast<bool>(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool WriteSmall(const std::string& path, const std::string& content) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+// Writes `content` to an existing file (a cgroup control file) in one write().
+absl::Status WriteControlFile(const std::string& path, const std::string& content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat(path, ": ", ErrnoText(errno)));
+  ssize_t n = ::write(fd, content.data(), content.size());
+  int err = errno;
   ::close(fd);
-  return ok;
+  if (n != static_cast<ssize_t>(content.size()))
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": writing '", content, "': ", ErrnoText(n < 0 ? err : EIO)));
+  return absl::OkStatus();
 }
 
-// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot; 0 if gone.
-uint64_t StartTime(int pid) {
-  bool ok = false;
-  std::string s = ReadSmall(absl::StrCat("/proc/", pid, "/stat"), &ok);
-  if (!ok) return 0;
-  size_t close = s.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(s.substr(close + 2));
-  std::string f;
-  for (int i = 3; i <= 22 && rest >> f; ++i)
-    if (i == 22) return std::strtoull(f.c_str(), nullptr, 10);
-  return 0;
+// Writes `path` through a temporary file and rename(), so readers see the old
+// content or the whole new one.
+absl::Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat(tmp, ": ", ErrnoText(errno)));
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    return absl::InternalError(absl::StrCat(path, ": ", ErrnoText(err)));
+  }
+  return absl::OkStatus();
 }
 
-// Async-signal-safe helpers for the forked processes.
-void SafeWrite(int fd, const char* s) {
-  size_t n = 0;
-  while (s[n] != '\0') ++n;
+struct ProcStat {
+  char state = '?';
+  uint64_t start_time = 0;
+};
+
+// Parses /proc/<pid>/stat; false when the process does not exist.
+bool ReadProcStat(pid_t pid, ProcStat* out) {
+  std::string text;
+  if (!ReadFile(absl::StrCat("/proc/", pid, "/stat"), &text)) return false;
+  // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(text).substr(close + 1), ' ', absl::SkipEmpty());
+  // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+  if (fields.size() < 20 || fields[0].size() != 1) return false;
+  out->state = fields[0][0];
+  return absl::SimpleAtoi(fields[19], &out->start_time);
+}
+
+// The `exit` file written by the monitor, or nullopt while there is none.
+std::optional<RunStatus> ReadExitRecord(const std::string& dir) {
+  std::string text;
+  if (!ReadFile(dir + "/exit", &text)) return std::nullopt;
+  RunStatus s;
+  s.state = RunState::kExited;
+  std::vector<absl::string_view> f = absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+  int value = 0;
+  if (f.size() == 2 && absl::SimpleAtoi(f[1], &value) && value >= 0) {
+    if (f[0] == "exited") {
+      s.exit_code = value;
+      return s;
+    }
+    if (f[0] == "signaled") {
+      s.exit_code = 128 + value;
+      s.term_signal = value;
+      return s;
+    }
+  }
+  s.state = RunState::kLost;
+  s.message = absl::StrCat("unreadable exit record in ", dir, ": '", text, "'");
+  return s;
+}
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() { Reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+// Moves a close-on-exec descriptor above 0..2, so that the monitor's dup2()
+// onto stdin/stdout/stderr never overwrites another descriptor it still needs.
+int AboveStdio(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int err = errno;
+  ::close(fd);
+  errno = err;
+  return moved;
+}
+
+// ---------------------------------------------------------------------------
+// The forked processes. The agent is multi-threaded, so after fork() only
+// async-signal-safe calls are allowed: no allocation, no locks, no stdio.
+// Everything they need is prepared in a ForkPlan before fork().
+
+struct ForkPlan {
+  int devnull = -1, out = -1, err = -1, pipe_w = -1;  // all >= 3, close-on-exec
+  long max_fd = 0;  // fallback bound when close_range() is unavailable
+  const char* cwd = nullptr;
+  const char* program = nullptr;  // argv[0] as given, for messages
+  std::vector<const char*> cgroup_procs;
+  std::vector<const char*> candidates;  // argv[0] resolved against PATH, in order
+  char* const* argv = nullptr;
+  char** sh_argv = nullptr;  // {"/bin/sh", <candidate>, argv[1..], nullptr} for ENOEXEC
+  char* const* envp = nullptr;
+  const char* exit_tmp = nullptr;
+  const char* exit_path = nullptr;
+};
+
+void SafeWriteAll(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
   while (n > 0) {
-    ssize_t w = ::write(fd, s, n);
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return;
-    s += w;
+    p += w;
     n -= static_cast<size_t>(w);
   }
 }
 
-// Writes a non-negative integer into buf (at least 24 bytes); returns buf.
-char* FormatInt(long long v, char* buf) {
+void SafeWrite(int fd, const char* s) { SafeWriteAll(fd, s, ::strlen(s)); }
+
+// Formats a non-negative number into buf (>= 21 bytes); returns buf.
+const char* SafeFormat(unsigned long v, char* buf) {
   char tmp[24];
   int n = 0;
-  bool neg = v < 0;
-  unsigned long long u = neg ? static_cast<unsigned long long>(-v) : static_cast<unsigned long long>(v);
   do {
-    tmp[n++] = static_cast<char>('0' + u % 10);
-    u /= 10;
-  } while (u > 0);
+    tmp[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
   int i = 0;
-  if (neg) buf[i++] = '-';
   while (n > 0) buf[i++] = tmp[--n];
   buf[i] = '\0';
   return buf;
 }
 
-}  // namespace
+// strerrordesc_np() is a lookup in glibc's static table (no locale, no
+// allocation), unlike strerror(), so it is safe after fork().
+const char* SafeErrnoText(int err) {
+  const char* text = ::strerrordesc_np(err);
+  return text != nullptr ? text : "unknown error";
+}
 
-struct ProcessDriver::Run {
-  std::string key;
-  int monitor_pid = 0;
-  int child_pid = 0;
+void SafeResetSignals() {
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // fails for KILL, STOP
+}
+
+[[noreturn]] void SafeFail(const char* what, const char* subject, int err) {
+  SafeWrite(2, "meridian: ");
+  SafeWrite(2, what);
+  SafeWrite(2, " '");
+  SafeWrite(2, subject);
+  SafeWrite(2, "': ");
+  SafeWrite(2, SafeErrnoText(err));
+  SafeWrite(2, "\n");
+  ::_exit(127);
+}
+
+// The workload: own process group, default signals, cgroups, cwd, exec.
+// Descriptors 0..2 are already /dev/null and the logs (set up by the monitor).
+[[noreturn]] void RunWorkload(const ForkPlan& p) {
+  ::setpgid(0, 0);
+  SafeResetSignals();
+  ::close(kPipeFd);
+  for (const char* procs : p.cgroup_procs) {
+    int fd = ::open(procs, O_WRONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && ::write(fd, "0", 1) == 1;
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    if (!ok) SafeFail("cannot join cgroup", procs, err);
+  }
+  if (::chdir(p.cwd) != 0) SafeFail("cannot change to directory", p.cwd, errno);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Like execvp(): keep looking on "not here" errors, remember EACCES.
+  int err = ENOENT;
+  bool saw_eacces = false;
+  for (const char* candidate : p.candidates) {
+    ::execve(candidate, p.argv, p.envp);
+    err = errno;
+    if (err == ENOEXEC) {  // no #! line: run it as a shell script, as execvp() does
+      p.sh_argv[1] = const_cast<char*>(candidate);
+      ::execve("/bin/sh", p.sh_argv, p.envp);
+      break;
+    }
+    if (err == EACCES) {
+      saw_eacces = true;
+    } else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV &&
+               err != ETIMEDOUT) {
+      break;
+    }
+  }
+  if (saw_eacces && (err == ENOENT || err == ENOTDIR)) err = EACCES;
+  SafeFail("cannot run", p.program, err);
+}
+
+// The monitor: detached, deaf to TERM/INT/HUP, starts the workload, reports
+// its pid through the pipe, waits for it and records how it ended.
+[[noreturn]] void RunMonitor(const ForkPlan& p) {
+  ::setsid();
+  ::prctl(PR_SET_NAME, "meridian-mon", 0, 0, 0);
+  SafeResetSignals();
+  struct sigaction ign = {};
+  ign.sa_handler = SIG_IGN;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &ign, nullptr);
+  // 0, 1, 2: /dev/null and the logs (inherited by the workload); 3: the pipe.
+  // Nothing else of the agent stays open: a listening socket held by a
+  // long-lived monitor would outlive the agent.
+  ::dup2(p.devnull, 0);
+  ::dup2(p.out, 1);
+  ::dup2(p.err, 2);
+  ::dup2(p.pipe_w, kPipeFd);
+  if (::close_range(kPipeFd + 1, ~0U, 0) != 0)
+    for (long fd = kPipeFd + 1; fd < p.max_fd; ++fd) ::close(static_cast<int>(fd));
+
+  pid_t child = ::fork();
+  if (child == 0) RunWorkload(p);
+  if (child < 0) {
+    int32_t report = -errno;
+    SafeWrite(2, "meridian: cannot start the workload: fork: ");
+    SafeWrite(2, SafeErrnoText(-report));
+    SafeWrite(2, "\n");
+    SafeWriteAll(kPipeFd, &report, sizeof report);
+    ::_exit(1);
+  }
+  // Also set here, so the group exists as soon as the agent learns the pid.
+  ::setpgid(child, child);
+  int32_t report = child;
+  SafeWriteAll(kPipeFd, &report, sizeof report);
+  ::close(kPipeFd);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  // WNOWAIT keeps the child a zombie until the exit record is written: while
+  // there is no record, its pid (= the process group) cannot be reused.
+  siginfo_t info = {};
+  while (::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT) != 0) {
+    if (errno != EINTR) ::_exit(1);
+  }
+  bool signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
+  char number[24];
+  SafeFormat(static_cast<unsigned long>(info.si_status), number);
+  int fd = ::open(p.exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    SafeWrite(fd, signaled ? "signaled " : "exited ");
+    SafeWrite(fd, number);
+    SafeWrite(fd, "\n");
+    ::fsync(fd);
+    ::close(fd);
+    ::rename(p.exit_tmp, p.exit_path);
+  }
+  while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  ::_exit(0);
+}
+
+struct RunRecord {
+  pid_t monitor_pid = 0;
   uint64_t monitor_start = 0;
-  bool our_child = false;   // the monitor is our direct child (launched by this process)
-  bool reaped = false;
-  bool lost_record = false; // directory without a usable record
+  pid_t child_pid = 0;
 };
+
+// `record` holds "monitor_pid N", "monitor_start N" and "child_pid N" lines.
+std::string FormatRunRecord(const RunRecord& r) {
+  return absl::StrCat("monitor_pid ", r.monitor_pid, "\nmonitor_start ", r.monitor_start,
+                      "\nchild_pid ", r.child_pid, "\n");
+}
+
+std::optional<RunRecord> ReadRunRecord(const std::string& dir) {
+  std::string text;
+  if (!ReadFile(dir + "/record", &text)) return std::nullopt;
+  RunRecord r;
+  bool have_pid = false, have_start = false, have_child = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
+    if (kv.first == "monitor_pid") have_pid = absl::SimpleAtoi(kv.second, &r.monitor_pid);
+    if (kv.first == "monitor_start") have_start = absl::SimpleAtoi(kv.second, &r.monitor_start);
+    if (kv.first == "child_pid") have_child = absl::SimpleAtoi(kv.second, &r.child_pid);
+  }
+  if (!have_pid || !have_start || !have_child || r.monitor_pid <= 0 || r.child_pid <= 0)
+    return std::nullopt;
+  return r;
+}
+
+absl::Status ValidateSpec(const LaunchSpec& spec) {
+  if (!KeyValid(spec.key))
+    return absl::InvalidArgumentError(
+        absl::StrCat("run key '", spec.key,
+                     "': use 1 to 128 of A-Z a-z 0-9 '.' '_' '-' (not '.' or '..')"));
+  if (spec.argv.empty() || spec.argv[0].empty())
+    return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": empty command"));
+  for (const std::string& arg : spec.argv)
+    if (HasNul(arg))
+      return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": NUL in an argument"));
+  for (const auto& [name, value] : spec.env)
+    if (name.empty() || name.find('=') != std::string::npos || HasNul(name) || HasNul(value))
+      return absl::InvalidArgumentError(
+          absl::StrCat("run ", spec.key, ": bad environment variable name '", name, "'"));
+  if (HasNul(spec.cwd))
+    return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": NUL in cwd"));
+  if (spec.cpu_milli < 0 || spec.cpu_milli > kMaxCpuMilli || spec.memory_mib < 0 ||
+      spec.memory_mib > kMaxMemoryMib)
+    return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": limits out of range (cpu ",
+                                                   spec.cpu_milli, "m, memory ",
+                                                   spec.memory_mib, " MiB)"));
+  return absl::OkStatus();
+}
+
+// The agent's environment with `overrides` added or replacing, as "K=V".
+std::vector<std::string> MergedEnvironment(
+    const std::vector<std::pair<std::string, std::string>>& overrides, std::string* path) {
+  std::vector<std::string> env;
+  std::map<std::string, size_t, std::less<>> index;
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    size_t eq = kv.find('=');
+    if (eq == absl::string_view::npos || index.contains(kv.substr(0, eq))) continue;
+    index.emplace(std::string(kv.substr(0, eq)), env.size());
+    env.emplace_back(kv);
+  }
+  for (const auto& [name, value] : overrides) {
+    std::string kv = absl::StrCat(name, "=", value);
+    auto [it, added] = index.emplace(name, env.size());
+    if (added) {
+      env.push_back(std::move(kv));
+    } else {
+      env[it->second] = std::move(kv);
+    }
+  }
+  auto it = index.find("PATH");
+  *path = it != index.end() ? env[it->second].substr(5) : "/usr/local/bin:/usr/bin:/bin";
+  return env;
+}
+
+// Where execve() should look for `program`, in order (execvp() semantics:
+// a name with '/' is used as is; an empty PATH entry is the working directory).
+std::vector<std::string> ExecCandidates(const std::string& program, const std::string& path) {
+  if (program.find('/') != std::string::npos) return {program};
+  std::vector<std::string> out;
+  for (absl::string_view dir : absl::StrSplit(path, ':'))
+    out.push_back(dir.empty() ? program : absl::StrCat(dir, "/", program));
+  return out;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (std::string& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
 
 ProcessDriver::ProcessDriver(ProcessDriverOptions options) : options_(std::move(options)) {}
 
-ProcessDriver::~ProcessDriver() {
-  for (auto& [key, run] : runs_) delete run;
+// Never stops runs: the monitors keep supervising them for the next driver.
+ProcessDriver::~ProcessDriver() = default;
+
+std::string ProcessDriver::RunDir(const std::string& key) const {
+  return absl::StrCat(options_.root_dir, "/", key);
+}
+
+std::string ProcessDriver::LogPath(const std::string& key, const std::string& stream) const {
+  return absl::StrCat(RunDir(key), "/", stream, ".log");
 }
 
 absl::Status ProcessDriver::Init() {
+  if (options_.root_dir.empty()) return absl::InvalidArgumentError("run directory not set");
   std::error_code ec;
-  if (::mkdir(options_.root_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    // Create parents too.
-    std::string path;
-    for (const std::string& part : [&] {
-           std::vector<std::string> parts;
-           std::stringstream ss(options_.root_dir);
-           std::string p;
-           while (std::getline(ss, p, '/')) parts.push_back(p);
-           return parts;
-         }()) {
-      path += part + "/";
-      if (part.empty()) continue;
-      ::mkdir(path.c_str(), 0755);
-    }
-  }
-  struct stat st;
-  if (::stat(options_.root_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return absl::UnavailableError(
-        absl::StrCat("cannot create run directory ", options_.root_dir, ": ", strerror(errno)));
+  fs::create_directories(options_.root_dir, ec);
+  if (ec || !fs::is_directory(options_.root_dir, ec))
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create run directory ", options_.root_dir, ": ", ec ? ec.message() : "not a dir"));
+  ProcStat self;
+  if (!ReadProcStat(::getpid(), &self))
+    return absl::FailedPreconditionError(
+        "cannot read /proc/self/stat: the process driver needs /proc to recognise its monitors");
+
+  limits_enforced_ = false;
+  cgroup_version_ = 0;
+  cgroup_bases_.clear();
   if (!options_.enforce_limits) {
-    limits_status_ = "limits not enforced: disabled by --no-limits";
+    limits_status_ = "limits not enforced: disabled by configuration";
     return absl::OkStatus();
   }
+  std::vector<absl::string_view> parts = absl::StrSplit(options_.cgroup_parent, '/');
+  if (!std::all_of(parts.begin(), parts.end(), KeyValid))
+    return absl::InvalidArgumentError(
+        absl::StrCat("cgroup parent '", options_.cgroup_parent,
+                     "': use a relative path of names made of A-Z a-z 0-9 '.' '_' '-'"));
+  absl::Status v2 = ProbeCgroupV2();
+  if (v2.ok()) return absl::OkStatus();
+  if (!absl::IsNotFound(v2)) {
+    limits_status_ = absl::StrCat("limits not enforced: ", v2.message());
+    return absl::OkStatus();
+  }
+  absl::Status v1 = ProbeCgroupV1();
+  if (!v1.ok())
+    limits_status_ = absl::IsNotFound(v1)
+                         ? absl::StrCat("limits not enforced: ", v2.message(), "; ", v1.message())
+                         : absl::StrCat("limits not enforced: ", v1.message());
+  return absl::OkStatus();
+}
+
+// NotFound: no usable v2 hierarchy here; other errors: v2 present but not ours to use.
+absl::Status ProcessDriver::ProbeCgroupV2() {
   const std::string& root = options_.cgroup_root;
-  // cgroup v2: a unified hierarchy with cpu and memory controllers.
-  bool v2_ok = false;
-  std::string v2_controllers = ReadSmall(root + "/cgroup.controllers", &v2_ok);
-  if (v2_ok && v2_controllers.find("cpu") != std::string::npos &&
-      v2_controllers.find("memory") != std::string::npos) {
-    std::string dir = root;
-    bool ok = true;
-    std::stringstream parts(options_.cgroup_parent);
-    std::string p;
-    while (ok && std::getline(parts, p, '/')) {
-      dir += "/" + p;
-      ok = ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
-    }
-    if (ok) {
-      (void)WriteSmall(root + "/cgroup.subtree_control", "+cpu +memory");
-      cgroup_version_ = 2;
-      limits_enforced_ = true;
-      limits_status_ = absl::StrCat("cgroup v2: cpu and memory limits enforced under ", dir);
-      return absl::OkStatus();
-    }
-    limits_status_ = absl::StrCat("limits not enforced: ", dir, ": ", strerror(errno));
-    return absl::OkStatus();
+  std::string controllers;
+  if (!ReadFile(root + "/cgroup.controllers", &controllers))
+    return absl::NotFoundError(absl::StrCat("no cgroup v2 hierarchy at ", root));
+  std::vector<absl::string_view> names =
+      absl::StrSplit(controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+  auto has = [&](absl::string_view c) { return std::find(names.begin(), names.end(), c) != names.end(); };
+  if (!has("cpu") || !has("memory"))
+    return absl::NotFoundError(
+        absl::StrCat("cgroup v2 at ", root, " lacks the cpu and memory controllers"));
+  // Each level down to the parent hands cpu and memory to its children.
+  std::string dir = root;
+  for (absl::string_view part : absl::StrSplit(options_.cgroup_parent, '/')) {
+    if (absl::Status st = WriteControlFile(dir + "/cgroup.subtree_control", "+cpu +memory");
+        !st.ok())
+      return st;
+    absl::StrAppend(&dir, "/", part);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return absl::FailedPreconditionError(absl::StrCat(dir, ": ", ErrnoText(errno)));
   }
-  // cgroup v1: separate cpu and memory hierarchies.
-  std::string problem;
-  for (const char* ctl : {"cpu", "memory"}) {
-    std::string dir = absl::StrCat(root, "/", ctl);
-    struct stat cs;
-    if (::stat(dir.c_str(), &cs) != 0) {
-      problem = absl::StrCat(dir, ": ", strerror(errno));
-      break;
-    }
-    std::stringstream parts(options_.cgroup_parent);
-    std::string p;
-    while (std::getline(parts, p, '/')) {
-      dir += "/" + p;
-      if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-        problem = absl::StrCat(dir, ": ", strerror(errno));
-        break;
-      }
-    }
-    if (!problem.empty()) break;
-  }
-  if (!problem.empty()) {
-    limits_status_ = absl::StrCat("limits not enforced: ", problem);
-    return absl::OkStatus();
+  if (absl::Status st = WriteControlFile(dir + "/cgroup.subtree_control", "+cpu +memory");
+      !st.ok())
+    return st;
+  cgroup_version_ = 2;
+  cgroup_bases_ = {dir};
+  limits_enforced_ = true;
+  limits_status_ = absl::StrCat("cgroup v2: cpu and memory limits enforced under ", dir);
+  return absl::OkStatus();
+}
+
+absl::Status ProcessDriver::ProbeCgroupV1() {
+  const std::string& root = options_.cgroup_root;
+  std::vector<std::string> bases;
+  for (const char* controller : {"cpu", "memory"}) {
+    std::string hierarchy = absl::StrCat(root, "/", controller);
+    std::error_code ec;
+    if (!fs::exists(hierarchy + "/cgroup.procs", ec))
+      return absl::NotFoundError(absl::StrCat("no cgroup v1 hierarchy at ", hierarchy));
+    std::string base = absl::StrCat(hierarchy, "/", options_.cgroup_parent);
+    fs::create_directories(base, ec);
+    if (ec) return absl::FailedPreconditionError(absl::StrCat(base, ": ", ec.message()));
+    bases.push_back(std::move(base));
   }
   cgroup_version_ = 1;
+  cgroup_bases_ = std::move(bases);
   limits_enforced_ = true;
   limits_status_ = absl::StrCat("cgroup v1: cpu and memory limits enforced under ", root,
                                 "/{cpu,memory}/", options_.cgroup_parent);
   return absl::OkStatus();
 }
 
-std::string ProcessDriver::LogPath(const std::string& key, const std::string& stream) const {
-  return absl::StrCat(options_.root_dir, "/", key, "/", stream, ".log");
-}
-
-ProcessDriver::Run* ProcessDriver::Find(const std::string& key) {
-  for (auto& [k, r] : runs_)
-    if (k == key) return r;
-  return nullptr;
-}
-
 std::vector<std::string> ProcessDriver::CgroupDirs(const std::string& key) const {
-  std::vector<std::string> out;
-  if (cgroup_version_ == 2) {
-    out.push_back(absl::StrCat(options_.cgroup_root, "/", options_.cgroup_parent, "/", key));
-  } else if (cgroup_version_ == 1) {
-    for (const char* ctl : {"cpu", "memory"})
-      out.push_back(absl::StrCat(options_.cgroup_root, "/", ctl, "/", options_.cgroup_parent, "/", key));
+  std::vector<std::string> dirs;
+  for (const std::string& base : cgroup_bases_) dirs.push_back(absl::StrCat(base, "/", key));
+  return dirs;
+}
+
+absl::StatusOr<std::vector<std::string>> ProcessDriver::SetUpCgroups(const LaunchSpec& spec) {
+  std::vector<std::string> procs;
+  std::vector<std::string> dirs = CgroupDirs(spec.key);
+  // The kernel's smallest CFS quota is 1 ms per period.
+  int64_t quota_us = std::max<int64_t>(spec.cpu_milli * 100, 1000);
+  int64_t memory_bytes = spec.memory_mib << 20;
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string& dir = dirs[i];
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return absl::FailedPreconditionError(absl::StrCat(dir, ": ", ErrnoText(errno)));
+    absl::Status st;
+    bool cpu_here = cgroup_version_ == 2 || i == 0;  // v1 bases: {cpu, memory}
+    bool memory_here = cgroup_version_ == 2 || i == 1;
+    if (cpu_here && spec.cpu_milli > 0) {
+      if (cgroup_version_ == 2) {
+        st.Update(WriteControlFile(dir + "/cpu.max", absl::StrCat(quota_us, " 100000")));
+      } else {
+        st.Update(WriteControlFile(dir + "/cpu.cfs_period_us", "100000"));
+        if (st.ok()) st.Update(WriteControlFile(dir + "/cpu.cfs_quota_us", absl::StrCat(quota_us)));
+      }
+    }
+    if (st.ok() && memory_here && spec.memory_mib > 0) {
+      st.Update(WriteControlFile(
+          dir + (cgroup_version_ == 2 ? "/memory.max" : "/memory.limit_in_bytes"),
+          absl::StrCat(memory_bytes)));
+    }
+    if (!st.ok()) return st;
+    procs.push_back(dir + "/cgroup.procs");
   }
-  return out;
+  return procs;
 }
 
 absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
-  if (!KeyValid(spec.key))
-    return absl::InvalidArgumentError(
-        absl::StrCat("run key '", spec.key, "': 1-128 letters, digits, '-', '_' or '.'"));
-  if (spec.argv.empty() || spec.argv[0].empty())
-    return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": empty command"));
-  std::string dir = absl::StrCat(options_.root_dir, "/", spec.key);
+  if (absl::Status st = ValidateSpec(spec); !st.ok()) return st;
+  ReapForgotten();
+  const std::string dir = RunDir(spec.key);
+  auto already = [&] {
+    return absl::AlreadyExistsError(
+        absl::StrCat("run ", spec.key, " was launched before (", dir, " exists)"));
+  };
+  if (runs_.contains(spec.key)) return already();
+  // mkdir is the claim on the key: it succeeds once, across restarts too.
   if (::mkdir(dir.c_str(), 0755) != 0) {
-    if (errno == EEXIST)
-      return absl::AlreadyExistsError(absl::StrCat("run ", spec.key, " was launched before"));
-    return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", strerror(errno)));
+    if (errno == EEXIST) return already();
+    return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ErrnoText(errno)));
   }
-  // Limits: create the run's cgroups and write the limits now (not after fork).
-  std::vector<std::string> procs_files;
-  if (limits_enforced_ && (spec.cpu_milli > 0 || spec.memory_mib > 0)) {
-    for (const std::string& cg : CgroupDirs(spec.key)) {
-      if (::mkdir(cg.c_str(), 0755) != 0 && errno != EEXIST)
-        return absl::FailedPreconditionError(absl::StrCat("cannot create cgroup ", cg, ": ", strerror(errno)));
-      bool ok = true;
-      if (cgroup_version_ == 2) {
-        if (spec.cpu_milli > 0) ok &= WriteSmall(cg + "/cpu.max", absl::StrCat(spec.cpu_milli * 100, " 100000"));
-        if (spec.memory_mib > 0) ok &= WriteSmall(cg + "/memory.max", absl::StrCat(spec.memory_mib << 20));
-      } else if (cg.find("/cpu/") != std::string::npos) {
-        if (spec.cpu_milli > 0) {
-          ok &= WriteSmall(cg + "/cpu.cfs_period_us", "100000");
-          ok &= WriteSmall(cg + "/cpu.cfs_quota_us", absl::StrCat(spec.cpu_milli * 100));
-        }
-      } else if (spec.memory_mib > 0) {
-        ok &= WriteSmall(cg + "/memory.limit_in_bytes", absl::StrCat(spec.memory_mib << 20));
-      }
-      if (!ok)
-        return absl::FailedPreconditionError(absl::StrCat("cannot set limits in ", cg, ": ", strerror(errno)));
-      procs_files.push_back(cg + "/cgroup.procs");
-    }
-  }
-  // Everything the forked processes need, prepared before fork.
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const char* eq = strchr(*e, '=');
-    if (eq == nullptr) continue;
-    env[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
-  }
-  for (const auto& [k, v] : spec.env) env[k] = v;
-  std::vector<std::string> env_s;
-  for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (std::string& s : env_s) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_s = spec.argv;
-  std::vector<char*> argv;
-  for (std::string& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  // Resolve the program: PATH candidates in order.
-  std::vector<std::string> candidates;
-  if (spec.argv[0].find('/') != std::string::npos) {
-    candidates.push_back(spec.argv[0]);
-  } else {
-    std::string path = env.contains("PATH") ? env["PATH"] : "/usr/local/bin:/usr/bin:/bin";
-    std::stringstream ss(path);
-    std::string d;
-    while (std::getline(ss, d, ':')) candidates.push_back((d.empty() ? "." : d) + "/" + spec.argv[0]);
-  }
-  std::string out_path = dir + "/stdout.log", err_path = dir + "/stderr.log";
-  std::string cwd = spec.cwd.empty() ? dir : spec.cwd;
-  std::string exit_tmp = dir + "/exit.tmp", exit_path = dir + "/exit";
-  std::string exec_error = absl::StrCat("meridian: cannot run '", spec.argv[0], "': ");
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0)
-    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  // Until the monitor has the workload running, a failure undoes everything:
+  // nothing ran, so the key may be tried again.
+  auto undo = [&](absl::Status st) {
+    for (const std::string& cg : CgroupDirs(spec.key)) ::rmdir(cg.c_str());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return st;
+  };
 
+  std::vector<std::string> cgroup_procs;
+  if (limits_enforced_) {
+    absl::StatusOr<std::vector<std::string>> procs = SetUpCgroups(spec);
+    if (!procs.ok())
+      return undo(absl::FailedPreconditionError(
+          absl::StrCat("run ", spec.key, ": cannot apply limits: ", procs.status().message())));
+    cgroup_procs = *std::move(procs);
+  }
+
+  // Everything the forked processes use, prepared now.
+  std::string path;
+  std::vector<std::string> env_strings = MergedEnvironment(spec.env, &path);
+  std::vector<char*> envp = CStrings(env_strings);
+  std::vector<std::string> argv_strings = spec.argv;
+  std::vector<char*> argv = CStrings(argv_strings);
+  std::vector<std::string> sh_strings = {"/bin/sh", ""};
+  sh_strings.insert(sh_strings.end(), spec.argv.begin() + 1, spec.argv.end());
+  std::vector<char*> sh_argv = CStrings(sh_strings);
+  std::vector<std::string> candidates = ExecCandidates(spec.argv[0], path);
+  const std::string cwd = spec.cwd.empty() ? dir : spec.cwd;
+  const std::string exit_tmp = dir + "/exit.tmp", exit_path = dir + "/exit";
+
+  ForkPlan plan;
+  plan.max_fd = ::sysconf(_SC_OPEN_MAX) > 0 ? ::sysconf(_SC_OPEN_MAX) : 1024;
+  plan.cwd = cwd.c_str();
+  plan.program = spec.argv[0].c_str();
+  for (const std::string& p : cgroup_procs) plan.cgroup_procs.push_back(p.c_str());
+  for (const std::string& c : candidates) plan.candidates.push_back(c.c_str());
+  plan.argv = argv.data();
+  plan.sh_argv = sh_argv.data();
+  plan.envp = envp.data();
+  plan.exit_tmp = exit_tmp.c_str();
+  plan.exit_path = exit_path.c_str();
+
+  const int log_flags = O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC;
+  UniqueFd devnull(AboveStdio(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
+  if (devnull.get() < 0)
+    return undo(absl::InternalError(absl::StrCat("/dev/null: ", ErrnoText(errno))));
+  UniqueFd out(AboveStdio(::open(LogPath(spec.key, "stdout").c_str(), log_flags, 0644)));
+  if (out.get() < 0)
+    return undo(absl::InternalError(
+        absl::StrCat(LogPath(spec.key, "stdout"), ": ", ErrnoText(errno))));
+  UniqueFd err(AboveStdio(::open(LogPath(spec.key, "stderr").c_str(), log_flags, 0644)));
+  if (err.get() < 0)
+    return undo(absl::InternalError(
+        absl::StrCat(LogPath(spec.key, "stderr"), ": ", ErrnoText(errno))));
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
+    return undo(absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno))));
+  UniqueFd pipe_r(AboveStdio(pipe_fds[0]));
+  UniqueFd pipe_w(AboveStdio(pipe_fds[1]));
+  if (pipe_r.get() < 0 || pipe_w.get() < 0)
+    return undo(absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno))));
+  plan.devnull = devnull.get();
+  plan.out = out.get();
+  plan.err = err.get();
+  plan.pipe_w = pipe_w.get();
+
+  // Signals stay blocked across fork() so that no agent handler runs in the
+  // monitor before it has reset them.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &old);
   pid_t monitor = ::fork();
-  if (monitor < 0) {
-    ::close(pipefd[0]);
-    ::close(pipefd[1]);
-    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (monitor == 0) RunMonitor(plan);
+  int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (monitor < 0)
+    return undo(absl::InternalError(absl::StrCat("run ", spec.key, ": fork: ",
+                                                 ErrnoText(fork_errno))));
+  pipe_w.Reset();
+  devnull.Reset();
+  out.Reset();
+  err.Reset();
+
+  // Read to EOF: once the monitor has closed its end, it holds nothing of ours.
+  int32_t report = 0;
+  size_t got = 0;
+  for (;;) {
+    char buf[16];
+    ssize_t n = ::read(pipe_r.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    size_t take = std::min(static_cast<size_t>(n), sizeof report - got);
+    std::memcpy(reinterpret_cast<char*>(&report) + got, buf, take);
+    got += take;
   }
-  if (monitor == 0) {
-    // ---- monitor: only async-signal-safe calls from here on.
-    ::close(pipefd[0]);
-    ::setsid();
-    struct sigaction ign = {};
-    ign.sa_handler = SIG_IGN;
-    ::sigaction(SIGTERM, &ign, nullptr);
-    ::sigaction(SIGINT, &ign, nullptr);
-    ::sigaction(SIGHUP, &ign, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    pid_t child = ::fork();
-    if (child == 0) {
-      // ---- workload
-      ::setpgid(0, 0);
-      struct sigaction dfl = {};
-      dfl.sa_handler = SIG_DFL;
-      ::sigaction(SIGTERM, &dfl, nullptr);
-      ::sigaction(SIGINT, &dfl, nullptr);
-      ::sigaction(SIGHUP, &dfl, nullptr);
-      ::sigaction(SIGPIPE, &dfl, nullptr);
-      int in = ::open("/dev/null", O_RDONLY);
-      int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (in >= 0) ::dup2(in, 0);
-      if (out >= 0) ::dup2(out, 1);
-      if (err >= 0) ::dup2(err, 2);
-      for (const std::string& f : procs_files) {
-        int fd = ::open(f.c_str(), O_WRONLY);
-        if (fd >= 0) {
-          SafeWrite(fd, "0\n");
-          ::close(fd);
-        }
-      }
-      if (::chdir(cwd.c_str()) != 0) {
-        SafeWrite(2, "meridian: cannot enter working directory\n");
-        ::_exit(127);
-      }
-      int last_errno = ENOENT;
-      for (const std::string& c : candidates) {
-        ::execve(c.c_str(), argv.data(), envp.data());
-        if (errno != ENOENT && errno != ENOTDIR) last_errno = errno;
-      }
-      SafeWrite(2, exec_error.c_str());
-      SafeWrite(2, strerror(last_errno));  // glibc strerror reads a static table
-      SafeWrite(2, "\n");
-      ::_exit(127);
+  pipe_r.Reset();
+  if (got != sizeof report || report <= 0) {
+    while (::waitpid(monitor, nullptr, 0) < 0 && errno == EINTR) {
     }
-    char buf[24];
-    FormatInt(child, buf);
-    SafeWrite(pipefd[1], buf);
-    ::close(pipefd[1]);
-    if (child < 0) ::_exit(1);
-    int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    int fd = ::open(exit_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      char num[24];
-      if (WIFSIGNALED(status)) {
-        SafeWrite(fd, "signaled ");
-        SafeWrite(fd, FormatInt(WTERMSIG(status), num));
-      } else {
-        SafeWrite(fd, "exited ");
-        SafeWrite(fd, FormatInt(WEXITSTATUS(status), num));
-      }
-      SafeWrite(fd, "\n");
-      ::fsync(fd);
-      ::close(fd);
-      ::rename(exit_tmp.c_str(), exit_path.c_str());
-    }
-    ::_exit(0);
+    std::string why = got == sizeof report
+                          ? absl::StrCat("fork: ", ErrnoText(-report))
+                          : std::string("the monitor process died before starting it");
+    return undo(
+        absl::InternalError(absl::StrCat("run ", spec.key, ": cannot start the workload: ", why)));
   }
-  // ---- agent
-  ::close(pipefd[1]);
-  std::string pid_text;
-  char buf[32];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) pid_text.append(buf, static_cast<size_t>(n));
-  ::close(pipefd[0]);
-  int child = std::atoi(pid_text.c_str());
-  Run* run = new Run();
-  run->key = spec.key;
+
+  auto run = std::make_unique<Run>();
+  run->dir = dir;
+  run->has_record = true;
   run->monitor_pid = monitor;
-  run->child_pid = child;
-  run->monitor_start = StartTime(monitor);
+  run->child_pid = report;
   run->our_child = true;
-  if (child <= 0) run->lost_record = true;
-  (void)WriteSmall(dir + "/record",
-                   absl::StrCat(monitor, " ", child, " ", run->monitor_start, "\n"));
-  runs_.push_back({spec.key, run});
+  ProcStat stat;
+  // The monitor is our unreaped child: its /proc entry cannot have gone.
+  MERIDIAN_CHECK(ReadProcStat(monitor, &stat), "cannot read /proc/<monitor>/stat");
+  run->monitor_start = stat.start_time;
+  absl::Status recorded = WriteFileAtomic(
+      dir + "/record", FormatRunRecord({monitor, run->monitor_start, report}));
+  if (!recorded.ok()) {
+    // Work that a restarted agent could not find must not run.
+    ::kill(-report, SIGKILL);
+    forgotten_children_.push_back(monitor);
+    return absl::InternalError(
+        absl::StrCat("run ", spec.key, ": cannot write its record: ", recorded.message()));
+  }
+  runs_.emplace(spec.key, std::move(run));
   return absl::OkStatus();
 }
 
+bool ProcessDriver::MonitorAlive(Run& run) {
+  if (!run.has_record || run.monitor_gone) return false;
+  ProcStat stat;
+  if (!ReadProcStat(run.monitor_pid, &stat) || stat.start_time != run.monitor_start) {
+    run.monitor_gone = true;  // gone, or its pid now names another process
+    run.our_child = false;
+    return false;
+  }
+  // It is our monitor (maybe a zombie). Reap it if it is our child; after an
+  // agent restart it is not (ECHILD) and its new parent reaps it.
+  pid_t waited = ::waitpid(run.monitor_pid, nullptr, WNOHANG);
+  if (waited == run.monitor_pid) {
+    run.monitor_gone = true;
+    run.our_child = false;
+    return false;
+  }
+  if (waited == 0) {
+    run.our_child = true;
+    return true;
+  }
+  run.our_child = false;
+  if (stat.state == 'Z' || stat.state == 'X') {
+    run.monitor_gone = true;
+    return false;
+  }
+  return true;
+}
+
+RunStatus ProcessDriver::Evaluate(Run& run) {
+  if (run.final) {
+    (void)MonitorAlive(run);  // reaps a monitor that exited after writing its record
+    return *run.final;
+  }
+  if (std::optional<RunStatus> ended = ReadExitRecord(run.dir)) {
+    run.final = ended;
+    (void)MonitorAlive(run);
+    return *ended;
+  }
+  RunStatus s;
+  if (!run.has_record) {
+    // Not final: the monitor may have started and still write its exit record.
+    s.state = RunState::kLost;
+    s.message = "launch did not finish (no record): the agent stopped while launching";
+    return s;
+  }
+  if (MonitorAlive(run)) return s;  // kRunning
+  // The monitor may have written the record between the first read and now.
+  if (std::optional<RunStatus> ended = ReadExitRecord(run.dir)) {
+    run.final = ended;
+    return *ended;
+  }
+  s.state = RunState::kLost;
+  s.message = absl::StrCat("monitor process ", run.monitor_pid, " gone without an exit record");
+  run.final = s;
+  return s;
+}
+
 absl::StatusOr<RunStatus> ProcessDriver::Poll(const std::string& key) {
-  Run* run = Find(key);
-  if (run == nullptr) return absl::NotFoundError(absl::StrCat("run ", key, " unknown"));
-  std::string dir = absl::StrCat(options_.root_dir, "/", key);
-  if (run->our_child && !run->reaped) {
-    int status = 0;
-    pid_t r = ::waitpid(run->monitor_pid, &status, WNOHANG);
-    if (r == run->monitor_pid || (r < 0 && errno == ECHILD)) run->reaped = true;
-  }
-  RunStatus out;
-  bool ok = false;
-  std::string exit_text = ReadSmall(dir + "/exit", &ok);
-  if (ok && !exit_text.empty()) {
-    out.state = RunState::kExited;
-    int v = 0;
-    if (std::sscanf(exit_text.c_str(), "signaled %d", &v) == 1) {
-      out.term_signal = v;
-      out.exit_code = 128 + v;
-    } else if (std::sscanf(exit_text.c_str(), "exited %d", &v) == 1) {
-      out.exit_code = v;
-    }
-    return out;
-  }
-  if (run->lost_record) {
-    out.state = RunState::kLost;
-    out.message = "launch did not complete (no run record)";
-    return out;
-  }
-  bool alive = run->our_child ? !run->reaped
-                              : (::kill(run->monitor_pid, 0) == 0 &&
-                                 StartTime(run->monitor_pid) == run->monitor_start);
-  if (alive) {
-    out.state = RunState::kRunning;
-    return out;
-  }
-  // The monitor may have written the exit file between our two checks.
-  exit_text = ReadSmall(dir + "/exit", &ok);
-  if (ok && !exit_text.empty()) return Poll(key);
-  out.state = RunState::kLost;
-  out.message = "monitor gone without an exit record";
-  return out;
+  auto it = runs_.find(key);
+  if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("unknown run ", key));
+  return Evaluate(*it->second);
 }
 
 absl::Status ProcessDriver::Signal(const std::string& key, int sig) {
-  absl::StatusOr<RunStatus> s = Poll(key);
-  if (!s.ok()) return s.status();
-  if (s->state != RunState::kRunning) return absl::OkStatus();
-  Run* run = Find(key);
-  if (run->child_pid > 0 && ::kill(-run->child_pid, sig) != 0 && errno != ESRCH)
-    return absl::InternalError(absl::StrCat("kill run ", key, ": ", strerror(errno)));
+  auto it = runs_.find(key);
+  if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("unknown run ", key));
+  if (sig < 0 || sig >= NSIG)
+    return absl::InvalidArgumentError(absl::StrCat("run ", key, ": bad signal ", sig));
+  Run& run = *it->second;
+  RunStatus s = Evaluate(run);
+  if (s.state == RunState::kExited) return absl::OkStatus();
+  if (s.state == RunState::kLost)
+    return absl::FailedPreconditionError(absl::StrCat("run ", key, " is lost: ", s.message));
+  // Running: no exit record yet, so the child is alive or an unreaped zombie
+  // and its process group id cannot name anyone else.
+  if (::kill(-run.child_pid, sig) != 0 && errno != ESRCH)
+    return absl::InternalError(absl::StrCat("run ", key, ": kill: ", ErrnoText(errno)));
   return absl::OkStatus();
 }
 
 std::vector<std::string> ProcessDriver::Recover() {
+  ReapForgotten();
   std::vector<std::string> keys;
-  DIR* d = ::opendir(options_.root_dir.c_str());
-  if (d == nullptr) return keys;
-  while (dirent* e = ::readdir(d)) {
-    std::string key = e->d_name;
-    if (!KeyValid(key) || key == "." || key == "..") continue;
-    std::string dir = absl::StrCat(options_.root_dir, "/", key);
-    struct stat st;
-    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    if (Find(key) != nullptr) {
-      keys.push_back(key);
-      continue;
-    }
-    Run* run = new Run();
-    run->key = key;
-    bool ok = false;
-    std::string rec = ReadSmall(dir + "/record", &ok);
-    unsigned long long start = 0;
-    if (!ok || std::sscanf(rec.c_str(), "%d %d %llu", &run->monitor_pid, &run->child_pid, &start) != 3) {
-      run->lost_record = true;
-    }
-    run->monitor_start = start;
-    runs_.push_back({key, run});
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(options_.root_dir, ec)) {
+    std::string key = entry.path().filename().string();
+    std::error_code type_ec;
+    if (!KeyValid(key) || !entry.is_directory(type_ec)) continue;
     keys.push_back(key);
+    if (runs_.contains(key)) continue;
+    auto run = std::make_unique<Run>();
+    run->dir = RunDir(key);
+    if (std::optional<RunRecord> record = ReadRunRecord(run->dir)) {
+      run->has_record = true;
+      run->monitor_pid = record->monitor_pid;
+      run->monitor_start = record->monitor_start;
+      run->child_pid = record->child_pid;
+    }
+    runs_.emplace(key, std::move(run));
   }
-  ::closedir(d);
   std::sort(keys.begin(), keys.end());
   return keys;
 }
 
 void ProcessDriver::Forget(const std::string& key) {
-  for (const std::string& cg : CgroupDirs(key)) ::rmdir(cg.c_str());
-  for (auto it = runs_.begin(); it != runs_.end(); ++it) {
-    if (it->first == key) {
-      delete it->second;
-      runs_.erase(it);
-      return;
-    }
+  ReapForgotten();
+  if (auto it = runs_.find(key); it != runs_.end()) {
+    Run& run = *it->second;
+    if (MonitorAlive(run) && run.our_child) forgotten_children_.push_back(run.monitor_pid);
+    runs_.erase(it);
   }
+  // Fails (EBUSY) while processes remain inside; a finished run has none.
+  for (const std::string& dir : CgroupDirs(key)) ::rmdir(dir.c_str());
+}
+
+void ProcessDriver::ReapForgotten() {
+  std::erase_if(forgotten_children_,
+                [](pid_t pid) { return ::waitpid(pid, nullptr, WNOHANG) != 0; });
 }
 
 }  // namespace meridian::agent

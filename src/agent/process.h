@@ -23,6 +23,11 @@
 // Thread-compatible: the agent calls it from its one loop thread.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -98,14 +103,30 @@ class ProcessDriver {
   std::string LogPath(const std::string& key, const std::string& stream) const;
 
  private:
-  struct Run;
-  Run* Find(const std::string& key);
+  struct Run;  // one launched or recovered run; defined in process.cc
+
+  std::string RunDir(const std::string& key) const;
+  // The run's cgroup directories (one per v1 controller, one for v2); empty when
+  // limits are not enforced.
   std::vector<std::string> CgroupDirs(const std::string& key) const;
+  absl::Status ProbeCgroupV2();
+  absl::Status ProbeCgroupV1();
+  // Creates the run's cgroups and writes its limits; returns the cgroup.procs
+  // files the child joins.
+  absl::StatusOr<std::vector<std::string>> SetUpCgroups(const LaunchSpec& spec);
+  RunStatus Evaluate(Run& run);
+  bool MonitorAlive(Run& run);
+  void ReapForgotten();
+
   ProcessDriverOptions options_;
   std::string limits_status_;
   bool limits_enforced_ = false;
-  int cgroup_version_ = 0;
-  std::vector<std::pair<std::string, Run*>> runs_;  // owned
+  int cgroup_version_ = 0;                 // 1 or 2 when limits are enforced
+  std::vector<std::string> cgroup_bases_;  // <...>/<cgroup_parent> per controller
+  std::map<std::string, std::unique_ptr<Run>> runs_;
+  // Monitors of forgotten runs that are still our children, reaped later so
+  // that they do not linger as zombies.
+  std::vector<pid_t> forgotten_children_;
 };
 
 }  // namespace meridian::agent

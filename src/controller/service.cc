@@ -175,9 +175,46 @@ class RegionServiceImpl final : public v1::RegionService::Service {
   Controller* c_;
 };
 
+// One agent's heartbeat stream: read a beat, answer it, read the next.
+class ConnectReactor final
+    : public grpc::ServerBidiReactor<v1::HeartbeatRequest, v1::HeartbeatResponse> {
+ public:
+  explicit ConnectReactor(Controller* c) : c_(c) { StartRead(&req_); }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    absl::StatusOr<v1::HeartbeatResponse> r = c_->Heartbeat(req_);
+    if (!r.ok()) {
+      Finish(rpc::ToGrpc(r.status()));
+      return;
+    }
+    resp_ = *std::move(r);
+    StartWrite(&resp_);
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartRead(&req_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  Controller* c_;
+  v1::HeartbeatRequest req_;
+  v1::HeartbeatResponse resp_;
+};
+
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
   explicit AgentServiceImpl(Controller* c) : c_(c) {}
+  grpc::ServerBidiReactor<v1::HeartbeatRequest, v1::HeartbeatResponse>* Connect(
+      CallbackServerContext*) override {
+    return new ConnectReactor(c_);
+  }
   ServerUnaryReactor* Register(CallbackServerContext* ctx, const v1::RegisterRequest* req,
                                v1::RegisterResponse* resp) override {
     ServerUnaryReactor* reactor = ctx->DefaultReactor();

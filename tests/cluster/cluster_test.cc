@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -156,6 +158,90 @@ TEST_F(ClusterTest, KilledAgentsJobsArePlacedAgainElsewhere) {
   (void)killed_at;
   int ready = cluster_->ReadyNodes();
   EXPECT_EQ(ready, 2);
+}
+
+TEST_F(ClusterTest, RestartedAgentReadoptsItsRunsAndTheJobFinishes) {
+  StartCluster(1, {"east"}, /*hb_timeout=*/10.0);
+  std::string gate = cluster_->root() + "/gate";
+  v1::Job j;
+  // Runs until the test creates the gate file, then exits 0.
+  ASSERT_TRUE(cluster_->Submit(
+      JobSpec("long", absl::StrCat("echo $$ > ", cluster_->pid_dir(),
+                                   "/$MERIDIAN_RUN_KEY; while [ ! -e ", gate,
+                                   " ]; do sleep 0.05; done; echo finished"), 1, "1"), &j).ok());
+  ASSERT_EQ(cluster_->WaitState(j.id(), v1::JOB_RUNNING).state(), v1::JOB_RUNNING);
+  cluster_->Kill("east-1", SIGKILL);
+  cluster_->StartAgent("east-1", "east");  // same state dir: re-adopts the run
+  std::ofstream(gate) << "go";
+  v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
+  EXPECT_EQ(done.attempt(), 0) << "the run was re-adopted, not re-placed";
+  grpc::ClientContext ctx;
+  cluster_->Prepare(&ctx);
+  v1::LogsRequest req;
+  req.set_id(j.id());
+  auto reader = cluster_->jobs().Logs(&ctx, req);
+  std::string out;
+  v1::LogChunk c;
+  while (reader->Read(&c)) out += c.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(out, "finished\n");
+}
+
+// The CLI against a live cluster: tables for people, -o json for scripts,
+// exit codes and errors that name the problem.
+TEST_F(ClusterTest, CliSubmitListGetLogsAndErrors) {
+  StartCluster(1, {"east"});
+  std::string env = absl::StrCat("MERIDIAN_CONTROLLER=", cluster_->address(),
+                                 " MERIDIAN_TOKEN_FILE=", cluster_->root(), "/controller/token ");
+  auto run = [&](const std::string& args, int* rc) {
+    std::string cmd = absl::StrCat(env, MERIDIAN_BINARY, " ", args, " 2>&1");
+    FILE* p = ::popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    int status = ::pclose(p);
+    *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+  };
+  std::string spec = cluster_->root() + "/hello.yaml";
+  std::ofstream(spec) << JobSpec("cli-hello", "echo hi from cli");
+  int rc = -1;
+  std::string out = run(absl::StrCat("job submit -f ", spec, " --wait"), &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("submitted: cli-hello"));
+  EXPECT_THAT(out, HasSubstr("Succeeded"));
+  out = run("job list", &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_THAT(out, HasSubstr("NAME"));
+  EXPECT_THAT(out, HasSubstr("cli-hello"));
+  out = run("job list -o json", &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_THAT(out, HasSubstr("\"name\":\"cli-hello\""));
+  out = run("job logs 1", &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(out, "hi from cli\n");
+  out = run("node list", &rc);
+  EXPECT_THAT(out, HasSubstr("east-1"));
+  EXPECT_THAT(out, HasSubstr("Ready"));
+  out = run("region list -o json", &rc);
+  EXPECT_THAT(out, HasSubstr("\"name\":\"east\""));
+  // Errors: a bad spec names file, line and field; unknown ids; a bad token.
+  std::string bad = cluster_->root() + "/bad.yaml";
+  std::ofstream(bad) << "kind: job\nname: b\nshape: {cpu: 1, memory: lots}\ncommand: [x]\n";
+  out = run(absl::StrCat("job submit -f ", bad), &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(out, HasSubstr("bad.yaml:3"));
+  EXPECT_THAT(out, HasSubstr("shape.memory"));
+  out = run("job get 4242", &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(out, HasSubstr("not found"));
+  std::string wrong = cluster_->root() + "/wrong-token";
+  std::ofstream(wrong) << "nope\n";
+  out = run(absl::StrCat("job list --token-file ", wrong), &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(out, HasSubstr("unauthenticated"));
 }
 
 TEST_F(ClusterTest, FailedReplicaRetriesThenFails) {
