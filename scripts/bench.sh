@@ -9,6 +9,8 @@ DATA="${MERIDIAN_DATA:-../shared/data}"
 for g in 1 8 64; do
   $M bench placement --nodes 10000 --tasks 100000 --gang "$g" --json
 done
+$M bench submit --jobs 20000 --json
+$M bench agents --agents 2000 --hz 1 --seconds 30 --json
 sim_time() {  # label, then sim arguments
   local label=$1; shift
   local t0 t1

@@ -53,8 +53,8 @@ std::string ErrnoText(int err) { return strerror(err); }
 bool KeyValid(absl::string_view key) {
   if (key.empty() || key.size() > 128 || key == "." || key == "..") return false;
   return std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -125,7 +125,8 @@ std::optional<RunStatus> ReadExitRecord(const std::string& dir) {
   if (!ReadFile(dir + "/exit", &text)) return std::nullopt;
   RunStatus s;
   s.state = RunState::kExited;
-  std::vector<absl::string_view> f = absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+  std::vector<absl::string_view> f =
+      absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty());
   int value = 0;
   if (f.size() == 2 && absl::SimpleAtoi(f[1], &value) && value >= 0) {
     if (f[0] == "exited") {
@@ -287,7 +288,9 @@ void SafeResetSignals() {
   SafeResetSignals();
   struct sigaction ign = {};
   ign.sa_handler = SIG_IGN;
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &ign, nullptr);
+  // SIGPIPE too: if the agent dies before reading the pid, the monitor must
+  // live on to supervise the workload.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::sigaction(sig, &ign, nullptr);
   // 0, 1, 2: /dev/null and the logs (inherited by the workload); 3: the pipe.
   // Nothing else of the agent stays open: a listening socket held by a
   // long-lived monitor would outlive the agent.
@@ -370,9 +373,8 @@ std::optional<RunRecord> ReadRunRecord(const std::string& dir) {
 
 absl::Status ValidateSpec(const LaunchSpec& spec) {
   if (!KeyValid(spec.key))
-    return absl::InvalidArgumentError(
-        absl::StrCat("run key '", spec.key,
-                     "': use 1 to 128 of A-Z a-z 0-9 '.' '_' '-' (not '.' or '..')"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "run key '", spec.key, "': use 1 to 128 of A-Z a-z 0-9 '.' '_' '-' (not '.' or '..')"));
   if (spec.argv.empty() || spec.argv[0].empty())
     return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": empty command"));
   for (const std::string& arg : spec.argv)
@@ -387,8 +389,8 @@ absl::Status ValidateSpec(const LaunchSpec& spec) {
   if (spec.cpu_milli < 0 || spec.cpu_milli > kMaxCpuMilli || spec.memory_mib < 0 ||
       spec.memory_mib > kMaxMemoryMib)
     return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": limits out of range (cpu ",
-                                                   spec.cpu_milli, "m, memory ",
-                                                   spec.memory_mib, " MiB)"));
+                                                   spec.cpu_milli, "m, memory ", spec.memory_mib,
+                                                   " MiB)"));
   return absl::OkStatus();
 }
 
@@ -496,7 +498,9 @@ absl::Status ProcessDriver::ProbeCgroupV2() {
     return absl::NotFoundError(absl::StrCat("no cgroup v2 hierarchy at ", root));
   std::vector<absl::string_view> names =
       absl::StrSplit(controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty());
-  auto has = [&](absl::string_view c) { return std::find(names.begin(), names.end(), c) != names.end(); };
+  auto has = [&](absl::string_view c) {
+    return std::find(names.begin(), names.end(), c) != names.end();
+  };
   if (!has("cpu") || !has("memory"))
     return absl::NotFoundError(
         absl::StrCat("cgroup v2 at ", root, " lacks the cpu and memory controllers"));
@@ -510,8 +514,7 @@ absl::Status ProcessDriver::ProbeCgroupV2() {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
       return absl::FailedPreconditionError(absl::StrCat(dir, ": ", ErrnoText(errno)));
   }
-  if (absl::Status st = WriteControlFile(dir + "/cgroup.subtree_control", "+cpu +memory");
-      !st.ok())
+  if (absl::Status st = WriteControlFile(dir + "/cgroup.subtree_control", "+cpu +memory"); !st.ok())
     return st;
   cgroup_version_ = 2;
   cgroup_bases_ = {dir};
@@ -569,9 +572,9 @@ absl::StatusOr<std::vector<std::string>> ProcessDriver::SetUpCgroups(const Launc
       }
     }
     if (st.ok() && memory_here && spec.memory_mib > 0) {
-      st.Update(WriteControlFile(
-          dir + (cgroup_version_ == 2 ? "/memory.max" : "/memory.limit_in_bytes"),
-          absl::StrCat(memory_bytes)));
+      st.Update(
+          WriteControlFile(dir + (cgroup_version_ == 2 ? "/memory.max" : "/memory.limit_in_bytes"),
+                           absl::StrCat(memory_bytes)));
     }
     if (!st.ok()) return st;
     procs.push_back(dir + "/cgroup.procs");
@@ -642,12 +645,12 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
     return undo(absl::InternalError(absl::StrCat("/dev/null: ", ErrnoText(errno))));
   UniqueFd out(AboveStdio(::open(LogPath(spec.key, "stdout").c_str(), log_flags, 0644)));
   if (out.get() < 0)
-    return undo(absl::InternalError(
-        absl::StrCat(LogPath(spec.key, "stdout"), ": ", ErrnoText(errno))));
+    return undo(
+        absl::InternalError(absl::StrCat(LogPath(spec.key, "stdout"), ": ", ErrnoText(errno))));
   UniqueFd err(AboveStdio(::open(LogPath(spec.key, "stderr").c_str(), log_flags, 0644)));
   if (err.get() < 0)
-    return undo(absl::InternalError(
-        absl::StrCat(LogPath(spec.key, "stderr"), ": ", ErrnoText(errno))));
+    return undo(
+        absl::InternalError(absl::StrCat(LogPath(spec.key, "stderr"), ": ", ErrnoText(errno))));
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
     return undo(absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno))));
@@ -670,8 +673,8 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (monitor < 0)
-    return undo(absl::InternalError(absl::StrCat("run ", spec.key, ": fork: ",
-                                                 ErrnoText(fork_errno))));
+    return undo(
+        absl::InternalError(absl::StrCat("run ", spec.key, ": fork: ", ErrnoText(fork_errno))));
   pipe_w.Reset();
   devnull.Reset();
   out.Reset();
@@ -710,8 +713,8 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   // The monitor is our unreaped child: its /proc entry cannot have gone.
   MERIDIAN_CHECK(ReadProcStat(monitor, &stat), "cannot read /proc/<monitor>/stat");
   run->monitor_start = stat.start_time;
-  absl::Status recorded = WriteFileAtomic(
-      dir + "/record", FormatRunRecord({monitor, run->monitor_start, report}));
+  absl::Status recorded =
+      WriteFileAtomic(dir + "/record", FormatRunRecord({monitor, run->monitor_start, report}));
   if (!recorded.ok()) {
     // Work that a restarted agent could not find must not run.
     ::kill(-report, SIGKILL);
@@ -831,7 +834,16 @@ void ProcessDriver::Forget(const std::string& key) {
   ReapForgotten();
   if (auto it = runs_.find(key); it != runs_.end()) {
     Run& run = *it->second;
-    if (MonitorAlive(run) && run.our_child) forgotten_children_.push_back(run.monitor_pid);
+    bool exited = Evaluate(run).state == RunState::kExited;
+    if (MonitorAlive(run) && run.our_child) {
+      if (exited) {
+        // It has written the exit record: all it has left to do is exit.
+        while (::waitpid(run.monitor_pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+      } else {
+        forgotten_children_.push_back(run.monitor_pid);
+      }
+    }
     runs_.erase(it);
   }
   // Fails (EBUSY) while processes remain inside; a finished run has none.

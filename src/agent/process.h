@@ -1,17 +1,21 @@
 // ProcessDriver: runs replicas as supervised child processes on one node.
 //
 // Each replica gets a directory `<root>/<key>/` holding its stdout.log,
-// stderr.log and a small record (`record`: monitor pid, child pid/pgid,
-// start time) so that a restarted agent can find what it had launched.
+// stderr.log and a small record (`record`: monitor pid, the monitor's start
+// time from /proc/<pid>/stat so that a recycled pid is not taken for it, and
+// the child's pid = process group) so that a restarted agent can find what it
+// had launched.
 //
 // Launch() forks a *monitor* process that detaches (setsid), ignores
-// SIGTERM/SIGINT/SIGHUP, forks the workload child (own process group, its
+// SIGTERM/SIGINT/SIGHUP/SIGPIPE, closes every descriptor of the agent, forks
+// the workload child (own process group, default signal dispositions, its
 // stdout/stderr redirected to the log files, environment = the agent's
 // environment plus LaunchSpec::env, moved into the replica's cgroups when
 // limits are enforced) and waits for it; when the child ends the monitor
 // writes its exit status atomically to `<dir>/exit` ("exited N" or
 // "signaled N") and exits. Because the monitor is not the agent's child
-// once the agent restarts, the agent reads the exit file, not waitpid().
+// once the agent restarts, the agent reads the exit file, not waitpid()
+// (it does reap the monitors that are its own children).
 // The monitor survives a kill -9 of the agent, so work keeps running and its
 // outcome is still recorded.
 //
@@ -54,15 +58,15 @@ enum class RunState { kRunning, kExited, kLost };
 
 struct RunStatus {
   RunState state = RunState::kRunning;
-  int exit_code = 0;   // kExited: exit status, or 128 + signal when killed by a signal
-  int term_signal = 0; // kExited by a signal: that signal; 0 otherwise
-  std::string message; // kLost: why ("monitor gone without an exit record")
+  int exit_code = 0;    // kExited: exit status, or 128 + signal when killed by a signal
+  int term_signal = 0;  // kExited by a signal: that signal; 0 otherwise
+  std::string message;  // kLost: why ("monitor gone without an exit record")
 };
 
 struct ProcessDriverOptions {
-  std::string root_dir;                  // replica directories live here (created)
-  std::string cgroup_parent = "meridian";  // e.g. "meridian/<node-name>"
-  bool enforce_limits = true;            // false: never touch cgroups
+  std::string root_dir;                        // replica directories live here (created)
+  std::string cgroup_parent = "meridian";      // e.g. "meridian/<node-name>"
+  bool enforce_limits = true;                  // false: never touch cgroups
   std::string cgroup_root = "/sys/fs/cgroup";  // tests may point elsewhere
 };
 
@@ -82,21 +86,27 @@ class ProcessDriver {
   // never launched twice, even across agent restarts); InvalidArgument for an
   // empty argv or a bad key; Internal when fork/exec setup fails (an exec
   // failure of the command itself is reported as exit code 127 with the
-  // reason in stderr.log, like a shell).
+  // reason in stderr.log, like a shell); FailedPrecondition, naming the file,
+  // when limits are enforced but the run's cgroup cannot be set up. These
+  // errors come before anything runs and leave no directory, so the key can
+  // be tried again (except when the record cannot be written: the workload
+  // that had just started is killed and its directory stays).
   absl::Status Launch(const LaunchSpec& spec);
 
   // Non-blocking state of a run known to this driver (launched or recovered).
   // NotFound for an unknown key.
   absl::StatusOr<RunStatus> Poll(const std::string& key);
 
-  // Sends `sig` to the run's process group (no-op once exited).
+  // Sends `sig` to the run's process group (no-op once exited;
+  // FailedPrecondition for a lost run, whose processes are unknown).
   absl::Status Signal(const std::string& key, int sig);
 
   // Scans root_dir after a restart: every replica directory becomes known
   // again, running (monitor alive), exited (exit record) or lost. Returns the keys.
   std::vector<std::string> Recover();
 
-  // Drops a finished run from memory and removes its cgroups; keeps logs.
+  // Drops a finished run from memory and removes its cgroups; keeps logs (so
+  // a later Recover() finds the directory again).
   void Forget(const std::string& key);
 
   // Paths of the run's logs ("stdout" / "stderr").

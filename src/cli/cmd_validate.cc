@@ -34,7 +34,9 @@ int RunValidate(const ValidateArgs& args) {
   }
   std::optional<Fleet> fleet;
   for (Item& it : items) {
-    if (!it.diags.empty() || it.kind == spec::DocumentKind::kWorkload) continue;
+    if (!it.diags.empty() || it.kind == spec::DocumentKind::kWorkload ||
+        it.kind == spec::DocumentKind::kJob)
+      continue;
     if (it.kind == spec::DocumentKind::kUnknown) {
       // Syntax errors surface through the parser; otherwise say what is missing.
       std::vector<spec::Diagnostic> d;
@@ -45,8 +47,8 @@ int RunValidate(const ValidateArgs& args) {
         it.diags = std::move(d);
       } else {
         it.diags.push_back({it.file, 1, 1, "kind",
-                            "cannot tell whether this is a fleet or a workload: add `kind: fleet` "
-                            "or `kind: workload`"});
+                            "cannot tell whether this is a fleet, a workload or a job: add `kind: fleet`, "
+                            "`kind: workload` or `kind: job`"});
       }
       continue;
     }
@@ -64,6 +66,14 @@ int RunValidate(const ValidateArgs& args) {
     if (w.ok())
       it.summary = absl::StrCat("workload: ", w->tenants.size(), " tenants, ", w->jobs.size(),
                                 " jobs", fleet ? "" : " (fleet references not checked: no fleet given)");
+  }
+  for (Item& it : items) {
+    if (!it.diags.empty() || it.kind != spec::DocumentKind::kJob) continue;
+    auto j = spec::ParseJobSpec(it.text, it.file, fleet ? &*fleet : nullptr, &it.diags);
+    if (j.ok())
+      it.summary = absl::StrCat("job '", j->job.name, "': ", j->job.replicas, " replica(s), command ",
+                                j->command[0],
+                                fleet ? "" : " (fleet references not checked: no fleet given)");
   }
   int problems = 0;
   nlohmann::json out = nlohmann::json::array();

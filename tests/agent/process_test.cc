@@ -183,15 +183,16 @@ class ProcessDriverTest : public ::testing::Test {
       if (nl == std::string::npos) return false;
       line = out.substr(0, nl);
       return true;
-    })) << "no output from " << key;
+    })) << "no output from "
+        << key;
     return line;
   }
 
   std::string dir_;
   std::unique_ptr<ProcessDriver> driver_;
-  std::vector<pid_t> stray_groups_;   // process groups to SIGKILL
-  std::vector<pid_t> reapers_;        // helper processes to wait for
-  bool subreaper_ = false;            // this process was made a child subreaper
+  std::vector<pid_t> stray_groups_;  // process groups to SIGKILL
+  std::vector<pid_t> reapers_;       // helper processes to wait for
+  bool subreaper_ = false;           // this process was made a child subreaper
   std::vector<std::string> cgroups_to_remove_;
 };
 
@@ -273,9 +274,8 @@ TEST_F(ProcessDriverTest, ExecFailureIs127WithTheReason) {
             "meridian: cannot run 'meridian-no-such-command': No such file or directory\n");
   EXPECT_EQ(Log("noexec", "stderr"),
             absl::StrCat("meridian: cannot run '", not_executable, "': Permission denied\n"));
-  EXPECT_EQ(Log("nocwd", "stderr"),
-            absl::StrCat("meridian: cannot change to directory '", dir_,
-                         "/missing': No such file or directory\n"));
+  EXPECT_EQ(Log("nocwd", "stderr"), absl::StrCat("meridian: cannot change to directory '", dir_,
+                                                 "/missing': No such file or directory\n"));
 }
 
 TEST_F(ProcessDriverTest, ScriptWithoutInterpreterLineRunsUnderSh) {
@@ -328,8 +328,18 @@ TEST_F(ProcessDriverTest, MonitorIsDetachedAndWorkloadClean) {
   std::string marker = dir_ + "/leaked-descriptor";
   int leaked = ::open(marker.c_str(), O_WRONLY | O_CREAT, 0644);
   ASSERT_GE(leaked, 3);
+  // Nor an ignored or blocked signal of the agent's.
+  struct sigaction ignore = {}, old_usr1 = {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGUSR1, &ignore, &old_usr1);
+  sigset_t usr2, old_mask;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  ::sigprocmask(SIG_BLOCK, &usr2, &old_mask);
   StartDriver();
   ASSERT_TRUE(Launch("clean", {"sh", "-c", "echo $$; exec sleep 60"}).ok());
+  ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1, nullptr);
   ::close(leaked);
   int child = 0;
   ASSERT_TRUE(absl::SimpleAtoi(WaitFirstLine("clean"), &child));
@@ -347,7 +357,8 @@ TEST_F(ProcessDriverTest, MonitorIsDetachedAndWorkloadClean) {
 
   uint64_t monitor_ignored = SignalMask(monitor, "SigIgn");
   EXPECT_TRUE(Has(monitor_ignored, SIGTERM) && Has(monitor_ignored, SIGINT) &&
-              Has(monitor_ignored, SIGHUP));
+              Has(monitor_ignored, SIGHUP) && Has(monitor_ignored, SIGPIPE));
+  EXPECT_FALSE(Has(monitor_ignored, SIGUSR1));
   EXPECT_EQ(SignalMask(child, "SigIgn"), 0u);
   EXPECT_EQ(SignalMask(child, "SigBlk"), 0u);
   // The monitor holds only /dev/null and the logs. The workload may briefly
@@ -525,7 +536,8 @@ TEST_F(ProcessDriverTest, KilledMonitorIsLost) {
 TEST_F(ProcessDriverTest, LimitsCanBeTurnedOff) {
   ProcessDriver& driver = StartDriver();
   EXPECT_FALSE(driver.limits_enforced());
-  EXPECT_TRUE(absl::StartsWith(driver.limits_status(), "limits not enforced")) << driver.limits_status();
+  EXPECT_TRUE(absl::StartsWith(driver.limits_status(), "limits not enforced"))
+      << driver.limits_status();
 }
 
 TEST_F(ProcessDriverTest, NoCgroupHierarchyMeansLimitsNotEnforced) {
@@ -569,16 +581,17 @@ TEST_F(ProcessDriverTest, CgroupLimitsApplyToTheWorkload) {
   bool v1 = absl::StartsWith(driver.limits_status(), "cgroup v1");
   std::vector<std::string> bases;
   if (v1) {
-    bases = {o.cgroup_root + "/cpu/" + o.cgroup_parent, o.cgroup_root + "/memory/" + o.cgroup_parent};
+    bases = {o.cgroup_root + "/cpu/" + o.cgroup_parent,
+             o.cgroup_root + "/memory/" + o.cgroup_parent};
   } else {
     bases = {o.cgroup_root + "/" + o.cgroup_parent};
   }
   cgroups_to_remove_ = bases;  // after the runs' own cgroups are gone
 
-  ASSERT_TRUE(
-      driver.Launch(Spec("cg", {"sh", "-c", "cat /proc/self/cgroup; echo end; exec sleep 60"},
-                         500, 64))
-          .ok());
+  ASSERT_TRUE(driver
+                  .Launch(Spec("cg", {"sh", "-c", "cat /proc/self/cgroup; echo end; exec sleep 60"},
+                               500, 64))
+                  .ok());
   ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(Log("cg", "stdout"), "end\n"); }))
       << Log("cg", "stdout") << Log("cg", "stderr");
   std::string own = absl::StrCat("/", o.cgroup_parent, "/cg");

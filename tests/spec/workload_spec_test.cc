@@ -228,5 +228,67 @@ TEST_F(WorkloadSpecTest, DocumentLevelErrors) {
   EXPECT_DIAG(Diags("kind: fleet\njobs: []\n"), 1, 7, "kind", "this is a fleet document");
 }
 
+// ---- kind: job (control-plane job documents)
+
+TEST_F(WorkloadSpecTest, JobSpecParsesRunFields) {
+  absl::StatusOr<JobSpec> j = ParseJobSpec(R"(kind: job
+name: train
+tenant: research
+replicas: 4
+shape: {cpu: 8, memory: 64Gi, gpus: 2}
+gpu_types: [a100]
+allowed_regions: [us-central1]
+priority: high
+command: [python3, train.py, --epochs, "3"]
+env: {LR: "0.1", MODE: fast}
+retries: 2
+backoff: 30s
+grace: 1m
+)", "job.yaml", &fleet_, nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_EQ(j->job.name, "train");
+  EXPECT_EQ(j->tenant, "research");
+  EXPECT_EQ(j->job.replicas, 4);
+  EXPECT_EQ(j->job.priority, 100);
+  EXPECT_EQ(j->job.allowed_regions.size(), 1u);
+  EXPECT_EQ(j->command, (std::vector<std::string>{"python3", "train.py", "--epochs", "3"}));
+  ASSERT_EQ(j->env.size(), 2u);
+  EXPECT_EQ(j->env[0], (std::pair<std::string, std::string>{"LR", "0.1"}));
+  EXPECT_EQ(j->max_retries, 2);
+  EXPECT_EQ(j->backoff_s, 30);
+  EXPECT_EQ(j->grace_s, 60);
+  EXPECT_EQ(DetectKind("kind: job\n", "x"), DocumentKind::kJob);
+}
+
+TEST_F(WorkloadSpecTest, JobSpecStringCommandRunsThroughTheShell) {
+  absl::StatusOr<JobSpec> j = ParseJobSpec(
+      "kind: job\nname: x\nshape: {cpu: 1, memory: 1Gi}\ncommand: echo $RANK\n", "j", nullptr,
+      nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_EQ(j->command, (std::vector<std::string>{"/bin/sh", "-c", "echo $RANK"}));
+  EXPECT_EQ(j->tenant, "default");
+  EXPECT_EQ(j->max_retries, 0);
+}
+
+TEST_F(WorkloadSpecTest, JobSpecErrorsNameTheField) {
+  auto diags = [&](std::string_view text) {
+    std::vector<Diagnostic> d;
+    (void)ParseJobSpec(text, "j.yaml", &fleet_, &d);
+    return d;
+  };
+  const char* head = "kind: job\nname: x\nshape: {cpu: 1, memory: 1Gi}\n";
+  EXPECT_DIAG(diags(head), 0, 0, "command", "");
+  EXPECT_DIAG(diags(std::string(head) + "command: []\n"), 4, 10, "command", "at least a program");
+  EXPECT_DIAG(diags(std::string(head) + "command: [x]\nretries: 101\n"), 5, 10, "retries", "");
+  EXPECT_DIAG(diags(std::string(head) + "command: [x]\nenv: {9LIVES: x}\n"), 5, 7, "env.9LIVES",
+              "environment variable names");
+  EXPECT_DIAG(diags(std::string(head) + "command: [x]\nenv: [a]\n"), 5, 6, "env",
+              "expected a mapping");
+  EXPECT_DIAG(diags(std::string(head) + "command: [x]\ngpu_types: [a100]\n"), 5, 12, "gpu_types",
+              "without GPUs");
+  EXPECT_DIAG(diags(std::string(head) + "command: [x]\nreplicaz: 2\n"), 5, 1, "replicaz", "");
+  EXPECT_DIAG(diags("kind: workload\nname: x\n"), 1, 7, "kind", "");
+}
+
 }  // namespace
 }  // namespace meridian::spec
