@@ -238,6 +238,11 @@ absl::Status Agent::Start() {
   for (const std::string& key : driver_->Recover()) {
     RunInfo info;
     if (!ParseKey(key, &info.job_id, &info.replica, &info.attempt)) continue;
+    struct stat st;
+    if (::stat(absl::StrCat(po.root_dir, "/", key, "/acknowledged").c_str(), &st) == 0) {
+      driver_->Forget(key);  // outcome already recorded by the controller
+      continue;
+    }
     impl_->runs[key] = info;
   }
   impl_->logs = std::make_unique<LogService>(po.root_dir);
@@ -402,6 +407,11 @@ void Agent::Run() {
         auto it = impl_->runs.find(key);
         if (it == impl_->runs.end()) continue;
         driver_->Forget(key);
+        // The directory stays (logs; a key is never launched twice); the marker
+        // keeps a restarted agent from reporting the run again.
+        int fd = ::open(absl::StrCat(options_.data_dir, "/runs/", key, "/acknowledged").c_str(),
+                        O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) ::close(fd);
         impl_->runs.erase(it);
         impl_->last_state.erase(key);
       }
