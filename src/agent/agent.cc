@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -196,18 +197,18 @@ struct Agent::Impl {
   std::unique_ptr<v1::AgentService::Stub> stub;
   std::map<std::string, RunInfo> runs;
   std::map<std::string, v1::ReplicaState> last_state;
-  std::mutex wake_mu;
+  std::mutex wake_mu;  // guards responses and stream_broken too
   std::condition_variable wake;
+  std::thread reader;  // reads the stream's responses into `responses`
+  std::deque<v1::HeartbeatResponse> responses;
+  bool stream_broken = false;
 };
 
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
 
 Agent::~Agent() {
   Stop();
-  if (impl_ && impl_->stream) {
-    impl_->stream_ctx->TryCancel();
-    (void)impl_->stream->Finish();
-  }
+  if (impl_ && impl_->stream) (void)CloseStream();
   if (impl_ && impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now());
 }
 
@@ -265,14 +266,9 @@ void Agent::Stop() {
   if (impl_) impl_->wake.notify_all();
 }
 
-grpc::Status Agent::Beat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp) {
-  if (!impl_->stream) {
-    impl_->stream_ctx = std::make_unique<grpc::ClientContext>();
-    rpc::Prepare(impl_->stream_ctx.get(), options_.token, 300);
-    impl_->stream = impl_->stub->Connect(impl_->stream_ctx.get());
-  }
-  if (impl_->stream->Write(req) && impl_->stream->Read(resp)) return grpc::Status::OK;
+grpc::Status Agent::CloseStream() {
   impl_->stream_ctx->TryCancel();
+  if (impl_->reader.joinable()) impl_->reader.join();
   grpc::Status st = impl_->stream->Finish();
   impl_->stream.reset();
   impl_->stream_ctx.reset();
@@ -280,6 +276,103 @@ grpc::Status Agent::Beat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse*
       st.error_code() == grpc::StatusCode::CANCELLED)
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "heartbeat stream closed; reconnecting");
   return st;
+}
+
+grpc::Status Agent::Beat(const v1::HeartbeatRequest& req) {
+  if (impl_->stream) {
+    bool broken;
+    {
+      std::lock_guard<std::mutex> l(impl_->wake_mu);
+      broken = impl_->stream_broken;
+    }
+    if (broken) return CloseStream();
+  }
+  if (!impl_->stream) {
+    impl_->stream_ctx = std::make_unique<grpc::ClientContext>();
+    rpc::Prepare(impl_->stream_ctx.get(), options_.token, 300);
+    impl_->stream = impl_->stub->Connect(impl_->stream_ctx.get());
+    {
+      std::lock_guard<std::mutex> l(impl_->wake_mu);
+      impl_->stream_broken = false;
+    }
+    impl_->reader = std::thread([impl = impl_.get()] {
+      v1::HeartbeatResponse r;
+      while (impl->stream->Read(&r)) {
+        std::lock_guard<std::mutex> l(impl->wake_mu);
+        impl->responses.push_back(std::move(r));
+        impl->wake.notify_all();
+      }
+      std::lock_guard<std::mutex> l(impl->wake_mu);
+      impl->stream_broken = true;
+      impl->wake.notify_all();
+    });
+  }
+  if (impl_->stream->Write(req)) return grpc::Status::OK;
+  return CloseStream();
+}
+
+bool Agent::ApplyResponses() {
+  std::deque<v1::HeartbeatResponse> got;
+  {
+    std::lock_guard<std::mutex> l(impl_->wake_mu);
+    got.swap(impl_->responses);
+  }
+  for (const v1::HeartbeatResponse& resp : got) {
+    if (resp.reregister()) return false;
+    Apply(resp);
+  }
+  return true;
+}
+
+void Agent::Apply(const v1::HeartbeatResponse& resp) {
+  double now = Now();
+  std::set<std::string> wanted;
+  for (const v1::Assignment& a : resp.assignments()) {
+    wanted.insert(a.key());
+    if (impl_->runs.contains(a.key()) || !KeyOk(a.key())) continue;
+    RunInfo info;
+    info.job_id = a.job_id();
+    info.replica = a.replica();
+    info.attempt = a.attempt();
+    info.grace_s = a.grace_s();
+    LaunchSpec spec;
+    spec.key = a.key();
+    spec.argv.assign(a.argv().begin(), a.argv().end());
+    for (const auto& [k, v] : a.env()) spec.env.emplace_back(k, v);
+    std::sort(spec.env.begin(), spec.env.end());
+    spec.cpu_milli = a.shape().cpu_milli();
+    spec.memory_mib = a.shape().memory_mib();
+    absl::Status ls = driver_->Launch(spec);
+    if (ls.code() == absl::StatusCode::kAlreadyExists) {
+      // Launched before (e.g. before a restart, already acknowledged): never twice.
+      continue;
+    }
+    if (!ls.ok()) {
+      info.failed_to_launch = true;
+      info.launch_error = std::string(ls.message());
+    }
+    impl_->runs[a.key()] = info;
+  }
+  for (auto& [key, info] : impl_->runs) {
+    if (wanted.contains(key) || info.stopping || info.failed_to_launch) continue;
+    absl::StatusOr<RunStatus> s = driver_->Poll(key);
+    if (!s.ok() || s->state != RunState::kRunning) continue;
+    (void)driver_->Signal(key, SIGTERM);
+    info.stopping = true;
+    info.kill_at = now + info.grace_s;
+  }
+  for (const std::string& key : resp.acknowledged()) {
+    auto it = impl_->runs.find(key);
+    if (it == impl_->runs.end()) continue;
+    driver_->Forget(key);
+    // The directory stays (logs; a key is never launched twice); the marker
+    // keeps a restarted agent from reporting the run again.
+    int fd = ::open(absl::StrCat(options_.data_dir, "/runs/", key, "/acknowledged").c_str(),
+                    O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) ::close(fd);
+    impl_->runs.erase(it);
+    impl_->last_state.erase(key);
+  }
 }
 
 void Agent::Run() {
@@ -355,75 +448,34 @@ void Agent::Run() {
       r->set_state(state);
       impl_->last_state[key] = state;
     }
-    v1::HeartbeatResponse resp;
-    grpc::Status st = Beat(req, &resp);
-    double now = Now();
+    grpc::Status st = Beat(req);
     if (!st.ok()) {
       if (!warned)
         std::fprintf(stderr, "agent %s: heartbeat: %s (work keeps running)\n",
                      options_.name.c_str(), st.error_message().c_str());
       warned = true;
-    } else if (resp.reregister()) {
-      registered = false;
-      continue;
     } else {
       warned = false;
-      std::set<std::string> wanted;
-      for (const v1::Assignment& a : resp.assignments()) {
-        wanted.insert(a.key());
-        if (impl_->runs.contains(a.key()) || !KeyOk(a.key())) continue;
-        RunInfo info;
-        info.job_id = a.job_id();
-        info.replica = a.replica();
-        info.attempt = a.attempt();
-        info.grace_s = a.grace_s();
-        LaunchSpec spec;
-        spec.key = a.key();
-        spec.argv.assign(a.argv().begin(), a.argv().end());
-        for (const auto& [k, v] : a.env()) spec.env.emplace_back(k, v);
-        std::sort(spec.env.begin(), spec.env.end());
-        spec.cpu_milli = a.shape().cpu_milli();
-        spec.memory_mib = a.shape().memory_mib();
-        absl::Status ls = driver_->Launch(spec);
-        if (ls.code() == absl::StatusCode::kAlreadyExists) {
-          // Launched before (e.g. before a restart, already acknowledged): never twice.
-          continue;
-        }
-        if (!ls.ok()) {
-          info.failed_to_launch = true;
-          info.launch_error = std::string(ls.message());
-        }
-        impl_->runs[a.key()] = info;
-      }
-      for (auto& [key, info] : impl_->runs) {
-        if (wanted.contains(key) || info.stopping || info.failed_to_launch) continue;
-        absl::StatusOr<RunStatus> s = driver_->Poll(key);
-        if (!s.ok() || s->state != RunState::kRunning) continue;
-        (void)driver_->Signal(key, SIGTERM);
-        info.stopping = true;
-        info.kill_at = now + info.grace_s;
-      }
-      for (const std::string& key : resp.acknowledged()) {
-        auto it = impl_->runs.find(key);
-        if (it == impl_->runs.end()) continue;
-        driver_->Forget(key);
-        // The directory stays (logs; a key is never launched twice); the marker
-        // keeps a restarted agent from reporting the run again.
-        int fd = ::open(absl::StrCat(options_.data_dir, "/runs/", key, "/acknowledged").c_str(),
-                        O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd >= 0) ::close(fd);
-        impl_->runs.erase(it);
-        impl_->last_state.erase(key);
-      }
     }
     // Wait for the next beat; wake early when a run changes state or a
     // stopping run passes its grace period.
     double next = Now() + interval;
     while (!stop_ && Now() < next) {
+      bool broken = false;
       {
         std::unique_lock<std::mutex> l(impl_->wake_mu);
-        impl_->wake.wait_for(l, std::chrono::milliseconds(50), [&] { return stop_.load(); });
+        impl_->wake.wait_for(l, std::chrono::milliseconds(50), [&] {
+          return stop_.load() || !impl_->responses.empty() || impl_->stream_broken;
+        });
+        broken = impl_->stream_broken && impl_->stream != nullptr;
       }
+      // The controller answers only when this node's desired runs or
+      // acknowledgements change (or every few seconds): apply what came.
+      if (!ApplyResponses()) {
+        registered = false;
+        break;
+      }
+      if (broken) break;  // reconnect now
       bool changed = false;
       double t = Now();
       for (auto& [key, info] : impl_->runs) {

@@ -70,7 +70,13 @@ class Agent {
  private:
   struct RunInfo;
   struct Impl;
-  grpc::Status Beat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp);
+  // Sends one beat on the heartbeat stream (opened on first use; a reader
+  // thread queues the controller's answers).
+  grpc::Status Beat(const v1::HeartbeatRequest& req);
+  grpc::Status CloseStream();
+  // Applies the queued answers; false when the controller asks to register again.
+  bool ApplyResponses();
+  void Apply(const v1::HeartbeatResponse& resp);
   AgentOptions options_;
   std::unique_ptr<ProcessDriver> driver_;
   std::unique_ptr<Impl> impl_;

@@ -253,6 +253,7 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
       rpc::Prepare(&ctx_, token);
       req_.set_node(std::move(node));
       stub->async()->Connect(&ctx_, this);
+      StartRead(&resp_);  // answers come only when something changed
       StartCall();
     }
     // False when the previous beat is still in flight.
@@ -264,15 +265,7 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
       return true;
     }
     void OnWriteDone(bool ok) override {
-      if (!ok) {
-        ++errors;
-        busy_ = false;
-        return;
-      }
-      StartRead(&resp_);
-    }
-    void OnReadDone(bool ok) override {
-      if (ok && !resp_.reregister()) {
+      if (ok) {
         ++ok_count;
         std::lock_guard<std::mutex> l(mu);
         latencies.push_back(Now() - sent_at_);
@@ -280,6 +273,12 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
         ++errors;
       }
       busy_ = false;
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // stream ended
+      if (resp_.reregister()) ++errors;
+      ++answers;
+      StartRead(&resp_);
     }
     void OnDone(const grpc::Status&) override {
       std::lock_guard<std::mutex> l(done_mu_);
@@ -292,7 +291,7 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
       std::unique_lock<std::mutex> l(done_mu_);
       done_cv_.wait(l, [&] { return done_; });
     }
-    std::atomic<int64_t> ok_count{0}, errors{0};
+    std::atomic<int64_t> ok_count{0}, errors{0}, answers{0};
     std::mutex mu;
     std::vector<double> latencies;
 
@@ -326,9 +325,10 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
   double elapsed = Now() - t0;
   double cpu = ProcessCpuSeconds(cluster.controller.pid) - cpu0;
   double self = ProcessCpuSeconds(static_cast<int>(::getpid())) - self0;
-  int64_t ok = 0, errors = 0;
+  int64_t ok = 0, errors = 0, answers = 0;
   std::vector<double> lat;
   for (auto& st : streams) {
+    answers += st->answers;
     ok += st->ok_count;
     errors += st->errors;
     lat.insert(lat.end(), st->latencies.begin(), st->latencies.end());
@@ -346,8 +346,9 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
       {"heartbeats_per_sec", static_cast<double>(ok) / elapsed},
       {"controller_cpu_share", cpu / elapsed},
       {"load_generator_cpu_share", self / elapsed},
-      {"latency_p50_ms", Percentile(lat, 0.5) * 1e3},
-      {"latency_p99_ms", Percentile(lat, 0.99) * 1e3},
+      {"answers", answers},
+      {"send_p50_ms", Percentile(lat, 0.5) * 1e3},
+      {"send_p99_ms", Percentile(lat, 0.99) * 1e3},
   };
   if (a.json) {
     std::printf("%s\n", out.dump().c_str());

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "rpc/rpc.h"
 
@@ -190,6 +192,22 @@ class ConnectReactor final
       Finish(rpc::ToGrpc(r.status()));
       return;
     }
+    // Answer only when the node's desired runs or acknowledgements changed,
+    // and at least every kKeepAliveS: most beats then cost one read.
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream out(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&out);
+      coded.SetSerializationDeterministic(true);
+      r->SerializeToCodedStream(&coded);
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (bytes == last_ && now - last_sent_ < std::chrono::seconds(kKeepAliveS)) {
+      StartRead(&req_);
+      return;
+    }
+    last_ = std::move(bytes);
+    last_sent_ = now;
     resp_ = *std::move(r);
     StartWrite(&resp_);
   }
@@ -203,9 +221,12 @@ class ConnectReactor final
   void OnDone() override { delete this; }
 
  private:
+  static constexpr int kKeepAliveS = 10;
   Controller* c_;
   v1::HeartbeatRequest req_;
   v1::HeartbeatResponse resp_;
+  std::string last_;  // deterministic bytes of the last answer sent
+  std::chrono::steady_clock::time_point last_sent_;
 };
 
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
@@ -258,6 +279,11 @@ absl::StatusOr<std::unique_ptr<ControllerServer>> ControllerServer::Start(Contro
   grpc::ServerBuilder b;
   b.AddListeningPort(options.listen, rpc::ServerCredentials(options.token), &s->port_);
   b.SetMaxReceiveMessageSize(rpc::kMaxRequestBytes);
+  // The hot paths (Submit, agent streams) use the callback API; keep the
+  // pollers of the synchronous methods few so they do not wake on every event.
+  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 1);
   b.RegisterService(s->impl_->jobs.get());
   b.RegisterService(s->impl_->nodes.get());
   b.RegisterService(s->impl_->regions.get());
