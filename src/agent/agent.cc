@@ -122,8 +122,7 @@ struct Agent::RunInfo {
 namespace {
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Serves run logs from the driver's directories.
@@ -216,7 +215,8 @@ absl::Status Agent::Start() {
   // Workloads inherit the agent's environment: never the cluster token.
   ::unsetenv("MERIDIAN_TOKEN");
   if (options_.name.empty()) return absl::InvalidArgumentError("--name: the node needs a name");
-  if (options_.region.empty()) return absl::InvalidArgumentError("--region: the node needs a region");
+  if (options_.region.empty())
+    return absl::InvalidArgumentError("--region: the node needs a region");
   if (options_.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
   if (options_.cpu_milli <= 0)
     options_.cpu_milli = int64_t{1000} * static_cast<int64_t>(std::thread::hardware_concurrency());
@@ -436,10 +436,11 @@ void Agent::Run() {
           r->set_message(std::string(s.status().message()));
         } else if (s->state == RunState::kExited) {
           r->set_exit_code(s->exit_code);
-          state = info.stopping ? v1::REPLICA_STOPPED
+          state = info.stopping       ? v1::REPLICA_STOPPED
                   : s->exit_code == 0 ? v1::REPLICA_SUCCEEDED
                                       : v1::REPLICA_FAILED;
-          if (s->term_signal != 0) r->set_message(absl::StrCat("killed by signal ", s->term_signal));
+          if (s->term_signal != 0)
+            r->set_message(absl::StrCat("killed by signal ", s->term_signal));
         } else if (s->state == RunState::kLost) {
           state = v1::REPLICA_STOPPED;
           r->set_message(s->message);

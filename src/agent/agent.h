@@ -36,11 +36,11 @@ struct AgentOptions {
   std::string name;
   std::string region;
   std::string zone = "default";
-  std::string gpu_type;    // empty: NVML's name when GPUs are found
-  int32_t gpus = -1;       // -1: discover (NVML), 0 when none
-  int64_t cpu_milli = 0;   // 0: the machine's
-  int64_t memory_mib = 0;  // 0: the machine's
-  std::string data_dir;    // runs, logs
+  std::string gpu_type;                // empty: NVML's name when GPUs are found
+  int32_t gpus = -1;                   // -1: discover (NVML), 0 when none
+  int64_t cpu_milli = 0;               // 0: the machine's
+  int64_t memory_mib = 0;              // 0: the machine's
+  std::string data_dir;                // runs, logs
   std::string listen = "127.0.0.1:0";  // log service
   bool enforce_limits = true;
   double heartbeat_interval_s = 0;  // 0: what the controller says

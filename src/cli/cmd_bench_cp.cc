@@ -29,8 +29,7 @@ namespace fs = std::filesystem;
 namespace {
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // CPU seconds (user + system) used so far by process `pid`.
@@ -147,8 +146,9 @@ int RunBenchSubmit(const BenchSubmitArgs& a) {
     v1::SubmitJobResponse resp;
   };
   Pump pump(a.concurrency);
-  if (!a.json) std::fprintf(stderr, "bench submit: %lld jobs, %d in flight, controller %s\n",
-                            static_cast<long long>(a.jobs), a.concurrency, cluster.address.c_str());
+  if (!a.json)
+    std::fprintf(stderr, "bench submit: %lld jobs, %d in flight, controller %s\n",
+                 static_cast<long long>(a.jobs), a.concurrency, cluster.address.c_str());
   double t0 = Now();
   double cpu0 = ProcessCpuSeconds(cluster.controller.pid);
   pump.Run(a.jobs, [&](int64_t i, auto done) {

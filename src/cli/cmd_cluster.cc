@@ -33,8 +33,7 @@ namespace fs = std::filesystem;
 namespace {
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Blocks SIGINT/SIGTERM in this thread and every thread it starts later;
@@ -63,7 +62,8 @@ std::string SelfExe() {
   return ec ? std::string("meridian") : p.string();
 }
 
-absl::StatusOr<std::string> EnsureToken(const std::string& data_dir, const std::string& token_file) {
+absl::StatusOr<std::string> EnsureToken(const std::string& data_dir,
+                                        const std::string& token_file) {
   if (!token_file.empty()) return rpc::ReadTokenFile(token_file);
   std::string path = data_dir + "/token";
   if (fs::exists(path)) return rpc::ReadTokenFile(path);
@@ -77,7 +77,8 @@ absl::StatusOr<std::string> EnsureToken(const std::string& data_dir, const std::
 absl::Status WriteFileAtomic(const std::string& path, const std::string& content, int mode) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot write ", tmp, ": ", strerror(errno)));
+  if (fd < 0)
+    return absl::UnavailableError(absl::StrCat("cannot write ", tmp, ": ", strerror(errno)));
   bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   ok &= ::fsync(fd) == 0;
   ::close(fd);
@@ -162,7 +163,6 @@ absl::StatusOr<std::string> WaitForFile(const std::string& path, double timeout_
 
 // ---------------------------------------------------------------- controller
 
-
 int RunController(const ControllerArgs& a) {
   BlockStopSignals();
   std::error_code ec;
@@ -174,7 +174,8 @@ int RunController(const ControllerArgs& a) {
   }
   absl::StatusOr<std::string> token = EnsureToken(a.data_dir, a.token_file);
   if (!token.ok()) {
-    std::fprintf(stderr, "meridian controller: %s\n", std::string(token.status().message()).c_str());
+    std::fprintf(stderr, "meridian controller: %s\n",
+                 std::string(token.status().message()).c_str());
     return kExitError;
   }
   store::StoreOptions so;
@@ -199,7 +200,8 @@ int RunController(const ControllerArgs& a) {
   absl::StatusOr<std::unique_ptr<controller::ControllerServer>> server =
       controller::ControllerServer::Start(&c, svo);
   if (!server.ok()) {
-    std::fprintf(stderr, "meridian controller: %s\n", std::string(server.status().message()).c_str());
+    std::fprintf(stderr, "meridian controller: %s\n",
+                 std::string(server.status().message()).c_str());
     return kExitError;
   }
   std::string host = a.listen.substr(0, a.listen.rfind(':'));
@@ -217,7 +219,6 @@ int RunController(const ControllerArgs& a) {
 
 // ---------------------------------------------------------------- agent
 
-
 int RunAgent(AgentArgs a) {
   BlockStopSignals();
   if (absl::Status s = ResolveClient(&a.client); !s.ok()) {
@@ -229,7 +230,8 @@ int RunAgent(AgentArgs a) {
   if (!a.cpu.empty()) {
     absl::StatusOr<int64_t> cpu = spec::internal::ParseCpuMilli(a.cpu);
     if (!cpu.ok()) {
-      std::fprintf(stderr, "meridian agent: --cpu: %s\n", std::string(cpu.status().message()).c_str());
+      std::fprintf(stderr, "meridian agent: --cpu: %s\n",
+                   std::string(cpu.status().message()).c_str());
       return kExitInvalid;
     }
     a.opts.cpu_milli = *cpu;
@@ -237,7 +239,8 @@ int RunAgent(AgentArgs a) {
   if (!a.memory.empty()) {
     absl::StatusOr<int64_t> mem = spec::internal::ParseMemoryMib(a.memory);
     if (!mem.ok()) {
-      std::fprintf(stderr, "meridian agent: --memory: %s\n", std::string(mem.status().message()).c_str());
+      std::fprintf(stderr, "meridian agent: --memory: %s\n",
+                   std::string(mem.status().message()).c_str());
       return kExitInvalid;
     }
     a.opts.memory_mib = *mem;
@@ -260,12 +263,10 @@ int RunAgent(AgentArgs a) {
 
 // ---------------------------------------------------------------- dev
 
-
-
 int RunDev(const DevArgs& a) {
   BlockStopSignals();
-  static const char* kRegions[] = {"us-east", "eu-west", "ap-south", "us-west", "eu-north",
-                                   "ap-east", "sa-east", "me-central"};
+  static const char* kRegions[] = {"us-east",  "eu-west", "ap-south", "us-west",
+                                   "eu-north", "ap-east", "sa-east",  "me-central"};
   if (a.regions < 1 || a.regions > 8) {
     std::fprintf(stderr, "meridian dev: --regions must be 1..8\n");
     return kExitInvalid;
@@ -285,7 +286,8 @@ int RunDev(const DevArgs& a) {
   }
   // Replicas find `meridian` itself on PATH (the examples run its helpers).
   std::string bin_dir = fs::path(SelfExe()).parent_path().string();
-  std::string path = absl::StrCat(bin_dir, ":", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+  std::string path =
+      absl::StrCat(bin_dir, ":", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
   ::setenv("PATH", path.c_str(), 1);
   ::unsetenv("MERIDIAN_TOKEN");
   fs::remove(data_dir + "/controller.addr", ec);
@@ -294,11 +296,11 @@ int RunDev(const DevArgs& a) {
   auto stop_all = [&] {
     for (auto it = children.rbegin(); it != children.rend(); ++it) StopChild(*it, 5);
   };
-  absl::StatusOr<Child> ctl = SpawnSelf(
-      "controller",
-      {"controller", "--data-dir", data_dir + "/controller", "--token-file", data_dir + "/token",
-       "--heartbeat-timeout", absl::StrCat(a.heartbeat_timeout_s)},
-      data_dir + "/logs/controller.log");
+  absl::StatusOr<Child> ctl =
+      SpawnSelf("controller",
+                {"controller", "--data-dir", data_dir + "/controller", "--token-file",
+                 data_dir + "/token", "--heartbeat-timeout", absl::StrCat(a.heartbeat_timeout_s)},
+                data_dir + "/logs/controller.log");
   if (!ctl.ok()) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(ctl.status().message()).c_str());
     return kExitError;
@@ -318,18 +320,32 @@ int RunDev(const DevArgs& a) {
     for (int n = 1; n <= a.nodes_per_region; ++n) {
       std::string region = kRegions[r];
       std::string name = absl::StrCat(region, "-", n);
-      std::vector<std::string> args = {
-          "agent",         "--controller", *addr,         "--token-file", data_dir + "/token",
-          "--name",        name,           "--region",    region,         "--zone",
-          absl::StrCat(region, n % 2 == 1 ? "-a" : "-b"), "--cpu", a.cpu_per_node, "--memory",
-          a.memory_per_node, "--gpus", absl::StrCat(a.gpus_per_node), "--state-dir",
-          absl::StrCat(data_dir, "/agents/", name)};
+      std::vector<std::string> args = {"agent",
+                                       "--controller",
+                                       *addr,
+                                       "--token-file",
+                                       data_dir + "/token",
+                                       "--name",
+                                       name,
+                                       "--region",
+                                       region,
+                                       "--zone",
+                                       absl::StrCat(region, n % 2 == 1 ? "-a" : "-b"),
+                                       "--cpu",
+                                       a.cpu_per_node,
+                                       "--memory",
+                                       a.memory_per_node,
+                                       "--gpus",
+                                       absl::StrCat(a.gpus_per_node),
+                                       "--state-dir",
+                                       absl::StrCat(data_dir, "/agents/", name)};
       if (a.gpus_per_node > 0) {
         args.push_back("--gpu-type");
         args.push_back(a.gpu_type);
       }
       if (a.no_limits) args.push_back("--no-limits");
-      absl::StatusOr<Child> ag = SpawnSelf(name, args, absl::StrCat(data_dir, "/logs/", name, ".log"));
+      absl::StatusOr<Child> ag =
+          SpawnSelf(name, args, absl::StrCat(data_dir, "/logs/", name, ".log"));
       if (!ag.ok()) {
         std::fprintf(stderr, "meridian dev: %s\n", std::string(ag.status().message()).c_str());
         stop_all();

@@ -34,8 +34,7 @@ std::function<int()>* g_action = nullptr;
 namespace {
 
 double WallNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string ReadAll(const std::string& path, bool* ok) {
@@ -50,25 +49,39 @@ std::string ReadAll(const std::string& path, bool* ok) {
 
 const char* JobStateName(int s) {
   switch (s) {
-    case v1::JOB_PENDING: return "Pending";
-    case v1::JOB_SCHEDULED: return "Scheduled";
-    case v1::JOB_RUNNING: return "Running";
-    case v1::JOB_SUCCEEDED: return "Succeeded";
-    case v1::JOB_FAILED: return "Failed";
-    case v1::JOB_CANCELLED: return "Cancelled";
-    default: return "Unknown";
+    case v1::JOB_PENDING:
+      return "Pending";
+    case v1::JOB_SCHEDULED:
+      return "Scheduled";
+    case v1::JOB_RUNNING:
+      return "Running";
+    case v1::JOB_SUCCEEDED:
+      return "Succeeded";
+    case v1::JOB_FAILED:
+      return "Failed";
+    case v1::JOB_CANCELLED:
+      return "Cancelled";
+    default:
+      return "Unknown";
   }
 }
 
 const char* ReplicaStateName(int s) {
   switch (s) {
-    case v1::REPLICA_PENDING: return "Pending";
-    case v1::REPLICA_SCHEDULED: return "Scheduled";
-    case v1::REPLICA_RUNNING: return "Running";
-    case v1::REPLICA_SUCCEEDED: return "Succeeded";
-    case v1::REPLICA_FAILED: return "Failed";
-    case v1::REPLICA_STOPPED: return "Stopped";
-    default: return "Unknown";
+    case v1::REPLICA_PENDING:
+      return "Pending";
+    case v1::REPLICA_SCHEDULED:
+      return "Scheduled";
+    case v1::REPLICA_RUNNING:
+      return "Running";
+    case v1::REPLICA_SUCCEEDED:
+      return "Succeeded";
+    case v1::REPLICA_FAILED:
+      return "Failed";
+    case v1::REPLICA_STOPPED:
+      return "Stopped";
+    default:
+      return "Unknown";
   }
 }
 
@@ -124,14 +137,34 @@ int Fail(const std::string& what, const grpc::Status& st) {
   const char* code = "error";
   int rc = kExitError;
   switch (st.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT: code = "invalid argument"; rc = kExitInvalid; break;
-    case grpc::StatusCode::NOT_FOUND: code = "not found"; rc = kExitInvalid; break;
-    case grpc::StatusCode::UNAUTHENTICATED: code = "unauthenticated"; rc = kExitInvalid; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: code = "failed precondition"; rc = kExitInvalid; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = "too large"; rc = kExitInvalid; break;
-    case grpc::StatusCode::UNAVAILABLE: code = "unavailable"; break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: code = "timed out"; break;
-    default: break;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code = "invalid argument";
+      rc = kExitInvalid;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = "not found";
+      rc = kExitInvalid;
+      break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      code = "unauthenticated";
+      rc = kExitInvalid;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = "failed precondition";
+      rc = kExitInvalid;
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      code = "too large";
+      rc = kExitInvalid;
+      break;
+    case grpc::StatusCode::UNAVAILABLE:
+      code = "unavailable";
+      break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      code = "timed out";
+      break;
+    default:
+      break;
   }
   std::fprintf(stderr, "meridian %s: %s: %s\n", what.c_str(), code, st.error_message().c_str());
   return rc;
@@ -165,7 +198,8 @@ void PrintJob(const v1::Job& j) {
   std::printf("  command:   %s\n", absl::StrJoin(j.command(), " ").c_str());
   std::printf("  message:   %s\n", j.message().c_str());
   std::printf("  age:       %s\n", Age(j.created_at()).c_str());
-  std::vector<std::vector<std::string>> rows = {{"  REPLICA", "ATTEMPT", "NODE", "REGION", "STATE", "EXIT", "MESSAGE"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"  REPLICA", "ATTEMPT", "NODE", "REGION", "STATE", "EXIT", "MESSAGE"}};
   for (const v1::Replica& r : j.replica_status())
     rows.push_back({absl::StrCat("  ", r.index()), absl::StrCat(r.attempt()),
                     r.node().empty() ? "-" : r.node(), r.region().empty() ? "-" : r.region(),
@@ -188,8 +222,8 @@ absl::Status ResolveClient(ClientConfig* c) {
   if (c->controller.empty()) c->controller = env("MERIDIAN_CONTROLLER");
   if (c->controller.empty() && !c->data_dir.empty()) {
     bool ok = false;
-    for (const std::string& p : {c->data_dir + "/controller.addr",
-                                 c->data_dir + "/controller/controller.addr"}) {
+    for (const std::string& p :
+         {c->data_dir + "/controller.addr", c->data_dir + "/controller/controller.addr"}) {
       std::string a = ReadAll(p, &ok);
       if (ok && !a.empty()) {
         c->controller = a;
@@ -220,7 +254,8 @@ absl::Status ResolveClient(ClientConfig* c) {
         "no token: give --token-file FILE, set MERIDIAN_TOKEN or MERIDIAN_TOKEN_FILE, or "
         "--data-dir of a running `meridian dev`");
   if (c->output != "table" && c->output != "json")
-    return absl::InvalidArgumentError(absl::StrCat("-o: expected table or json, got '", c->output, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("-o: expected table or json, got '", c->output, "'"));
   return absl::OkStatus();
 }
 
@@ -338,9 +373,9 @@ int JobList(JobArgs a) {
     std::string l = s;
     for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     static const std::map<std::string, v1::JobState> kStates = {
-        {"pending", v1::JOB_PENDING},     {"scheduled", v1::JOB_SCHEDULED},
-        {"running", v1::JOB_RUNNING},     {"succeeded", v1::JOB_SUCCEEDED},
-        {"failed", v1::JOB_FAILED},       {"cancelled", v1::JOB_CANCELLED}};
+        {"pending", v1::JOB_PENDING}, {"scheduled", v1::JOB_SCHEDULED},
+        {"running", v1::JOB_RUNNING}, {"succeeded", v1::JOB_SUCCEEDED},
+        {"failed", v1::JOB_FAILED},   {"cancelled", v1::JOB_CANCELLED}};
     auto it = kStates.find(l);
     if (it == kStates.end()) {
       std::fprintf(stderr,
@@ -483,8 +518,9 @@ int NodeList(NodeArgs a) {
     std::printf("%s\n", ToJson(resp).c_str());
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"NAME", "REGION", "ZONE", "STATUS", "GPUS", "CPU", "MEMORY", "REPLICAS", "CPU USED", "HEARTBEAT", "LIMITS"}};
+  std::vector<std::vector<std::string>> rows = {{"NAME", "REGION", "ZONE", "STATUS", "GPUS", "CPU",
+                                                 "MEMORY", "REPLICAS", "CPU USED", "HEARTBEAT",
+                                                 "LIMITS"}};
   for (const v1::Node& n : resp.nodes()) {
     std::string status = n.ready() ? "Ready" : "NotReady";
     if (n.cordoned()) status += ",Cordoned";
@@ -548,7 +584,8 @@ int RegionList(ClientConfig c) {
     std::printf("%s\n", ToJson(resp).c_str());
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> rows = {{"REGION", "NODES", "READY", "GPUS", "CPU", "MEMORY", "REPLICAS"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"REGION", "NODES", "READY", "GPUS", "CPU", "MEMORY", "REPLICAS"}};
   for (const v1::Region& r : resp.regions())
     rows.push_back({r.name(), absl::StrCat(r.nodes()), absl::StrCat(r.ready_nodes()),
                     absl::StrCat(r.gpus()), Cpu(r.cpu_milli()), Mem(r.memory_mib()),
@@ -571,7 +608,8 @@ int RunRendezvousCheck(double timeout_s) {
   std::string addr = env("MASTER_ADDR"), port_s = env("MASTER_PORT"), rank_s = env("RANK"),
               world_s = env("WORLD_SIZE"), job = env("MERIDIAN_JOB_ID");
   if (addr.empty() || port_s.empty() || rank_s.empty() || world_s.empty()) {
-    std::fprintf(stderr, "rendezvous-check: MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE must be set\n");
+    std::fprintf(stderr,
+                 "rendezvous-check: MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE must be set\n");
     return 2;
   }
   int port = std::atoi(port_s.c_str()), rank = std::atoi(rank_s.c_str()),
@@ -691,7 +729,8 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
   std::vector<fs::path> files;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(folder, ec))
-    if (e.path().extension() == ".yaml" || e.path().extension() == ".yml") files.push_back(e.path());
+    if (e.path().extension() == ".yaml" || e.path().extension() == ".yml")
+      files.push_back(e.path());
   if (ec || files.empty()) {
     std::fprintf(stderr, "meridian dev: no job specs (*.yaml) in %s\n", folder.c_str());
     return kExitInvalid;
@@ -746,7 +785,8 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
   }
   // 4. Summary.
   std::printf("\n== summary\n");
-  std::vector<std::vector<std::string>> rows = {{"JOB", "NAME", "STATE", "ATTEMPTS", "PLACEMENT (replica@node/region)"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"JOB", "NAME", "STATE", "ATTEMPTS", "PLACEMENT (replica@node/region)"}};
   int ok = 0;
   for (uint64_t id : ids) {
     const v1::Job& j = last[id];
@@ -754,8 +794,8 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
     for (const v1::Replica& r : j.replica_status())
       where.push_back(absl::StrCat(r.index(), "@", r.node().empty() ? "-" : r.node(), "/",
                                    r.region().empty() ? "-" : r.region()));
-    rows.push_back({absl::StrCat(id), j.name(), JobStateName(j.state()), absl::StrCat(j.attempt() + 1),
-                    absl::StrJoin(where, " ")});
+    rows.push_back({absl::StrCat(id), j.name(), JobStateName(j.state()),
+                    absl::StrCat(j.attempt() + 1), absl::StrJoin(where, " ")});
     ok += j.state() == v1::JOB_SUCCEEDED ? 1 : 0;
   }
   PrintTable(rows);
@@ -793,7 +833,8 @@ void AddClientFlags(CLI::App* cmd, ClientConfig* c) {
                   "Data dir of a running `meridian dev` or controller (env MERIDIAN_DATA_DIR): "
                   "address and token are read from there");
   cmd->add_option("-o,--output", c->output, "table or json")->capture_default_str();
-  cmd->add_option("--timeout", c->timeout_s, "Seconds to wait for an answer")->capture_default_str();
+  cmd->add_option("--timeout", c->timeout_s, "Seconds to wait for an answer")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -801,18 +842,28 @@ void AddClientFlags(CLI::App* cmd, ClientConfig* c) {
 void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* action) {
   // ---- services
   static ControllerArgs ca;
-  auto* ctl = app.add_subcommand("controller", "Run the controller (state, scheduling, failure detection)");
-  ctl->add_option("--listen", ca.listen, "Address to serve on (port 0: any free port)")->capture_default_str();
-  ctl->add_option("--data-dir", ca.data_dir, "State (state.db), token and controller.addr live here")->required();
-  ctl->add_option("--token-file", ca.token_file, "Bearer token file (default: DATA_DIR/token, generated)");
-  ctl->add_option("--heartbeat-interval", ca.heartbeat_interval_s, "Seconds between agent heartbeats")
-      ->capture_default_str()->check(CLI::Range(0.05, 60.0));
-  ctl->add_option("--heartbeat-timeout", ca.heartbeat_timeout_s, "Seconds without a heartbeat before a node is NotReady")
-      ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
+  auto* ctl =
+      app.add_subcommand("controller", "Run the controller (state, scheduling, failure detection)");
+  ctl->add_option("--listen", ca.listen, "Address to serve on (port 0: any free port)")
+      ->capture_default_str();
+  ctl->add_option("--data-dir", ca.data_dir,
+                  "State (state.db), token and controller.addr live here")
+      ->required();
+  ctl->add_option("--token-file", ca.token_file,
+                  "Bearer token file (default: DATA_DIR/token, generated)");
+  ctl->add_option("--heartbeat-interval", ca.heartbeat_interval_s,
+                  "Seconds between agent heartbeats")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 60.0));
+  ctl->add_option("--heartbeat-timeout", ca.heartbeat_timeout_s,
+                  "Seconds without a heartbeat before a node is NotReady")
+      ->capture_default_str()
+      ->check(CLI::Range(0.2, 3600.0));
   ctl->callback([] { *g_action = [] { return RunController(ca); }; });
 
   static AgentArgs aa;
-  auto* agt = app.add_subcommand("agent", "Run a node agent: register, heartbeat, run replicas, serve logs");
+  auto* agt = app.add_subcommand("agent",
+                                 "Run a node agent: register, heartbeat, run replicas, serve logs");
   AddClientFlags(agt, &aa.client);
   agt->add_option("--name", aa.opts.name, "Node name")->required();
   agt->add_option("--region", aa.opts.region, "Region of the node")->required();
@@ -822,28 +873,38 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   agt->add_option("--gpu-type", aa.opts.gpu_type, "GPU type name (a100, h100, t4, ...)");
   agt->add_option("--cpu", aa.cpu, "CPU cores to offer (default: the machine's)");
   agt->add_option("--memory", aa.memory, "Memory to offer, e.g. 8Gi (default: the machine's)");
-  agt->add_option("--listen", aa.opts.listen, "Address of the agent's log service")->capture_default_str();
+  agt->add_option("--listen", aa.opts.listen, "Address of the agent's log service")
+      ->capture_default_str();
   agt->add_option("--state-dir", aa.opts.data_dir, "Runs and their logs live here")->required();
   agt->add_flag("--no-limits", aa.no_limits, "Do not enforce CPU/memory limits with cgroups");
   agt->callback([] { *g_action = [] { return RunAgent(aa); }; });
 
   static DevArgs da;
-  auto* dev = app.add_subcommand(
-      "dev", "A whole multi-region cluster on this machine: controller and agents as processes on 127.0.0.1");
-  dev->add_option("--regions", da.regions, "Regions (1..8)")->capture_default_str()->check(CLI::Range(1, 8));
+  auto* dev = app.add_subcommand("dev",
+                                 "A whole multi-region cluster on this machine: controller and "
+                                 "agents as processes on 127.0.0.1");
+  dev->add_option("--regions", da.regions, "Regions (1..8)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 8));
   dev->add_option("--nodes-per-region", da.nodes_per_region, "Agents per region")
-      ->capture_default_str()->check(CLI::Range(1, 64));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   dev->add_option("--data-dir", da.data_dir, "State, token, logs")->capture_default_str();
   dev->add_option("--cpu-per-node", da.cpu_per_node, "CPU each node offers")->capture_default_str();
-  dev->add_option("--memory-per-node", da.memory_per_node, "Memory each node offers")->capture_default_str();
-  dev->add_option("--gpus-per-node", da.gpus_per_node, "GPUs each node advertises (emulated)")
-      ->capture_default_str()->check(CLI::Range(0, 64));
-  dev->add_option("--gpu-type", da.gpu_type, "GPU type the nodes advertise")->capture_default_str();
-  dev->add_option("--heartbeat-timeout", da.heartbeat_timeout_s, "Seconds before a silent node is NotReady")
+  dev->add_option("--memory-per-node", da.memory_per_node, "Memory each node offers")
       ->capture_default_str();
-  dev->add_option("--demo", da.demo, "Submit every job spec in this folder, follow them to the end, "
-                                     "print a summary and stop the cluster");
-  dev->add_option("--demo-timeout", da.demo_timeout_s, "Seconds the demo waits for its jobs")->capture_default_str();
+  dev->add_option("--gpus-per-node", da.gpus_per_node, "GPUs each node advertises (emulated)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  dev->add_option("--gpu-type", da.gpu_type, "GPU type the nodes advertise")->capture_default_str();
+  dev->add_option("--heartbeat-timeout", da.heartbeat_timeout_s,
+                  "Seconds before a silent node is NotReady")
+      ->capture_default_str();
+  dev->add_option("--demo", da.demo,
+                  "Submit every job spec in this folder, follow them to the end, "
+                  "print a summary and stop the cluster");
+  dev->add_option("--demo-timeout", da.demo_timeout_s, "Seconds the demo waits for its jobs")
+      ->capture_default_str();
   dev->add_flag("--no-limits", da.no_limits, "Agents do not enforce cgroup limits");
   dev->callback([] { *g_action = [] { return RunDev(da); }; });
 
@@ -872,7 +933,8 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   logs->add_flag("--stderr", ja.stderr_stream, "stderr instead of stdout");
   logs->add_flag("-f,--follow", ja.follow, "Keep printing until the replica ends");
   logs->callback([] { *g_action = [] { return JobLogs(ja); }; });
-  auto* cancel = job->add_subcommand("cancel", "Cancel a job (SIGTERM, then SIGKILL after its grace)");
+  auto* cancel =
+      job->add_subcommand("cancel", "Cancel a job (SIGTERM, then SIGKILL after its grace)");
   AddClientFlags(cancel, &ja.client);
   cancel->add_option("id", ja.id, "Job id")->required();
   cancel->callback([] { *g_action = [] { return JobCancel(ja); }; });
@@ -906,23 +968,36 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
 
   // ---- helpers run inside replicas
   static double rv_timeout = 60;
-  auto* rv = app.add_subcommand(
-      "rendezvous-check", "Inside a gang replica: check MASTER_ADDR/PORT, RANK, WORLD_SIZE against the other ranks over TCP");
-  rv->add_option("--timeout", rv_timeout, "Seconds to wait for the other ranks")->capture_default_str();
+  auto* rv = app.add_subcommand("rendezvous-check",
+                                "Inside a gang replica: check MASTER_ADDR/PORT, RANK, WORLD_SIZE "
+                                "against the other ranks over TCP");
+  rv->add_option("--timeout", rv_timeout, "Seconds to wait for the other ranks")
+      ->capture_default_str();
   rv->callback([] { *g_action = [] { return RunRendezvousCheck(rv_timeout); }; });
 
   // ---- benchmarks
   static BenchSubmitArgs bs;
-  auto* bsub = bench->add_subcommand("submit", "Durable job submissions per second through a real controller");
-  bsub->add_option("--jobs", bs.jobs, "Submissions")->capture_default_str()->check(CLI::Range(1, 10000000));
-  bsub->add_option("--concurrency", bs.concurrency, "Submits in flight")->capture_default_str()->check(CLI::Range(1, 100000));
+  auto* bsub = bench->add_subcommand(
+      "submit", "Durable job submissions per second through a real controller");
+  bsub->add_option("--jobs", bs.jobs, "Submissions")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  bsub->add_option("--concurrency", bs.concurrency, "Submits in flight")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   bsub->add_flag("--json", bs.json, "Print one JSON object");
   bsub->callback([] { *g_action = [] { return RunBenchSubmit(bs); }; });
   static BenchAgentsArgs bag;
   auto* bagc = bench->add_subcommand("agents", "Controller CPU under many agents heartbeating");
-  bagc->add_option("--agents", bag.agents, "Simulated agents")->capture_default_str()->check(CLI::Range(1, 1000000));
-  bagc->add_option("--hz", bag.hz, "Heartbeats per agent per second")->capture_default_str()->check(CLI::Range(0.01, 100.0));
-  bagc->add_option("--seconds", bag.seconds, "Measured duration")->capture_default_str()->check(CLI::Range(1.0, 3600.0));
+  bagc->add_option("--agents", bag.agents, "Simulated agents")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  bagc->add_option("--hz", bag.hz, "Heartbeats per agent per second")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 100.0));
+  bagc->add_option("--seconds", bag.seconds, "Measured duration")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
   bagc->add_flag("--json", bag.json, "Print one JSON object");
   bagc->callback([] { *g_action = [] { return RunBenchAgents(bag); }; });
 

@@ -16,19 +16,24 @@ namespace {
 
 constexpr char kCordonTaint[] = "meridian.io/cordoned";
 
-bool ReplicaActiveState(int s) {
-  return s == v1::REPLICA_SCHEDULED || s == v1::REPLICA_RUNNING;
-}
+bool ReplicaActiveState(int s) { return s == v1::REPLICA_SCHEDULED || s == v1::REPLICA_RUNNING; }
 
 std::string StateWord(int s) {
   switch (s) {
-    case v1::JOB_PENDING: return "pending";
-    case v1::JOB_SCHEDULED: return "scheduled";
-    case v1::JOB_RUNNING: return "running";
-    case v1::JOB_SUCCEEDED: return "succeeded";
-    case v1::JOB_FAILED: return "failed";
-    case v1::JOB_CANCELLED: return "cancelled";
-    default: return "unknown";
+    case v1::JOB_PENDING:
+      return "pending";
+    case v1::JOB_SCHEDULED:
+      return "scheduled";
+    case v1::JOB_RUNNING:
+      return "running";
+    case v1::JOB_SUCCEEDED:
+      return "succeeded";
+    case v1::JOB_FAILED:
+      return "failed";
+    case v1::JOB_CANCELLED:
+      return "cancelled";
+    default:
+      return "unknown";
   }
 }
 
@@ -159,12 +164,13 @@ uint64_t Controller::Commit(store::Batch batch, store::Store::Done done) {
     touched_.clear();
     return 0;
   }
-  uint64_t seq = store_->Enqueue(std::move(batch), [done = std::move(done)](const absl::Status& st) {
-    // A controller that cannot persist must not keep answering: crash and
-    // let the restart recover from the store.
-    MERIDIAN_CHECK(st.ok(), "store commit failed");
-    if (done) done(st);
-  });
+  uint64_t seq =
+      store_->Enqueue(std::move(batch), [done = std::move(done)](const absl::Status& st) {
+        // A controller that cannot persist must not keep answering: crash and
+        // let the restart recover from the store.
+        MERIDIAN_CHECK(st.ok(), "store commit failed");
+        if (done) done(st);
+      });
   for (JobEntry* j : touched_) j->seq = seq;
   touched_.clear();
   return seq;
@@ -370,7 +376,9 @@ absl::StatusOr<v1::Job> Controller::Cancel(uint64_t id) {
 std::vector<v1::JobEvent> Controller::WaitEvents(uint64_t after, uint64_t job_id,
                                                  double timeout_s) const {
   std::unique_lock<std::mutex> l(mu_);
-  auto has_new = [&] { return stopping_ || (!events_.empty() && events_.back().sequence() > after); };
+  auto has_new = [&] {
+    return stopping_ || (!events_.empty() && events_.back().sequence() > after);
+  };
   events_cv_.wait_for(l, std::chrono::duration<double>(timeout_s), has_new);
   std::vector<v1::JobEvent> out;
   for (const v1::JobEvent& e : events_) {
@@ -392,15 +400,15 @@ uint64_t Controller::LatestEvent() const {
   return next_event_ - 1;
 }
 
-absl::StatusOr<std::pair<std::string, std::string>> Controller::LogSource(
-    uint64_t id, int32_t replica) const {
+absl::StatusOr<std::pair<std::string, std::string>> Controller::LogSource(uint64_t id,
+                                                                          int32_t replica) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
   const JobEntry& j = it->second;
   if (replica < 0 || size_t(replica) >= j.replicas.size())
-    return absl::InvalidArgumentError(absl::StrCat("job ", id, " has replicas 0..",
-                                                   j.replicas.size() - 1, ", not ", replica));
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", id, " has replicas 0..", j.replicas.size() - 1, ", not ", replica));
   const ReplicaEntry& r = j.replicas[size_t(replica)];
   if (r.rec.node.empty())
     return absl::FailedPreconditionError(
@@ -682,12 +690,11 @@ absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatR
     } else {
       r.rec.state = v1::REPLICA_FAILED;
       node.replicas.erase({j.rec.id, r.rec.index});
-      std::string why =
-          run.state() == v1::REPLICA_STOPPED
-              ? absl::StrCat("replica ", r.rec.index, " stopped on ", req.node(), ": ",
-                             run.message())
-              : absl::StrCat("replica ", r.rec.index, " exited with code ", run.exit_code(),
-                             " on ", req.node());
+      std::string why = run.state() == v1::REPLICA_STOPPED
+                            ? absl::StrCat("replica ", r.rec.index, " stopped on ", req.node(),
+                                           ": ", run.message())
+                            : absl::StrCat("replica ", r.rec.index, " exited with code ",
+                                           run.exit_code(), " on ", req.node());
       EndAttempt(j, why, &batch);
     }
     Persist(j, &batch, true);
@@ -750,9 +757,8 @@ void Controller::EndAttempt(JobEntry& j, const std::string& why, store::Batch* b
   if (j.rec.failures > j.spec.max_retries) {
     ReleasePort(j);
     j.rec.state = v1::JOB_FAILED;
-    j.rec.message = j.spec.max_retries == 0
-                        ? why
-                        : absl::StrCat(why, " (after ", j.rec.failures, " attempts)");
+    j.rec.message =
+        j.spec.max_retries == 0 ? why : absl::StrCat(why, " (after ", j.rec.failures, " attempts)");
     return;
   }
   // Record the failed attempt's replicas, then start a new attempt later.
@@ -762,8 +768,8 @@ void Controller::EndAttempt(JobEntry& j, const std::string& why, store::Batch* b
   ResetReplicas(j);
   j.rec.not_before_s = clock_->NowSeconds() + delay;
   j.last_event = why;
-  j.rec.message = absl::StrCat(why, "; retry ", j.rec.failures, "/", j.spec.max_retries, " in ",
-                               delay, "s");
+  j.rec.message =
+      absl::StrCat(why, "; retry ", j.rec.failures, "/", j.spec.max_retries, " in ", delay, "s");
   unscheduled_.insert(j.rec.id);
 }
 
@@ -785,8 +791,8 @@ void Controller::DetectFailures(double now, store::Batch* batch) {
   for (auto& [name, n] : nodes_) {
     if (!n.ready || now - n.last_heartbeat_s <= options_.heartbeat_timeout_s) continue;
     n.ready = false;
-    std::string why = absl::StrCat("node ", name, " lost (no heartbeat for ",
-                                   options_.heartbeat_timeout_s, "s)");
+    std::string why =
+        absl::StrCat("node ", name, " lost (no heartbeat for ", options_.heartbeat_timeout_s, "s)");
     std::set<uint64_t> ids;
     for (const auto& [jid, idx] : n.replicas) ids.insert(jid);
     for (uint64_t jid : ids) {
@@ -881,14 +887,16 @@ void Controller::Rebuild() {
   store::Batch batch;
   for (auto& [id, j] : jobs_) {
     if (IsFinal(j.rec.state)) continue;
-    absl::StatusOr<spec::JobSpec> spec = spec::ParseJobSpec(j.rec.spec, "spec", fleet_.get(), nullptr);
+    absl::StatusOr<spec::JobSpec> spec =
+        spec::ParseJobSpec(j.rec.spec, "spec", fleet_.get(), nullptr);
     j.spec_ok = spec.ok();
     if (spec.ok()) j.spec = *std::move(spec);
     if (!scheduler_) continue;
     if (!j.spec_ok) {
       if (j.rec.state == v1::JOB_PENDING) {
         j.rec.state = v1::JOB_FAILED;
-        j.rec.message = absl::StrCat("spec no longer matches the cluster: ", spec.status().message());
+        j.rec.message =
+            absl::StrCat("spec no longer matches the cluster: ", spec.status().message());
         unscheduled_.erase(id);
         Persist(j, &batch, true);
         Emit(j);
@@ -1002,11 +1010,11 @@ void Controller::RunPass() {
             Requeue(j, "preempted by higher-priority work", &batch);
             break;
           case DecisionKind::kWaiting: {
-            std::string why = d.reasons.empty()
-                                  ? absl::StrCat("waiting: no node has room for ",
-                                                 j.replicas.size(), " × {",
-                                                 FormatShape(j.spec.job.shape), "} now")
-                                  : absl::StrCat("waiting: ", absl::StrJoin(d.reasons, "; "));
+            std::string why =
+                d.reasons.empty()
+                    ? absl::StrCat("waiting: no node has room for ", j.replicas.size(), " × {",
+                                   FormatShape(j.spec.job.shape), "} now")
+                    : absl::StrCat("waiting: ", absl::StrJoin(d.reasons, "; "));
             if (!j.last_event.empty()) absl::StrAppend(&why, "; previous attempt: ", j.last_event);
             if (why != j.rec.message) {
               j.rec.message = why;

@@ -66,9 +66,9 @@ struct ControllerOptions {
   double loop_interval_s = 0.1;       // scheduling loop tick
   int32_t master_port_base = 29500;   // MASTER_PORT range for gangs
   int32_t master_port_count = 10000;
-  std::string address;                // controller address, given to replicas
-  size_t max_events = 8192;           // Watch history kept in memory
-  bool start_loop = true;             // false: the caller drives Tick() (tests)
+  std::string address;       // controller address, given to replicas
+  size_t max_events = 8192;  // Watch history kept in memory
+  bool start_loop = true;    // false: the caller drives Tick() (tests)
 };
 
 class Controller {
@@ -94,8 +94,7 @@ class Controller {
   // Sequence number of the newest event (0: none yet).
   uint64_t LatestEvent() const;
   // Where a replica's logs are: the agent address and run key.
-  absl::StatusOr<std::pair<std::string, std::string>> LogSource(uint64_t id,
-                                                                int32_t replica) const;
+  absl::StatusOr<std::pair<std::string, std::string>> LogSource(uint64_t id, int32_t replica) const;
   // True while the replica may still produce output.
   bool ReplicaActive(uint64_t id, int32_t replica, const std::string& key) const;
 
@@ -130,7 +129,7 @@ class Controller {
     store::NodeRecord rec;
     bool ready = false;
     double last_heartbeat_s = 0;
-    NodeId id;  // in fleet_
+    NodeId id;                                        // in fleet_
     std::set<std::pair<uint64_t, int32_t>> replicas;  // (job, index) assigned here
   };
 

@@ -19,7 +19,8 @@ using grpc::CallbackServerContext;
 using grpc::ServerContext;
 using grpc::ServerUnaryReactor;
 
-class JobServiceImpl final : public v1::JobService::WithCallbackMethod_Submit<v1::JobService::Service> {
+class JobServiceImpl final
+    : public v1::JobService::WithCallbackMethod_Submit<v1::JobService::Service> {
  public:
   JobServiceImpl(Controller* c, std::string token) : c_(c), token_(std::move(token)) {}
 
@@ -89,7 +90,8 @@ class JobServiceImpl final : public v1::JobService::WithCallbackMethod_Submit<v1
     if (stream != "stdout" && stream != "stderr")
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("stream: expected stdout or stderr, got '", stream, "'"));
-    absl::StatusOr<std::pair<std::string, std::string>> src = c_->LogSource(req->id(), req->replica());
+    absl::StatusOr<std::pair<std::string, std::string>> src =
+        c_->LogSource(req->id(), req->replica());
     if (!src.ok()) return rpc::ToGrpc(src.status());
     auto stub = v1::AgentLogService::NewStub(Channel(src->first));
     grpc::ClientContext up;

@@ -1,5 +1,9 @@
 #include "rpc/rpc.h"
 
+#include <grpcpp/security/auth_metadata_processor.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+
 #include <fstream>
 #include <map>
 #include <random>
@@ -7,9 +11,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include <grpcpp/security/auth_metadata_processor.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/security/server_credentials.h>
 
 namespace meridian::rpc {
 
@@ -32,7 +33,8 @@ class TokenProcessor final : public grpc::AuthMetadataProcessor {
     for (size_t i = 0; same && i < got.size(); ++i) diff |= got[i] ^ expected_[i];
     if (!same || diff != 0)
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid bearer token");
-    consumed->insert(std::make_pair(std::string("authorization"), std::string(it->second.data(), it->second.size())));
+    consumed->insert(std::make_pair(std::string("authorization"),
+                                    std::string(it->second.data(), it->second.size())));
     return grpc::Status::OK;
   }
 
@@ -52,8 +54,7 @@ std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::experimental::LocalCredentials(LOCAL_TCP),
-                                   args);
+  return grpc::CreateCustomChannel(address, grpc::experimental::LocalCredentials(LOCAL_TCP), args);
 }
 
 void Prepare(grpc::ClientContext* ctx, const std::string& token, double deadline_s) {

@@ -8,12 +8,13 @@
 // on 127.0.0.1 here; TLS credentials slot into the same hook later.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include <grpcpp/grpcpp.h>
 
 namespace meridian::rpc {
 

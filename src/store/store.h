@@ -31,8 +31,8 @@ struct JobRecord {
   uint64_t id = 0;
   std::string name;
   std::string tenant;
-  std::string spec;  // the submitted document
-  int32_t state = 0; // meridian.v1.JobState value
+  std::string spec;   // the submitted document
+  int32_t state = 0;  // meridian.v1.JobState value
   int32_t attempt = 0;
   int32_t failures = 0;
   std::string message;
@@ -46,8 +46,8 @@ struct ReplicaRecord {
   uint64_t job_id = 0;
   int32_t index = 0;
   int32_t attempt = 0;
-  std::string node;  // empty when not placed
-  int32_t state = 0; // meridian.v1.ReplicaState value
+  std::string node;   // empty when not placed
+  int32_t state = 0;  // meridian.v1.ReplicaState value
   int32_t exit_code = 0;
   std::string message;
 };
@@ -76,13 +76,13 @@ struct Batch {
 };
 
 struct Snapshot {
-  std::vector<JobRecord> jobs;  // by id
+  std::vector<JobRecord> jobs;          // by id
   std::vector<ReplicaRecord> replicas;  // by (job, index)
-  std::vector<NodeRecord> nodes;  // by name
+  std::vector<NodeRecord> nodes;        // by name
 };
 
 struct StoreOptions {
-  std::string path;            // the database file; created when missing
+  std::string path;              // the database file; created when missing
   bool synchronous_full = true;  // false: synchronous=NORMAL (benchmarks of the ceiling only)
   size_t max_batches_per_commit = 4096;
 };

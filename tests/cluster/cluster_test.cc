@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -37,13 +37,15 @@ int ReadPid(const std::string& path) { return std::atoi(ReadText(path).c_str());
 
 class ClusterTest : public ::testing::Test {
  protected:
-  void StartCluster(int agents_per_region, std::vector<std::string> regions, double hb_timeout = 2.0) {
-    cluster_ = std::make_unique<Cluster>(
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  void StartCluster(int agents_per_region, std::vector<std::string> regions,
+                    double hb_timeout = 2.0) {
+    cluster_ =
+        std::make_unique<Cluster>(::testing::UnitTest::GetInstance()->current_test_info()->name());
     cluster_->StartController(hb_timeout);
     int n = 0;
     for (const std::string& r : regions)
-      for (int i = 1; i <= agents_per_region; ++i, ++n) cluster_->StartAgent(absl::StrCat(r, "-", i), r);
+      for (int i = 1; i <= agents_per_region; ++i, ++n)
+        cluster_->StartAgent(absl::StrCat(r, "-", i), r);
     ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == n; }, 30))
         << "agents did not register; logs in " << cluster_->root();
   }
@@ -53,7 +55,9 @@ class ClusterTest : public ::testing::Test {
 TEST_F(ClusterTest, SubmitPlaceRunSucceedAndServeLogs) {
   StartCluster(1, {"east", "west"});
   v1::Job j;
-  ASSERT_TRUE(cluster_->Submit(JobSpec("hello", "echo hello from $MERIDIAN_NODE in $MERIDIAN_REGION"), &j).ok());
+  ASSERT_TRUE(
+      cluster_->Submit(JobSpec("hello", "echo hello from $MERIDIAN_NODE in $MERIDIAN_REGION"), &j)
+          .ok());
   EXPECT_EQ(j.state(), v1::JOB_PENDING);
   v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
   ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
@@ -82,7 +86,8 @@ TEST_F(ClusterTest, GangReplicasShareRendezvousAndGetDistinctRanks) {
   // cpu 2 on 2-core nodes: one replica per node, so the gang spans nodes.
   std::string cmd = absl::StrCat(
       "echo $MASTER_ADDR $MASTER_PORT $WORLD_SIZE $RANK $LOCAL_RANK $LOCAL_WORLD_SIZE "
-      "$MERIDIAN_JOB_ID $MERIDIAN_NODE > ", dir, "/$RANK");
+      "$MERIDIAN_JOB_ID $MERIDIAN_NODE > ",
+      dir, "/$RANK");
   v1::Job j;
   ASSERT_TRUE(cluster_->Submit(JobSpec("gang", cmd, 3, "2", "cross_region: true\n"), &j).ok());
   v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
@@ -108,16 +113,22 @@ TEST_F(ClusterTest, CancelStopsTheProcesses) {
   StartCluster(1, {"east"});
   std::string pids = cluster_->pid_dir();
   v1::Job j;
-  ASSERT_TRUE(cluster_->Submit(
-      JobSpec("sleeper", absl::StrCat("echo $$ > ", pids, "/$MERIDIAN_RUN_KEY; exec sleep 300"), 2, "0.5",
-              "grace: 2s\n"), &j).ok());
+  ASSERT_TRUE(
+      cluster_
+          ->Submit(JobSpec("sleeper",
+                           absl::StrCat("echo $$ > ", pids, "/$MERIDIAN_RUN_KEY; exec sleep 300"),
+                           2, "0.5", "grace: 2s\n"),
+                   &j)
+          .ok());
   ASSERT_EQ(cluster_->WaitState(j.id(), v1::JOB_RUNNING).state(), v1::JOB_RUNNING);
   std::vector<int> running;
-  ASSERT_TRUE(WaitUntil([&] {
-    running.clear();
-    for (const auto& e : fs::directory_iterator(pids)) running.push_back(ReadPid(e.path()));
-    return running.size() == 2;
-  }, 10));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        running.clear();
+        for (const auto& e : fs::directory_iterator(pids)) running.push_back(ReadPid(e.path()));
+        return running.size() == 2;
+      },
+      10));
   for (int p : running) EXPECT_TRUE(ProcessAlive(p));
   grpc::ClientContext ctx;
   cluster_->Prepare(&ctx);
@@ -139,9 +150,13 @@ TEST_F(ClusterTest, KilledAgentsJobsArePlacedAgainElsewhere) {
   StartCluster(1, {"east", "west", "south"});
   std::string pids = cluster_->pid_dir();
   v1::Job j;
-  ASSERT_TRUE(cluster_->Submit(
-      JobSpec("survivor", absl::StrCat("echo $$ > ", pids, "/$MERIDIAN_RUN_KEY; exec sleep 300"), 1, "1"),
-      &j).ok());
+  ASSERT_TRUE(
+      cluster_
+          ->Submit(JobSpec("survivor",
+                           absl::StrCat("echo $$ > ", pids, "/$MERIDIAN_RUN_KEY; exec sleep 300"),
+                           1, "1"),
+                   &j)
+          .ok());
   v1::Job running = cluster_->WaitState(j.id(), v1::JOB_RUNNING);
   ASSERT_EQ(running.state(), v1::JOB_RUNNING);
   std::string first = running.replica_status(0).node();
@@ -149,10 +164,13 @@ TEST_F(ClusterTest, KilledAgentsJobsArePlacedAgainElsewhere) {
   double killed_at = Now();
   // Heartbeat timeout is 2 s: re-placed whole, on another node, attempt 1.
   v1::Job again;
-  ASSERT_TRUE(WaitUntil([&] {
-    return cluster_->Get(j.id(), &again) && again.attempt() == 1 &&
-           again.state() == v1::JOB_RUNNING;
-  }, 2.0 + 15)) << again.message();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return cluster_->Get(j.id(), &again) && again.attempt() == 1 &&
+               again.state() == v1::JOB_RUNNING;
+      },
+      2.0 + 15))
+      << again.message();
   EXPECT_NE(again.replica_status(0).node(), first);
   EXPECT_THAT(again.message(), ::testing::AnyOf(HasSubstr("running"), HasSubstr("lost")));
   (void)killed_at;
@@ -165,10 +183,14 @@ TEST_F(ClusterTest, RestartedAgentReadoptsItsRunsAndTheJobFinishes) {
   std::string gate = cluster_->root() + "/gate";
   v1::Job j;
   // Runs until the test creates the gate file, then exits 0.
-  ASSERT_TRUE(cluster_->Submit(
-      JobSpec("long", absl::StrCat("echo $$ > ", cluster_->pid_dir(),
-                                   "/$MERIDIAN_RUN_KEY; while [ ! -e ", gate,
-                                   " ]; do sleep 0.05; done; echo finished"), 1, "1"), &j).ok());
+  ASSERT_TRUE(cluster_
+                  ->Submit(JobSpec("long",
+                                   absl::StrCat("echo $$ > ", cluster_->pid_dir(),
+                                                "/$MERIDIAN_RUN_KEY; while [ ! -e ", gate,
+                                                " ]; do sleep 0.05; done; echo finished"),
+                                   1, "1"),
+                           &j)
+                  .ok());
   ASSERT_EQ(cluster_->WaitState(j.id(), v1::JOB_RUNNING).state(), v1::JOB_RUNNING);
   cluster_->Kill("east-1", SIGKILL);
   cluster_->StartAgent("east-1", "east");  // same state dir: re-adopts the run
@@ -247,15 +269,19 @@ TEST_F(ClusterTest, CliSubmitListGetLogsAndErrors) {
 TEST_F(ClusterTest, FailedReplicaRetriesThenFails) {
   StartCluster(1, {"east"});
   v1::Job j;
-  ASSERT_TRUE(cluster_->Submit(JobSpec("flaky", "exit 3", 1, "1", "retries: 1\nbackoff: 0.1\n"), &j).ok());
+  ASSERT_TRUE(
+      cluster_->Submit(JobSpec("flaky", "exit 3", 1, "1", "retries: 1\nbackoff: 0.1\n"), &j).ok());
   v1::Job done = cluster_->WaitState(j.id(), v1::JOB_FAILED);
   ASSERT_EQ(done.state(), v1::JOB_FAILED);
   EXPECT_EQ(done.failures(), 2);
   EXPECT_EQ(done.attempt(), 1);
   EXPECT_THAT(done.message(), HasSubstr("exited with code 3"));
   // A job that fails on its first attempt only succeeds on the retry.
-  ASSERT_TRUE(cluster_->Submit(JobSpec("second-time", "test $MERIDIAN_ATTEMPT -ge 1", 1, "1",
-                                       "retries: 2\nbackoff: 0.1\n"), &j).ok());
+  ASSERT_TRUE(cluster_
+                  ->Submit(JobSpec("second-time", "test $MERIDIAN_ATTEMPT -ge 1", 1, "1",
+                                   "retries: 2\nbackoff: 0.1\n"),
+                           &j)
+                  .ok());
   done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
   ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
   EXPECT_EQ(done.attempt(), 1);
@@ -265,14 +291,15 @@ TEST_F(ClusterTest, BadInputGetsClearErrors) {
   StartCluster(1, {"east"});
   // Malformed spec: InvalidArgument naming the field.
   v1::Job j;
-  grpc::Status st = cluster_->Submit(
-      "kind: job\nname: bad\nshape: {cpu: -2, memory: 1Gi}\ncommand: [x]\n", &j);
+  grpc::Status st =
+      cluster_->Submit("kind: job\nname: bad\nshape: {cpu: -2, memory: 1Gi}\ncommand: [x]\n", &j);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), HasSubstr("shape.cpu"));
   st = cluster_->Submit("kind: job\nname: bad\nshape: {cpu: 1, memory: 1Gi}\n", &j);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), HasSubstr("command"));
-  st = cluster_->Submit("kind: job\nname: x\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\nreplicaz: 2\n", &j);
+  st = cluster_->Submit(
+      "kind: job\nname: x\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\nreplicaz: 2\n", &j);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), HasSubstr("replicaz"));
   st = cluster_->Submit("{{{{", &j);
@@ -334,8 +361,9 @@ TEST_F(ClusterTest, BadInputGetsClearErrors) {
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
   }
   // Oversized request: refused cleanly, and the controller keeps serving.
-  std::string huge = absl::StrCat("kind: job\nname: big\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\n# ",
-                                  std::string(5 << 20, 'x'), "\n");
+  std::string huge =
+      absl::StrCat("kind: job\nname: big\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\n# ",
+                   std::string(5 << 20, 'x'), "\n");
   st = cluster_->Submit(huge, &j);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
   // A bad agent registration names the field.
@@ -373,8 +401,8 @@ TEST_F(ClusterTest, ControllerKill9LosesNoAnsweredSubmitAndRunsNothingTwice) {
       grpc::ClientContext ctx;
       rpc::Prepare(&ctx, cluster_->token(), 5);
       v1::SubmitJobRequest req;
-      req.set_spec(JobSpec(name, absl::StrCat("echo ran >> ", marks, "/$MERIDIAN_JOB_ID.$RANK"), 1,
-                           "100m"));
+      req.set_spec(
+          JobSpec(name, absl::StrCat("echo ran >> ", marks, "/$MERIDIAN_JOB_ID.$RANK"), 1, "100m"));
       v1::SubmitJobResponse resp;
       if (stub->Submit(&ctx, req, &resp).ok()) {
         std::lock_guard<std::mutex> l(mu);
@@ -408,16 +436,19 @@ TEST_F(ClusterTest, ControllerKill9LosesNoAnsweredSubmitAndRunsNothingTwice) {
     EXPECT_EQ(name_count[name], 1) << name;
   }
   for (const auto& [name, n] : name_count) EXPECT_EQ(n, 1) << name;
-  ASSERT_TRUE(WaitUntil([&] {
-    grpc::ClientContext c;
-    cluster_->Prepare(&c, 10);
-    v1::ListJobsRequest req;
-    req.add_states(v1::JOB_PENDING);
-    req.add_states(v1::JOB_SCHEDULED);
-    req.add_states(v1::JOB_RUNNING);
-    v1::ListJobsResponse r;
-    return cluster_->jobs().List(&c, req, &r).ok() && r.jobs_size() == 0;
-  }, 120)) << "jobs did not finish after the restart";
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        grpc::ClientContext c;
+        cluster_->Prepare(&c, 10);
+        v1::ListJobsRequest req;
+        req.add_states(v1::JOB_PENDING);
+        req.add_states(v1::JOB_SCHEDULED);
+        req.add_states(v1::JOB_RUNNING);
+        v1::ListJobsResponse r;
+        return cluster_->jobs().List(&c, req, &r).ok() && r.jobs_size() == 0;
+      },
+      120))
+      << "jobs did not finish after the restart";
   int marked = 0;
   for (const auto& e : fs::directory_iterator(marks)) {
     ++marked;

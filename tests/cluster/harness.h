@@ -34,8 +34,7 @@ inline std::string ReadText(const std::string& path) {
 }
 
 inline double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Polls `pred` every 50 ms until true or `timeout_s` passes.
@@ -70,18 +69,20 @@ class Cluster {
   // Starts (or restarts) the controller; the first start picks a free port,
   // a restart reuses it so agents find it again.
   void StartController(double hb_timeout_s = 2.0) {
-    std::vector<std::string> args = {"controller", "--data-dir", root_ + "/controller",
-                                     "--heartbeat-interval", "0.2", "--heartbeat-timeout",
-                                     std::to_string(hb_timeout_s)};
+    std::vector<std::string> args = {
+        "controller", "--data-dir",          root_ + "/controller",       "--heartbeat-interval",
+        "0.2",        "--heartbeat-timeout", std::to_string(hb_timeout_s)};
     args.push_back("--listen");
     args.push_back(address_.empty() ? "127.0.0.1:0" : address_);
     std::filesystem::remove(root_ + "/controller/controller.addr");
     Spawn("controller", args);
     std::string addr;
-    WaitUntil([&] {
-      addr = ReadText(root_ + "/controller/controller.addr");
-      return !addr.empty();
-    }, 30);
+    WaitUntil(
+        [&] {
+          addr = ReadText(root_ + "/controller/controller.addr");
+          return !addr.empty();
+        },
+        30);
     while (!addr.empty() && addr.back() == '\n') addr.pop_back();
     address_ = addr;
     token_ = ReadText(root_ + "/controller/token");

@@ -64,8 +64,9 @@ class ControllerTest : public ::testing::Test {
     EXPECT_TRUE(j.ok()) << j.status();
     return j.ok() ? j->id() : 0;
   }
-  v1::HeartbeatResponse Beat(const std::string& node,
-                             std::vector<std::tuple<std::string, v1::ReplicaState, int>> runs = {}) {
+  v1::HeartbeatResponse Beat(
+      const std::string& node,
+      std::vector<std::tuple<std::string, v1::ReplicaState, int>> runs = {}) {
     v1::HeartbeatRequest req;
     req.set_node(node);
     for (const auto& [key, state, code] : runs) {
@@ -140,7 +141,7 @@ TEST_F(ControllerTest, GangLifecycleWithLostNodeAndRecovery) {
   j = Get(id);
   EXPECT_EQ(j.state(), v1::JOB_PENDING);
   EXPECT_EQ(j.attempt(), 1);
-  EXPECT_EQ(j.failures(), 0);  // a lost node is not the job's failure
+  EXPECT_EQ(j.failures(), 0);                      // a lost node is not the job's failure
   EXPECT_THAT(j.message(), HasSubstr("b1 lost"));  // shown while it waits
   Sync();
   // a1 is told to stop the old attempt (no assignments), and the old run's
@@ -186,7 +187,8 @@ TEST_F(ControllerTest, GangLifecycleWithLostNodeAndRecovery) {
 TEST_F(ControllerTest, FailureRetriesWithBackoffThenFails) {
   AddNode("a1", "east");
   uint64_t id = Submit(
-      "kind: job\nname: flaky\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\nretries: 1\nbackoff: 10s\n");
+      "kind: job\nname: flaky\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\nretries: 1\nbackoff: "
+      "10s\n");
   ctl_->Tick();
   Sync();
   std::string k0 = Beat("a1").assignments(0).key();

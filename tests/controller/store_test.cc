@@ -1,8 +1,8 @@
 // Store: upserts, reload after reopen, ordering and group commit.
 #include "store/store.h"
 
-#include <filesystem>
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <thread>
 
