@@ -311,6 +311,32 @@ grpc::Status Agent::Beat(const v1::HeartbeatRequest& req) {
   return CloseStream();
 }
 
+void Agent::StopAllRuns(double grace_s) {
+  std::vector<std::string> running;
+  for (auto& [key, info] : impl_->runs) {
+    absl::StatusOr<RunStatus> s = driver_->Poll(key);
+    if (s.ok() && s->state == RunState::kRunning) {
+      (void)driver_->Signal(key, SIGTERM);
+      running.push_back(key);
+    }
+  }
+  auto still_running = [&] {
+    std::vector<std::string> out;
+    for (const std::string& key : running) {
+      absl::StatusOr<RunStatus> s = driver_->Poll(key);
+      if (s.ok() && s->state == RunState::kRunning) out.push_back(key);
+    }
+    return out;
+  };
+  double deadline = Now() + grace_s;
+  while (!(running = still_running()).empty() && Now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (const std::string& key : running) (void)driver_->Signal(key, SIGKILL);
+  deadline = Now() + 2;
+  while (!(running = still_running()).empty() && Now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
 bool Agent::ApplyResponses() {
   std::deque<v1::HeartbeatResponse> got;
   {

@@ -64,6 +64,8 @@ class Agent {
   // Registers and reconciles until Stop(). Work keeps running after Stop.
   void Run();
   void Stop();
+  // After Run() returned: SIGTERM every running run, SIGKILL after grace_s.
+  void StopAllRuns(double grace_s);
   const std::string& address() const { return address_; }
   const std::string& limits_status() const { return driver_->limits_status(); }
 

@@ -58,6 +58,7 @@ struct AgentArgs {
   std::string cpu;
   std::string memory;
   bool no_limits = false;
+  bool stop_work_on_exit = false;
 };
 int RunAgent(AgentArgs a);
 

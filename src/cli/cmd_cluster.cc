@@ -258,6 +258,7 @@ int RunAgent(AgentArgs a) {
   WaitForSignal();
   ag.Stop();
   loop.join();
+  if (a.stop_work_on_exit) ag.StopAllRuns(5.0);
   return kExitOk;
 }
 
@@ -344,6 +345,7 @@ int RunDev(const DevArgs& a) {
         args.push_back(a.gpu_type);
       }
       if (a.no_limits) args.push_back("--no-limits");
+      args.push_back("--stop-work-on-exit");  // Ctrl-C leaves nothing behind
       absl::StatusOr<Child> ag =
           SpawnSelf(name, args, absl::StrCat(data_dir, "/logs/", name, ".log"));
       if (!ag.ok()) {

@@ -877,6 +877,9 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       ->capture_default_str();
   agt->add_option("--state-dir", aa.opts.data_dir, "Runs and their logs live here")->required();
   agt->add_flag("--no-limits", aa.no_limits, "Do not enforce CPU/memory limits with cgroups");
+  agt->add_flag("--stop-work-on-exit", aa.stop_work_on_exit,
+                "Stop this node's runs when the agent is stopped (default: they keep running and "
+                "a restarted agent re-adopts them)");
   agt->callback([] { *g_action = [] { return RunAgent(aa); }; });
 
   static DevArgs da;
