@@ -210,6 +210,40 @@ TEST_F(ClusterTest, RestartedAgentReadoptsItsRunsAndTheJobFinishes) {
   EXPECT_EQ(out, "finished\n");
 }
 
+TEST_F(ClusterTest, FollowedLogsStreamUntilTheReplicaEnds) {
+  StartCluster(1, {"east"});
+  std::string gate = cluster_->root() + "/gate";
+  v1::Job j;
+  ASSERT_TRUE(cluster_->Submit(
+      JobSpec("talker", absl::StrCat("echo first; while [ ! -e ", gate,
+                                     " ]; do sleep 0.05; done; echo second; echo oops >&2"), 1, "1"),
+      &j).ok());
+  ASSERT_EQ(cluster_->WaitState(j.id(), v1::JOB_RUNNING).state(), v1::JOB_RUNNING);
+  grpc::ClientContext ctx;
+  rpc::Prepare(&ctx, cluster_->token(), 60);
+  v1::LogsRequest req;
+  req.set_id(j.id());
+  req.set_follow(true);
+  auto reader = cluster_->jobs().Logs(&ctx, req);
+  std::string out;
+  v1::LogChunk c;
+  while (out.find("first") == std::string::npos && reader->Read(&c)) out += c.data();
+  EXPECT_EQ(out, "first\n");
+  std::ofstream(gate) << "go";  // the replica prints again and ends; the stream ends too
+  while (reader->Read(&c)) out += c.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(out, "first\nsecond\n");
+  grpc::ClientContext ctx2;
+  cluster_->Prepare(&ctx2);
+  req.set_follow(false);
+  req.set_stream("stderr");
+  auto err = cluster_->jobs().Logs(&ctx2, req);
+  std::string e;
+  while (err->Read(&c)) e += c.data();
+  ASSERT_TRUE(err->Finish().ok());
+  EXPECT_EQ(e, "oops\n");
+}
+
 // The CLI against a live cluster: tables for people, -o json for scripts,
 // exit codes and errors that name the problem.
 TEST_F(ClusterTest, CliSubmitListGetLogsAndErrors) {
