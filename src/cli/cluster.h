@@ -10,6 +10,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "agent/agent.h"
+#include "netemu/netemu.h"
 
 namespace meridian::cli {
 
@@ -80,6 +81,9 @@ int RunDev(const DevArgs& a);
 // prints a summary; exit 0 when every job succeeded.
 int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig& client,
                 int expected_nodes);
+
+// Runs a link emulator until SIGINT/SIGTERM; prints the bytes it carried.
+int RunNetemu(const netemu::RelayOptions& options);
 
 struct BenchSubmitArgs {
   int64_t jobs = 20000;

@@ -262,6 +262,28 @@ int RunAgent(AgentArgs a) {
   return kExitOk;
 }
 
+// ---------------------------------------------------------------- netemu
+
+int RunNetemu(const netemu::RelayOptions& options) {
+  BlockStopSignals();
+  absl::StatusOr<std::unique_ptr<netemu::Relay>> relay = netemu::Relay::Start(options);
+  if (!relay.ok()) {
+    std::fprintf(stderr, "meridian netemu: %s\n", std::string(relay.status().message()).c_str());
+    return relay.status().code() == absl::StatusCode::kInvalidArgument ? kExitInvalid : kExitError;
+  }
+  std::fprintf(
+      stderr, "netemu: %s -> %s, one-way delay %g ms, %g Mbit/s%s, loss %g; Ctrl-C stops\n",
+      (*relay)->address().c_str(), options.target.c_str(), options.forward.one_way_delay_ms,
+      options.forward.mbps, options.forward.mbps > 0 ? "" : " (unlimited)", options.forward.loss);
+  WaitForSignal();
+  (*relay)->Stop();
+  std::printf("{\"connections\": %llu, \"bytes_forward\": %llu, \"bytes_reverse\": %llu}\n",
+              static_cast<unsigned long long>((*relay)->connections()),
+              static_cast<unsigned long long>((*relay)->bytes_forward()),
+              static_cast<unsigned long long>((*relay)->bytes_reverse()));
+  return kExitOk;
+}
+
 // ---------------------------------------------------------------- dev
 
 int RunDev(const DevArgs& a) {

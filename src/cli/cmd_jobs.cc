@@ -23,6 +23,7 @@
 #include "cli/commands.h"
 #include "google/protobuf/util/json_util.h"
 #include "meridian/v1/meridian.grpc.pb.h"
+#include "netemu/netemu.h"
 #include "rpc/rpc.h"
 
 namespace meridian::cli {
@@ -968,6 +969,32 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   auto* rlist = region->add_subcommand("list", "List regions");
   AddClientFlags(rlist, &ra);
   rlist->callback([] { *g_action = [] { return RegionList(ra); }; });
+
+  // ---- netemu
+  static netemu::RelayOptions no;
+  static double ne_delay = 0, ne_mbps = 0, ne_loss = 0;
+  auto* ne = app.add_subcommand(
+      "netemu",
+      "Emulate an inter-region link: a TCP relay adding one-way delay, a bandwidth cap "
+      "and loss penalties, counting the bytes it carries (the kernel here has no netem)");
+  ne->add_option("--listen", no.listen, "Address to accept on")->capture_default_str();
+  ne->add_option("--to", no.target, "Address to relay to (HOST:PORT)")->required();
+  ne->add_option("--delay-ms", ne_delay, "One-way delay each way (RTT = 2x)")
+      ->check(CLI::Range(0.0, 60000.0));
+  ne->add_option("--mbps", ne_mbps, "Bandwidth each way in Mbit/s (0 = unlimited)")
+      ->check(CLI::Range(0.0, 1e6));
+  ne->add_option("--loss", ne_loss, "Probability a chunk pays a retransmission penalty")
+      ->check(CLI::Range(0.0, 1.0));
+  ne->callback([] {
+    *g_action = [] {
+      for (netemu::LinkOptions* l : {&no.forward, &no.reverse}) {
+        l->one_way_delay_ms = ne_delay;
+        l->mbps = ne_mbps;
+        l->loss = ne_loss;
+      }
+      return RunNetemu(no);
+    };
+  });
 
   // ---- helpers run inside replicas
   static double rv_timeout = 60;
