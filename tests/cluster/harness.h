@@ -93,10 +93,26 @@ class Cluster {
   }
 
   void StartAgent(const std::string& name, const std::string& region, const std::string& cpu = "2",
-                  const std::string& memory = "2Gi") {
-    Spawn(name, {"agent", "--controller", address_, "--token-file", root_ + "/controller/token",
-                 "--name", name, "--region", region, "--cpu", cpu, "--memory", memory, "--gpus",
-                 "0", "--state-dir", root_ + "/agents/" + name, "--no-limits"});
+                  const std::string& memory = "2Gi", bool limits = false) {
+    std::vector<std::string> args = {"agent",
+                                     "--controller",
+                                     address_,
+                                     "--token-file",
+                                     root_ + "/controller/token",
+                                     "--name",
+                                     name,
+                                     "--region",
+                                     region,
+                                     "--cpu",
+                                     cpu,
+                                     "--memory",
+                                     memory,
+                                     "--gpus",
+                                     "0",
+                                     "--state-dir",
+                                     root_ + "/agents/" + name};
+    if (!limits) args.push_back("--no-limits");
+    Spawn(name, args);
   }
 
   void Kill(const std::string& name, int sig) {
