@@ -348,7 +348,7 @@ std::vector<v1::Job> Controller::ListJobs(const std::set<int>& states, size_t li
 }
 
 absl::StatusOr<v1::Job> Controller::Cancel(uint64_t id) {
-  std::promise<void> committed;
+  uint64_t seq = 0;
   v1::Job view;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -367,9 +367,9 @@ absl::StatusOr<v1::Job> Controller::Cancel(uint64_t id) {
     Emit(j);
     dirty_ = true;
     view = ToProto(j, false);
-    Commit(std::move(batch), [&committed](const absl::Status&) { committed.set_value(); });
+    seq = Commit(std::move(batch));
   }
-  committed.get_future().wait();
+  store_->WaitCommitted(seq);
   return view;
 }
 
@@ -438,7 +438,7 @@ std::vector<v1::Node> Controller::ListNodes() const {
 }
 
 absl::StatusOr<v1::Node> Controller::Cordon(const std::string& name, bool cordon) {
-  std::promise<void> committed;
+  uint64_t seq = 0;
   v1::Node view;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -452,15 +452,15 @@ absl::StatusOr<v1::Node> Controller::Cordon(const std::string& name, bool cordon
     store::Batch batch;
     batch.nodes.push_back(n.rec);
     view = ToProto(n);
-    Commit(std::move(batch), [&committed](const absl::Status&) { committed.set_value(); });
+    seq = Commit(std::move(batch));
   }
-  committed.get_future().wait();
+  store_->WaitCommitted(seq);
   loop_cv_.notify_all();
   return view;
 }
 
 absl::StatusOr<v1::DrainResponse> Controller::Drain(const std::string& name) {
-  std::promise<void> committed;
+  uint64_t seq = 0;
   v1::DrainResponse resp;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -480,9 +480,9 @@ absl::StatusOr<v1::DrainResponse> Controller::Drain(const std::string& name) {
       resp.add_requeued_jobs(jid);
     }
     *resp.mutable_node() = ToProto(n);
-    Commit(std::move(batch), [&committed](const absl::Status&) { committed.set_value(); });
+    seq = Commit(std::move(batch));
   }
-  committed.get_future().wait();
+  store_->WaitCommitted(seq);
   loop_cv_.notify_all();
   return resp;
 }
@@ -527,7 +527,7 @@ absl::StatusOr<v1::RegisterResponse> Controller::Register(const v1::Node& node) 
   if (node.gpus() < 0 || node.gpus() > 1024) return bad("gpus", "must be 0..1024");
   if (node.gpus() > 0 && node.gpu_type().empty()) return bad("gpu_type", "needed when gpus > 0");
   if (node.address().empty()) return bad("address", "the agent's log service address is needed");
-  std::promise<void> committed;
+  uint64_t seq = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
     NodeEntry& n = nodes_[node.name()];
@@ -553,9 +553,9 @@ absl::StatusOr<v1::RegisterResponse> Controller::Register(const v1::Node& node) 
     dirty_ = true;
     store::Batch batch;
     batch.nodes.push_back(rec);
-    Commit(std::move(batch), [&committed](const absl::Status&) { committed.set_value(); });
+    seq = Commit(std::move(batch));
   }
-  committed.get_future().wait();
+  store_->WaitCommitted(seq);
   loop_cv_.notify_all();
   v1::RegisterResponse resp;
   resp.set_heartbeat_interval_s(options_.heartbeat_interval_s);

@@ -195,6 +195,11 @@ uint64_t Store::committed() const {
   return committed_;
 }
 
+void Store::WaitCommitted(uint64_t seq) const {
+  std::unique_lock<std::mutex> l(mu_);
+  done_cv_.wait(l, [&] { return committed_ >= seq; });
+}
+
 uint64_t Store::transactions() const {
   std::lock_guard<std::mutex> l(mu_);
   return transactions_;

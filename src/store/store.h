@@ -104,6 +104,8 @@ class Store {
   absl::Status Write(Batch batch);
   // Every batch with sequence <= this is durable.
   uint64_t committed() const;
+  // Blocks until batch `seq` is durable (returns at once for 0).
+  void WaitCommitted(uint64_t seq) const;
 
   // Transactions and batches committed so far (for benchmarks and tests).
   uint64_t transactions() const;
@@ -122,8 +124,8 @@ class Store {
     Done done;
   };
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // queue not empty / stopping
-  std::condition_variable done_cv_;  // committed_ advanced
+  std::condition_variable cv_;               // queue not empty / stopping
+  mutable std::condition_variable done_cv_;  // committed_ advanced
   std::deque<Pending> queue_;
   uint64_t next_seq_ = 1;
   uint64_t committed_ = 0;

@@ -68,15 +68,9 @@ TEST_F(ClusterTest, SubmitPlaceRunSucceedAndServeLogs) {
   const std::string node = done.replica_status(0).node();
   EXPECT_TRUE(node == "east-1" || node == "west-1") << node;
 
-  grpc::ClientContext ctx;
-  cluster_->Prepare(&ctx);
-  v1::LogsRequest req;
-  req.set_id(j.id());
-  auto reader = cluster_->jobs().Logs(&ctx, req);
-  std::string out;
-  v1::LogChunk c;
-  while (reader->Read(&c)) out += c.data();
-  ASSERT_TRUE(reader->Finish().ok());
+  grpc::Status st;
+  std::string out = cluster_->Logs(j.id(), "stdout", &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(out, absl::StrCat("hello from ", node, " in ", done.replica_status(0).region(), "\n"));
 }
 
@@ -199,16 +193,9 @@ TEST_F(ClusterTest, RestartedAgentReadoptsItsRunsAndTheJobFinishes) {
   v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED);
   ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
   EXPECT_EQ(done.attempt(), 0) << "the run was re-adopted, not re-placed";
-  grpc::ClientContext ctx;
-  cluster_->Prepare(&ctx);
-  v1::LogsRequest req;
-  req.set_id(j.id());
-  auto reader = cluster_->jobs().Logs(&ctx, req);
-  std::string out;
-  v1::LogChunk c;
-  while (reader->Read(&c)) out += c.data();
-  ASSERT_TRUE(reader->Finish().ok());
-  EXPECT_EQ(out, "finished\n");
+  grpc::Status st;
+  EXPECT_EQ(cluster_->Logs(j.id(), "stdout", &st), "finished\n");
+  EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
 TEST_F(ClusterTest, FollowedLogsStreamUntilTheReplicaEnds) {
@@ -238,15 +225,7 @@ TEST_F(ClusterTest, FollowedLogsStreamUntilTheReplicaEnds) {
   while (reader->Read(&c)) out += c.data();
   ASSERT_TRUE(reader->Finish().ok());
   EXPECT_EQ(out, "first\nsecond\n");
-  grpc::ClientContext ctx2;
-  cluster_->Prepare(&ctx2);
-  req.set_follow(false);
-  req.set_stream("stderr");
-  auto err = cluster_->jobs().Logs(&ctx2, req);
-  std::string e;
-  while (err->Read(&c)) e += c.data();
-  ASSERT_TRUE(err->Finish().ok());
-  EXPECT_EQ(e, "oops\n");
+  EXPECT_EQ(cluster_->Logs(j.id(), "stderr"), "oops\n");
 }
 
 // CPU and memory limits from the job's shape reach the workload's cgroups
@@ -431,17 +410,8 @@ TEST_F(ClusterTest, BadInputGetsClearErrors) {
     v1::Job out;
     EXPECT_EQ(cluster_->jobs().Cancel(&ctx, req, &out).error_code(), grpc::StatusCode::NOT_FOUND);
   }
-  {
-    grpc::ClientContext ctx;
-    cluster_->Prepare(&ctx);
-    v1::LogsRequest req;
-    req.set_id(987654);
-    auto reader = cluster_->jobs().Logs(&ctx, req);
-    v1::LogChunk c;
-    while (reader->Read(&c)) {
-    }
-    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
-  }
+  cluster_->Logs(987654, "stdout", &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
   // Oversized request: refused cleanly, and the controller keeps serving.
   std::string huge =
       absl::StrCat("kind: job\nname: big\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\n# ",

@@ -167,6 +167,23 @@ class Cluster {
     return j;
   }
 
+  // A replica's whole log (not following); the call's status in *status.
+  std::string Logs(uint64_t id, const std::string& stream = "stdout",
+                   grpc::Status* status = nullptr) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::LogsRequest req;
+    req.set_id(id);
+    req.set_stream(stream);
+    auto reader = jobs_->Logs(&ctx, req);
+    std::string out;
+    v1::LogChunk c;
+    while (reader->Read(&c)) out += c.data();
+    grpc::Status st = reader->Finish();
+    if (status) *status = st;
+    return out;
+  }
+
   int ReadyNodes() {
     grpc::ClientContext ctx;
     Prepare(&ctx, 5);
