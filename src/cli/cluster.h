@@ -85,6 +85,20 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
 // Runs a link emulator until SIGINT/SIGTERM; prints the bytes it carried.
 int RunNetemu(const netemu::RelayOptions& options);
 
+struct TrainArgs {
+  std::string dataset = "digits";  // digits | synthetic | PATH.csv[.gz]
+  int synthetic_samples = 2000;
+  std::vector<int> hidden = {64};
+  int epochs = 30;
+  int batch = 32;
+  double lr = 0.05;
+  double test_fraction = 0.25;
+  uint64_t seed = 1;
+  bool json = false;
+};
+// Single-process training (the distributed modes come with the training runtime).
+int RunTrain(const TrainArgs& a);
+
 struct BenchSubmitArgs {
   int64_t jobs = 20000;
   int concurrency = 512;

@@ -996,6 +996,31 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
     };
   });
 
+  // ---- train
+  static TrainArgs ta;
+  auto* tr = app.add_subcommand(
+      "train",
+      "Train the MLP classifier on the UCI digits (or a generated set) in one process; "
+      "prints held-out accuracy");
+  tr->add_option("--dataset", ta.dataset,
+                 "digits (MERIDIAN_DATA or ../shared/data), synthetic, or a CSV path")
+      ->capture_default_str();
+  tr->add_option("--epochs", ta.epochs, "Passes over the training set")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  tr->add_option("--batch", ta.batch, "Samples per step")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  tr->add_option("--lr", ta.lr, "Learning rate (SGD, momentum 0.9)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 10.0));
+  tr->add_option("--hidden", ta.hidden, "Hidden layer width (repeat for more layers)")
+      ->check(CLI::Range(1, 1 << 16));
+  tr->add_option("--seed", ta.seed, "Seed for split, initialisation and order")
+      ->capture_default_str();
+  tr->add_flag("--json", ta.json, "Print one JSON object");
+  tr->callback([] { *g_action = [] { return RunTrain(ta); }; });
+
   // ---- helpers run inside replicas
   static double rv_timeout = 60;
   auto* rv = app.add_subcommand("rendezvous-check",
