@@ -86,17 +86,50 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
 int RunNetemu(const netemu::RelayOptions& options);
 
 struct TrainArgs {
-  std::string dataset = "digits";  // digits | synthetic | PATH.csv[.gz]
-  int synthetic_samples = 2000;
-  std::vector<int> hidden = {64};
+  std::string dataset = "digits";  // digits | synthetic | large | PATH.csv[.gz]
+  int synthetic_samples = 0;       // 0: 2000 for synthetic, 24000 for large
+  std::vector<int> hidden;         // empty: {64}, or {2048, 512} for large
   int epochs = 30;
   int batch = 32;
   double lr = 0.05;
   double test_fraction = 0.25;
   uint64_t seed = 1;
   bool json = false;
+  bool quiet = false;
+  // Distributed.
+  bool standalone = false;  // launch `workers` local processes
+  bool worker = false;      // internal: run one rank
+  int workers = 6;
+  int regions = 3;
+  std::string mode = "allreduce";
+  double wan_rtt_ms = 0;
+  double wan_mbps = 0;
+  double wan_loss = 0;
+  int local_steps = 50;
+  double outer_lr = 0.7;
+  double outer_momentum = 0.5;
+  std::string compression = "none";
+  bool overlap = false;
+  std::string shares = "dynamic";  // dynamic | equal
+  int rebalance_every = 10;
+  int slow_rank = -1;
+  double slow_factor = 1.0;
+  double target_accuracy = 0;
+  int eval_every = 0;
+  int eval_samples = 0;
+  std::string checkpoint_dir;
+  int checkpoint_every = 0;
+  std::string work_dir;
+  // Worker-only (set by the launcher; from the environment under Meridian).
+  int rank = -1;
+  std::string store;
+  std::string rank_regions;
+  std::string epoch;
+  int fail_after_step = -1;
+  bool relays = false;  // the store hands out netemu relays (standalone)
 };
-// Single-process training (the distributed modes come with the training runtime).
+// `meridian train`: one process, `--standalone` workers on this machine, or
+// one rank of a job (`--worker`).
 int RunTrain(const TrainArgs& a);
 
 struct BenchSubmitArgs {

@@ -1000,25 +1000,96 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   static TrainArgs ta;
   auto* tr = app.add_subcommand(
       "train",
-      "Train the MLP classifier on the UCI digits (or a generated set) in one process; "
-      "prints held-out accuracy");
+      "Train the MLP classifier on the UCI digits (or a generated set): in one process, or "
+      "data-parallel with --standalone workers spread over emulated regions");
   tr->add_option("--dataset", ta.dataset,
-                 "digits (MERIDIAN_DATA or ../shared/data), synthetic, or a CSV path")
+                 "digits (MERIDIAN_DATA or ../shared/data), synthetic, large (1.6M-parameter "
+                 "task), or a CSV path")
       ->capture_default_str();
+  tr->add_option("--samples", ta.synthetic_samples,
+                 "Samples to generate for synthetic (2000) or large (24000)")
+      ->check(CLI::Range(10, 10000000));
   tr->add_option("--epochs", ta.epochs, "Passes over the training set")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  tr->add_option("--batch", ta.batch, "Samples per step")
+  tr->add_option("--batch", ta.batch, "Samples per step (all workers together)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   tr->add_option("--lr", ta.lr, "Learning rate (SGD, momentum 0.9)")
       ->capture_default_str()
       ->check(CLI::Range(1e-6, 10.0));
-  tr->add_option("--hidden", ta.hidden, "Hidden layer width (repeat for more layers)")
+  tr->add_option("--hidden", ta.hidden,
+                 "Hidden layer width, repeat for more layers (default 64; 2048 512 for large)")
       ->check(CLI::Range(1, 1 << 16));
-  tr->add_option("--seed", ta.seed, "Seed for split, initialisation and order")
+  tr->add_option("--test-fraction", ta.test_fraction, "Share of the data held out")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 0.9));
+  tr->add_option("--seed", ta.seed, "Seed for data, split, initialisation and order")
       ->capture_default_str();
   tr->add_flag("--json", ta.json, "Print one JSON object");
+  tr->add_flag("--quiet", ta.quiet, "No progress lines");
+  tr->add_flag("--standalone", ta.standalone,
+               "Run --workers processes on this machine, linked through emulated WAN links");
+  tr->add_option("--workers", ta.workers, "Worker processes (--standalone)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  tr->add_option("--regions", ta.regions, "Regions the workers are spread over (--standalone)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  tr->add_option("--mode", ta.mode, "allreduce, central, hierarchical or diloco")
+      ->capture_default_str();
+  tr->add_option("--wan-rtt-ms", ta.wan_rtt_ms, "Round-trip time between two regions")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10000.0));
+  tr->add_option("--wan-mbps", ta.wan_mbps, "Bandwidth of each inter-region link (0: unlimited)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  tr->add_option("--wan-loss", ta.wan_loss, "Loss probability on inter-region links")
+      ->check(CLI::Range(0.0, 1.0));
+  tr->add_option("--local-steps", ta.local_steps, "diloco: local steps between exchanges (H)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  tr->add_option("--outer-lr", ta.outer_lr, "diloco: outer Nesterov learning rate")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 10.0));
+  tr->add_option("--outer-momentum", ta.outer_momentum, "diloco: outer Nesterov momentum")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999));
+  tr->add_option("--compression", ta.compression,
+                 "diloco: none, fp16 or int8 for what crosses regions")
+      ->capture_default_str();
+  tr->add_flag("--overlap", ta.overlap,
+               "diloco: exchange deltas while the next round computes (applied one round late)");
+  tr->add_option("--shares", ta.shares,
+                 "dynamic (batch shares follow measured throughput) or equal")
+      ->capture_default_str();
+  tr->add_option("--rebalance-every", ta.rebalance_every, "Steps between share updates")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  tr->add_option("--slow-rank", ta.slow_rank, "Slow this rank down (benchmarks)");
+  tr->add_option("--slow-factor", ta.slow_factor, "How many times slower --slow-rank computes")
+      ->check(CLI::Range(1.0, 100.0));
+  tr->add_option("--target-accuracy", ta.target_accuracy,
+                 "Stop once rank 0 measures this test accuracy (0: run all epochs)")
+      ->check(CLI::Range(0.0, 1.0));
+  tr->add_option("--eval-every", ta.eval_every, "Steps between evaluations on rank 0")
+      ->check(CLI::Range(0, 1000000));
+  tr->add_option("--eval-samples", ta.eval_samples, "Test samples per evaluation (0: all)")
+      ->check(CLI::Range(0, 100000000));
+  tr->add_option("--checkpoint-dir", ta.checkpoint_dir,
+                 "Directory for atomic checkpoints; a run resumes from the one it finds");
+  tr->add_option("--checkpoint-every", ta.checkpoint_every, "Steps between checkpoints")
+      ->check(CLI::Range(0, 1000000));
+  tr->add_option("--work-dir", ta.work_dir, "Keep worker logs here (--standalone)");
+  tr->add_flag("--worker", ta.worker,
+               "Run one rank (inside a Meridian job: rank, peers and store come from RANK, "
+               "MERIDIAN_PEER_REGIONS, MASTER_ADDR/PORT)");
+  tr->add_option("--rank", ta.rank, "--worker: this rank");
+  tr->add_option("--store", ta.store, "--worker: the store's HOST:PORT");
+  tr->add_option("--rank-regions", ta.rank_regions, "--worker: region of every rank, comma-separated");
+  tr->add_option("--epoch", ta.epoch, "--worker: membership epoch (store prefix)");
+  tr->add_option("--fail-after-step", ta.fail_after_step, "--worker: crash after this step (tests)");
+  tr->add_flag("--relays", ta.relays, "--worker: the store hands out netemu relays");
   tr->callback([] { *g_action = [] { return RunTrain(ta); }; });
 
   // ---- helpers run inside replicas

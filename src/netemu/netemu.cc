@@ -59,7 +59,11 @@ double LinkModel::Deliver(double arrival_s, size_t bytes) {
 }
 
 Relay::Relay(RelayOptions options)
-    : options_(std::move(options)), forward_(options_.forward), reverse_(options_.reverse) {}
+    : options_(std::move(options)),
+      forward_(options_.forward_link ? options_.forward_link
+                                     : std::make_shared<SharedLink>(options_.forward)),
+      reverse_(options_.reverse_link ? options_.reverse_link
+                                     : std::make_shared<SharedLink>(options_.reverse)) {}
 
 absl::StatusOr<std::unique_ptr<Relay>> Relay::Start(RelayOptions options) {
   for (const LinkOptions* l : {&options.forward, &options.reverse}) {
@@ -131,14 +135,12 @@ void Relay::AcceptLoop() {
     fds_.push_back(client);
     fds_.push_back(upstream);
     threads_.emplace_back(
-        [=, this] { Pump(client, upstream, &forward_, &forward_mu_, &bytes_forward_); });
-    threads_.emplace_back(
-        [=, this] { Pump(upstream, client, &reverse_, &reverse_mu_, &bytes_reverse_); });
+        [=, this] { Pump(client, upstream, forward_.get(), &bytes_forward_); });
+    threads_.emplace_back([=, this] { Pump(upstream, client, reverse_.get(), &bytes_reverse_); });
   }
 }
 
-void Relay::Pump(int from, int to, LinkModel* model, std::mutex* model_mu,
-                 std::atomic<uint64_t>* counter) {
+void Relay::Pump(int from, int to, SharedLink* link, std::atomic<uint64_t>* counter) {
   struct Chunk {
     double at;
     std::string data;
@@ -170,6 +172,7 @@ void Relay::Pump(int from, int to, LinkModel* model, std::mutex* model_mu,
         off += static_cast<size_t>(w);
       }
       *counter += c.data.size();
+      link->bytes += c.data.size();
     }
     ::shutdown(to, SHUT_WR);  // pass the end of stream on, after the data
   });
@@ -179,8 +182,8 @@ void Relay::Pump(int from, int to, LinkModel* model, std::mutex* model_mu,
     if (n <= 0) break;
     double at;
     {
-      std::lock_guard<std::mutex> l(*model_mu);
-      at = model->Deliver(Now(), static_cast<size_t>(n));
+      std::lock_guard<std::mutex> l(link->mu);
+      at = link->model.Deliver(Now(), static_cast<size_t>(n));
     }
     std::lock_guard<std::mutex> l(mu);
     queue.push_back(Chunk{at, std::string(buf.data(), static_cast<size_t>(n))});

@@ -47,11 +47,22 @@ class LinkModel {
   double link_free_s_ = 0;  // when the link finishes sending what it already holds
 };
 
+// One direction of a link that several relays share: every relay between the
+// same two regions queues on the same model, so the bandwidth is shared.
+struct SharedLink {
+  explicit SharedLink(LinkOptions options) : model(options) {}
+  LinkModel model;
+  std::mutex mu;
+  std::atomic<uint64_t> bytes{0};  // delivered through this direction
+};
+
 struct RelayOptions {
   std::string listen = "127.0.0.1:0";
   std::string target;   // host:port the relay connects to
   LinkOptions forward;  // client -> target
   LinkOptions reverse;  // target -> client
+  // When set, used instead of models built from `forward` / `reverse`.
+  std::shared_ptr<SharedLink> forward_link, reverse_link;
 };
 
 class Relay {
@@ -68,16 +79,14 @@ class Relay {
  private:
   explicit Relay(RelayOptions options);
   void AcceptLoop();
-  void Pump(int from, int to, LinkModel* model, std::mutex* model_mu,
-            std::atomic<uint64_t>* counter);
+  void Pump(int from, int to, SharedLink* link, std::atomic<uint64_t>* counter);
 
   RelayOptions options_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> bytes_forward_{0}, bytes_reverse_{0}, connections_{0};
-  LinkModel forward_, reverse_;
-  std::mutex forward_mu_, reverse_mu_;
+  std::shared_ptr<SharedLink> forward_, reverse_;
   std::mutex threads_mu_;
   std::vector<std::thread> threads_;
   std::vector<int> fds_;

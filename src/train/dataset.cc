@@ -1,6 +1,7 @@
 #include "train/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "absl/strings/numbers.h"
@@ -114,6 +115,28 @@ Dataset Shard(const Dataset& all, int rank, int world) {
   for (size_t i = static_cast<size_t>(rank); i < all.size(); i += static_cast<size_t>(world))
     rows.push_back(i);
   return Rows(all, rows);
+}
+
+Dataset SyntheticClusters(int n, int features, int classes, uint64_t seed) {
+  constexpr int kCentres = 4;
+  Rng rng(seed);
+  auto gauss = [&rng] {
+    double u1 = std::max(rng.UniformReal(), 1e-12), u2 = rng.UniformReal();
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  };
+  Eigen::MatrixXf centres(classes * kCentres, features);
+  for (Eigen::Index i = 0; i < centres.size(); ++i) centres.data()[i] = gauss();
+  Dataset d;
+  d.classes = classes;
+  d.x.resize(n, features);
+  d.y.resize(size_t(n));
+  for (int i = 0; i < n; ++i) {
+    int cls = static_cast<int>(rng.Uniform(0, classes - 1));
+    int c = cls * kCentres + static_cast<int>(rng.Uniform(0, kCentres - 1));
+    for (int f = 0; f < features; ++f) d.x(i, f) = 0.5f * centres(c, f) + 1.0f * gauss();
+    d.y[size_t(i)] = cls;
+  }
+  return d;
 }
 
 }  // namespace meridian::train

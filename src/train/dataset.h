@@ -28,6 +28,12 @@ absl::StatusOr<Dataset> ParseDigitsCsv(const std::string& text, const std::strin
 // random 8x8 prototype; samples are the prototype plus seeded noise.
 Dataset SyntheticDigits(int n, uint64_t seed);
 
+// The larger task, where communication matters: `n` samples with `features`
+// values in `classes` classes. Each class is a mixture of a few random
+// centres; samples are a centre plus Gaussian noise, so the classes overlap
+// and a wide MLP (millions of parameters) is needed to separate them well.
+Dataset SyntheticClusters(int n, int features, int classes, uint64_t seed);
+
 // Shuffles with `seed` and puts `test_fraction` of the rows in `test`.
 void Split(const Dataset& all, double test_fraction, uint64_t seed, Dataset* train, Dataset* test);
 
