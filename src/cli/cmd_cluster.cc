@@ -307,6 +307,12 @@ int RunDev(const DevArgs& a) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(token.status().message()).c_str());
     return kExitError;
   }
+  // Replicas run in their own directories: give them the data folder by its
+  // absolute path.
+  if (!std::getenv("MERIDIAN_DATA") && fs::exists("../shared/data"))
+    ::setenv("MERIDIAN_DATA", fs::absolute("../shared/data").c_str(), 1);
+  // Replicas of one dev cluster share a directory (training checkpoints).
+  ::setenv("MERIDIAN_SHARED_DIR", (std::filesystem::absolute(data_dir) / "shared").c_str(), 1);
   // Replicas find `meridian` itself on PATH (the examples run its helpers).
   std::string bin_dir = fs::path(SelfExe()).parent_path().string();
   std::string path =

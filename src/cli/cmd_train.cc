@@ -207,6 +207,16 @@ int RunWorkerRank(TrainArgs a) {
     a.rank_regions = "r";
     for (int i = 1; i < world; ++i) a.rank_regions += ",r";
   }
+  if (!a.checkpoint_dir.empty() && a.checkpoint_dir[0] != '/') {
+    // Under Meridian every rank must see the same checkpoints: relative
+    // paths live in the cluster's shared directory.
+    std::string shared = Env("MERIDIAN_SHARED_DIR");
+    if (shared.empty())
+      return Fail(absl::InvalidArgumentError(
+          "checkpoint dir '" + a.checkpoint_dir +
+          "' is relative and MERIDIAN_SHARED_DIR is not set; give an absolute path"));
+    a.checkpoint_dir = shared + "/" + a.checkpoint_dir;
+  }
   absl::StatusOr<std::vector<int>> regions = ParseRegions(a.rank_regions);
   if (!regions.ok()) return Fail(regions.status());
   if (a.epoch.empty()) a.epoch = "a" + (Env("MERIDIAN_ATTEMPT").empty() ? "0" : Env("MERIDIAN_ATTEMPT"));
@@ -300,8 +310,9 @@ std::vector<std::string> WorkerArgs(const TrainArgs& a, const Data& d) {
   return v;
 }
 
-int RunStandalone(const TrainArgs& a) {
+int RunStandalone(TrainArgs a) {
   if (absl::Status s = CheckDistArgs(a); !s.ok()) return Fail(s);
+  if (!a.checkpoint_dir.empty()) a.checkpoint_dir = std::filesystem::absolute(a.checkpoint_dir).string();
   if (a.workers < 1 || a.regions < 1 || a.regions > a.workers)
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--regions ", a.regions, " must be between 1 and --workers ", a.workers)));

@@ -99,7 +99,7 @@ DocumentKind DetectKind(std::string_view text_in, std::string_view filename_in) 
         std::string k = absl::AsciiStrToLower(kv.second.Scalar());
         if (k == "fleet") return DocumentKind::kFleet;
         if (k == "workload") return DocumentKind::kWorkload;
-        if (k == "job") return DocumentKind::kJob;
+        if (k == "job" || k == "training") return DocumentKind::kJob;
         return DocumentKind::kUnknown;
       }
       if (key == "regions" || key == "node_groups") fleet_keys = true;

@@ -1,5 +1,6 @@
 // ParseWorkload: workload spec document -> validated Workload, with fleet
 // references (GPU types, regions, datasets) resolved against a Fleet.
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -9,7 +10,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/fleet.h"
 #include "core/workload.h"
 #include "spec/document.h"
@@ -38,6 +41,7 @@ class WorkloadParser {
 
   std::optional<Workload> Parse(absl::string_view text, absl::string_view filename);
   std::optional<JobSpec> ParseJobDoc(absl::string_view text, absl::string_view filename);
+  bool ParseTraining(MapReader& top, JobSpec* spec);
 
  private:
   void ParsePriorityClasses(const YAML::Node& seq);
@@ -425,9 +429,17 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   MapReader m(sink_, *root, "",
               {"kind", "name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
                "allowed_regions", "objective", "cost_weight", "spot", "cross_region", "priority",
-               "tolerations", "command", "env", "retries", "backoff", "grace"});
+               "tolerations", "command", "env", "retries", "backoff", "grace", "training"});
   if (!m.ok()) return std::nullopt;
-  internal::CheckKind(&m, "job");
+  bool training = false;
+  if (root->IsMap() && (*root)["kind"] && (*root)["kind"].IsScalar() &&
+      absl::AsciiStrToLower((*root)["kind"].Scalar()) == "training") {
+    training = true;
+  } else {
+    internal::CheckKind(&m, "job");
+    if (m.Has("training"))
+      m.Error("training", "a training block needs 'kind: training'");
+  }
   JobSpec spec;
   // Built-in priority classes; the tenant named by the document exists.
   workload_.priority_classes = {{"low", 0}, {"normal", 50}, {"high", 100}};
@@ -439,8 +451,16 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   std::optional<std::string> name = m.Name("name", Need::kRequired);
   std::optional<Job> job = ParseJob(m);
   bool ok = name && job;
+  if (training) {
+    ok &= ParseTraining(m, &spec);
+  }
   // command: a list of strings (argv) or one string run by `sh -c`.
-  if (std::optional<YAML::Node> cmd = m.Get("command", Need::kRequired)) {
+  if (training) {
+    if (m.Has("command")) {
+      m.Error("command", "a training job runs `meridian train --worker`; it takes no command");
+      ok = false;
+    }
+  } else if (std::optional<YAML::Node> cmd = m.Get("command", Need::kRequired)) {
     std::string path = m.Path("command");
     if (cmd->IsScalar()) {
       if (std::optional<std::string> line = internal::ReadString(sink_, *cmd, path)) {
@@ -505,7 +525,8 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   }
   std::optional<int64_t> retries = m.Int("retries", Need::kOptional, 0, 100);
   ok &= retries || !m.Has("retries");
-  spec.max_retries = static_cast<int32_t>(retries.value_or(0));
+  // A training job restarts from its last checkpoint after a lost rank.
+  spec.max_retries = static_cast<int32_t>(retries.value_or(training ? 3 : 0));
   std::optional<double> backoff = m.Duration("backoff", Need::kOptional, true);
   ok &= backoff || !m.Has("backoff");
   spec.backoff_s = backoff.value_or(spec.backoff_s);
@@ -516,6 +537,97 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   spec.job = *std::move(job);
   spec.job.name = *name;
   return spec;
+}
+
+// `kind: training`: the job's command is `meridian train --worker` with the
+// training block's settings as flags; the rest comes from the environment
+// Meridian gives every replica (RANK, MASTER_ADDR/PORT, MERIDIAN_ATTEMPT, ...).
+bool WorkloadParser::ParseTraining(MapReader& top, JobSpec* spec) {
+  std::optional<YAML::Node> node = top.Get("training", Need::kOptional);
+  spec->command = {"meridian", "train", "--worker"};
+  if (!node) return true;
+  MapReader t(sink_, *node, top.Path("training"),
+              {"mode", "dataset", "samples", "epochs", "batch", "lr", "hidden", "local_steps",
+               "outer_lr", "outer_momentum", "compression", "overlap", "shares", "seed",
+               "checkpoint_dir", "checkpoint_every", "target_accuracy", "eval_every",
+               "eval_samples"});
+  if (!t.ok()) return false;
+  bool ok = true;
+  auto add = [spec](const char* flag, const std::string& value) {
+    spec->command.push_back(flag);
+    spec->command.push_back(value);
+  };
+  auto choice = [&](const char* key, const char* flag, std::vector<std::string> allowed) {
+    std::optional<std::string> v = t.String(key, Need::kOptional);
+    if (!v) {
+      ok &= !t.Has(key);
+      return;
+    }
+    if (std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
+      t.Error(key, absl::StrCat("'", *v, "' is not one of ", absl::StrJoin(allowed, ", ")));
+      ok = false;
+      return;
+    }
+    add(flag, *v);
+  };
+  auto integer = [&](const char* key, const char* flag, int64_t lo, int64_t hi) {
+    std::optional<int64_t> v = t.Int(key, Need::kOptional, lo, hi);
+    if (v) add(flag, absl::StrCat(*v));
+    ok &= v || !t.Has(key);
+  };
+  auto number = [&](const char* key, const char* flag, Range r) {
+    std::optional<double> v = t.Number(key, Need::kOptional, r);
+    if (v) add(flag, absl::StrCat(*v));
+    ok &= v || !t.Has(key);
+  };
+  choice("mode", "--mode", {"allreduce", "central", "hierarchical", "diloco"});
+  choice("compression", "--compression", {"none", "fp16", "int8"});
+  choice("shares", "--shares", {"dynamic", "equal"});
+  if (std::optional<std::string> d = t.String("dataset", Need::kOptional)) {
+    add("--dataset", *d);
+  } else {
+    ok &= !t.Has("dataset");
+  }
+  integer("samples", "--samples", 10, 10000000);
+  integer("epochs", "--epochs", 1, 100000);
+  integer("batch", "--batch", 1, 1 << 20);
+  number("lr", "--lr", Range{0, 10, true});
+  integer("local_steps", "--local-steps", 1, 1000000);
+  number("outer_lr", "--outer-lr", Range{0, 10, true});
+  number("outer_momentum", "--outer-momentum", Range{0, 0.999});
+  integer("seed", "--seed", 0, int64_t(1) << 62);
+  integer("checkpoint_every", "--checkpoint-every", 1, 1000000);
+  number("target_accuracy", "--target-accuracy", Range{0, 1});
+  integer("eval_every", "--eval-every", 0, 1000000);
+  integer("eval_samples", "--eval-samples", 0, 100000000);
+  if (std::optional<bool> o = t.Bool("overlap", Need::kOptional)) {
+    if (*o) spec->command.push_back("--overlap");
+  } else {
+    ok &= !t.Has("overlap");
+  }
+  if (std::optional<YAML::Node> h = t.Get("hidden", Need::kOptional)) {
+    std::string path = t.Path("hidden");
+    if (internal::CheckSequence(sink_, *h, path)) {
+      size_t i = 0;
+      for (const YAML::Node& item : *h) {
+        std::optional<int64_t> w = internal::ReadInt(sink_, item, IndexPath(path, i++), 1, 1 << 16);
+        if (w) add("--hidden", absl::StrCat(*w));
+        ok &= w.has_value();
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (std::optional<std::string> dir = t.String("checkpoint_dir", Need::kOptional)) {
+    if (!t.Has("checkpoint_every")) {
+      t.Error("checkpoint_dir", "checkpoint_dir needs checkpoint_every (steps)");
+      ok = false;
+    }
+    add("--checkpoint-dir", *dir);
+  } else {
+    ok &= !t.Has("checkpoint_dir");
+  }
+  return ok;
 }
 
 void WorkloadParser::ParseJobs(const YAML::Node& seq) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -512,6 +513,96 @@ TEST_F(ClusterTest, ControllerKill9LosesNoAnsweredSubmitAndRunsNothingTwice) {
   ASSERT_TRUE(cluster_->jobs().List(&ctx2, v1::ListJobsRequest(), &listed).ok());
   for (const v1::Job& j : listed.jobs())
     EXPECT_EQ(j.state(), v1::JOB_SUCCEEDED) << j.id() << " " << j.message();
+}
+
+}  // namespace
+}  // namespace meridian::testing
+
+namespace meridian::testing {
+namespace {
+
+// The pid of the process whose environment holds `entry`, or -1.
+int FindProcessWithEnv(const std::string& entry) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::string env = ReadText(e.path().string() + "/environ");
+    size_t at = 0;
+    while (at < env.size()) {
+      size_t end = env.find('\0', at);
+      if (end == std::string::npos) end = env.size();
+      if (env.compare(at, end - at, entry) == 0) {
+        std::string stat = ReadText(e.path().string() + "/comm");
+        if (stat.rfind("meridian-mon", 0) != 0) return std::atoi(name.c_str());
+      }
+      at = end + 1;
+    }
+  }
+  return -1;
+}
+
+int64_t CheckpointStep(const std::string& path) {
+  std::string data = ReadText(path);
+  int64_t step = -1;
+  if (data.size() >= 16) std::memcpy(&step, data.data() + 8, 8);
+  return step;
+}
+
+TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
+  // Replicas run `meridian train --worker`: put this build's binary on PATH.
+  std::string bin = std::filesystem::path(MERIDIAN_BINARY).parent_path().string();
+  ::setenv("PATH", absl::StrCat(bin, ":", std::getenv("PATH")).c_str(), 1);
+  StartCluster(2, {"east", "west"});
+  std::string ckpt = cluster_->root() + "/checkpoints";
+  std::string spec = absl::StrCat(
+      "kind: training\nname: trainer\nreplicas: 4\nshape: {cpu: 2, memory: 512Mi}\n"
+      "cross_region: true\nbackoff: 1s\ntraining:\n  mode: hierarchical\n  dataset: synthetic\n"
+      "  epochs: 120\n  batch: 32\n  shares: equal\n  checkpoint_dir: ",
+      ckpt, "\n  checkpoint_every: 100\n");
+  v1::Job j;
+  ASSERT_TRUE(cluster_->Submit(spec, &j).ok());
+  std::string file = ckpt + "/checkpoint.bin";
+  ASSERT_TRUE(WaitUntil([&] { return CheckpointStep(file) >= 200; }, 120))
+      << "no checkpoint; logs in " << cluster_->root();
+  // kill -9 one rank (not the monitor that watches it).
+  int pid = FindProcessWithEnv(absl::StrCat("MERIDIAN_RUN_KEY=j", j.id(), "-r1-a0"));
+  ASSERT_GT(pid, 1);
+  int64_t before = CheckpointStep(file);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+
+  v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED, 300);
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
+  EXPECT_GE(done.attempt(), 1);
+  // Rank 0 of the new attempt resumed in a new epoch from the checkpoint.
+  std::string out = cluster_->Logs(j.id());
+  size_t at = out.find("resumed from checkpoint at step ");
+  ASSERT_NE(at, std::string::npos) << out;
+  int64_t resumed = std::atoll(out.c_str() + at + 32);
+  EXPECT_GE(resumed, before);  // at most one checkpoint interval of work lost
+  EXPECT_EQ(resumed % 100, 0);
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("(epoch a", done.attempt(), ")")));
+  size_t brace = out.rfind("{\"");
+  ASSERT_NE(brace, std::string::npos) << out;
+  std::string json = out.substr(brace);
+  auto field = [&](const std::string& k) {
+    size_t p = json.find("\"" + k + "\":");
+    return p == std::string::npos ? -1.0 : std::atof(json.c_str() + p + k.size() + 3);
+  };
+  EXPECT_EQ(field("start_step"), double(resumed));
+  // Parity with one process trained on the same samples.
+  FILE* p = ::popen(absl::StrCat(MERIDIAN_BINARY,
+                                 " train --dataset synthetic --epochs 120 --batch 32 --json")
+                        .c_str(),
+                    "r");
+  ASSERT_NE(p, nullptr);
+  char line[4096] = {0};
+  std::string local = std::fgets(line, sizeof line, p) ? line : "";
+  ::pclose(p);
+  size_t lp = local.find("\"test_accuracy\":");
+  ASSERT_NE(lp, std::string::npos) << local;
+  double local_acc = std::atof(local.c_str() + lp + 16);
+  EXPECT_GE(field("test_accuracy"), local_acc - 0.01) << json;
 }
 
 }  // namespace
