@@ -35,3 +35,21 @@ else
   echo "bench: $DATA absent, skipping the Philly simulation" >&2
 fi
 sim_time synthetic-1M --fleet examples/fleets/synthetic-10k.yaml --trace synthetic:1000000:23000 --policy fifo
+# Training runtime (docs/benchmarks.md, "Training across regions").
+$M bench collective --procs 2 --bytes 16777216 --iters 20 --json
+if [ -f "$DATA/sklearn-digits/digits.csv.gz" ]; then
+  for mode in allreduce central hierarchical diloco; do
+    $M train --standalone --workers 6 --regions 3 --mode $mode --dataset digits --shares equal --quiet --json
+  done
+  for c in fp16 int8; do
+    $M train --standalone --workers 6 --regions 3 --mode diloco --compression $c --dataset digits --shares equal --quiet --json
+  done
+fi
+LARGE="--standalone --workers 6 --regions 3 --dataset large --epochs 5 --batch 384 --lr 0.05 --eval-samples 1000 --target-accuracy 0.9 --wan-rtt-ms 80 --wan-mbps 100 --quiet --json"
+$M train $LARGE --mode allreduce --eval-every 2
+$M train $LARGE --mode diloco --local-steps 25 --compression int8
+$M train $LARGE --mode diloco --local-steps 10 --compression int8 --overlap
+$M train $LARGE --mode diloco --local-steps 25 --compression int8 --overlap
+for s in equal dynamic; do
+  $M train --standalone --workers 3 --regions 1 --mode allreduce --dataset large --epochs 3 --batch 768 --rebalance-every 3 --slow-rank 2 --slow-factor 3 --shares $s --quiet --json
+done

@@ -132,6 +132,18 @@ struct TrainArgs {
 // one rank of a job (`--worker`).
 int RunTrain(const TrainArgs& a);
 
+struct BenchCollectiveArgs {
+  int procs = 2;
+  int64_t bytes = 16777216;
+  int iters = 20;
+  bool json = false;
+  bool worker = false;  // internal
+  int rank = 0;
+  std::string store;
+};
+int RunBenchCollective(const BenchCollectiveArgs& a);
+std::string SelfExePath();  // this binary
+
 struct BenchSubmitArgs {
   int64_t jobs = 20000;
   int concurrency = 512;

@@ -87,6 +87,8 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& content
   return absl::OkStatus();
 }
 
+std::string SelfExePath() { return SelfExe(); }
+
 absl::StatusOr<Child> SpawnSelf(const std::string& name, const std::vector<std::string>& args,
                                 const std::string& log_path) {
   std::string exe = SelfExe();

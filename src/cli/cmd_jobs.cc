@@ -1127,6 +1127,24 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   bagc->add_flag("--json", bag.json, "Print one JSON object");
   bagc->callback([] { *g_action = [] { return RunBenchAgents(bag); }; });
 
+  static BenchCollectiveArgs bcol;
+  auto* bco = bench->add_subcommand(
+      "collective", "Allreduce on loopback: Gloo ring, Meridian's path, and OpenMPI, one run");
+  bco->add_option("--procs", bcol.procs, "Processes")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 64));
+  bco->add_option("--bytes", bcol.bytes, "Buffer size")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(4), int64_t(1) << 32));
+  bco->add_option("--iters", bcol.iters, "Timed iterations (after 3 warm-ups)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  bco->add_flag("--json", bcol.json, "Print one JSON object");
+  bco->add_flag("--worker", bcol.worker, "Internal: one rank");
+  bco->add_option("--rank", bcol.rank, "Internal: this rank");
+  bco->add_option("--store", bcol.store, "Internal: the store");
+  bco->callback([] { *g_action = [] { return RunBenchCollective(bcol); }; });
+
   g_action = action;
 }
 
