@@ -47,9 +47,15 @@ if [ -f "$DATA/sklearn-digits/digits.csv.gz" ]; then
 fi
 LARGE="--standalone --workers 6 --regions 3 --dataset large --epochs 5 --batch 384 --lr 0.05 --eval-samples 1000 --target-accuracy 0.9 --wan-rtt-ms 80 --wan-mbps 100 --quiet --json"
 $M train $LARGE --mode allreduce --eval-every 2
-$M train $LARGE --mode diloco --local-steps 25 --compression int8
-$M train $LARGE --mode diloco --local-steps 10 --compression int8 --overlap
-$M train $LARGE --mode diloco --local-steps 25 --compression int8 --overlap
+$M train $LARGE --mode diloco --local-steps 15 --compression int8 --overlap
+$M train $LARGE --mode diloco --local-steps 50 --compression int8 --overlap
+$M train $LARGE --mode diloco --local-steps 15 --compression int8
+$M train $LARGE --mode diloco --local-steps 15
+# One worker 3x slower: equal against dynamic shares. Two workers have a core each
+# here; three oversubscribe the two cores.
 for s in equal dynamic; do
-  $M train --standalone --workers 3 --regions 1 --mode allreduce --dataset large --epochs 3 --batch 768 --rebalance-every 3 --slow-rank 2 --slow-factor 3 --shares $s --quiet --json
+  $M train --standalone --workers 2 --regions 1 --mode allreduce --dataset large --hidden 1024 --epochs 10 --batch 2048 --rebalance-every 3 --slow-rank 1 --slow-factor 3 --shares $s --quiet --json
+done
+for s in equal dynamic; do
+  $M train --standalone --workers 3 --regions 1 --mode allreduce --dataset large --hidden 1024 --epochs 10 --batch 3072 --rebalance-every 3 --slow-rank 2 --slow-factor 3 --shares $s --quiet --json
 done

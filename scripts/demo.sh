@@ -16,7 +16,8 @@ echo
 echo "== meridian dev: 3 regions x 2 nodes, example jobs =="
 rm -rf out/dev
 mkdir -p out
-build/meridian dev --regions 3 --nodes-per-region 2 --data-dir out/dev --demo examples/cluster
+build/meridian dev --regions 3 --nodes-per-region 2 --wan-rtt-ms 40 --wan-mbps 200 \
+  --data-dir out/dev --demo examples/cluster
 echo
 echo "== meridian place (example fleet and job mix) =="
 build/meridian validate examples/fleets/multi-region.yaml examples/jobs/mixed.yaml

@@ -75,6 +75,8 @@ struct DevArgs {
   std::string demo;  // folder of job specs: submit, follow, summarise, stop
   double demo_timeout_s = 180;
   bool no_limits = false;
+  double wan_rtt_ms = 0;  // > 0 or wan_mbps > 0: training traffic between regions
+  double wan_mbps = 0;    // goes through netemu relays (MERIDIAN_WAN_* for replicas)
 };
 int RunDev(const DevArgs& a);
 // Submits every spec in `folder` to a running cluster, follows the jobs and

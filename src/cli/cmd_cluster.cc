@@ -313,6 +313,14 @@ int RunDev(const DevArgs& a) {
   // absolute path.
   if (!std::getenv("MERIDIAN_DATA") && fs::exists("../shared/data"))
     ::setenv("MERIDIAN_DATA", fs::absolute("../shared/data").c_str(), 1);
+  // Training traffic between regions goes through emulated links.
+  if (a.wan_rtt_ms > 0 || a.wan_mbps > 0) {
+    ::setenv("MERIDIAN_WAN_RTT_MS", absl::StrCat(a.wan_rtt_ms).c_str(), 1);
+    ::setenv("MERIDIAN_WAN_MBPS", absl::StrCat(a.wan_mbps).c_str(), 1);
+  } else {
+    ::unsetenv("MERIDIAN_WAN_RTT_MS");
+    ::unsetenv("MERIDIAN_WAN_MBPS");
+  }
   // Replicas of one dev cluster share a directory (training checkpoints).
   ::setenv("MERIDIAN_SHARED_DIR", (std::filesystem::absolute(data_dir) / "shared").c_str(), 1);
   // Replicas find `meridian` itself on PATH (the examples run its helpers).

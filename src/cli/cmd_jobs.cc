@@ -910,6 +910,14 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   dev->add_option("--demo-timeout", da.demo_timeout_s, "Seconds the demo waits for its jobs")
       ->capture_default_str();
   dev->add_flag("--no-limits", da.no_limits, "Agents do not enforce cgroup limits");
+  dev->add_option("--wan-rtt-ms", da.wan_rtt_ms,
+                  "Emulated round trip between regions for training traffic (netemu)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10000.0));
+  dev->add_option("--wan-mbps", da.wan_mbps,
+                  "Emulated bandwidth of each inter-region link (0: unlimited)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   dev->callback([] { *g_action = [] { return RunDev(da); }; });
 
   // ---- job

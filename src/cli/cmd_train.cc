@@ -30,6 +30,7 @@
 #include "train/distributed.h"
 #include "train/kvstore.h"
 #include "train/mlp.h"
+#include "train/relay_hub.h"
 
 namespace meridian::cli {
 namespace {
@@ -221,13 +222,29 @@ int RunWorkerRank(TrainArgs a) {
   if (!regions.ok()) return Fail(regions.status());
   if (a.epoch.empty()) a.epoch = "a" + (Env("MERIDIAN_ATTEMPT").empty() ? "0" : Env("MERIDIAN_ATTEMPT"));
   std::unique_ptr<train::KvServer> server;
+  std::unique_ptr<train::RelayHub> hub;
+  const bool standalone = !a.store.empty();  // the launcher gave the store
   if (a.store.empty()) {
     std::string host = Env("MASTER_ADDR"), port = Env("MASTER_PORT");
     if (host.empty() || port.empty())
       return Fail(absl::InvalidArgumentError("--worker needs --store or MASTER_ADDR/MASTER_PORT"));
     a.store = host + ":" + port;
+    // A cluster that emulates a WAN (meridian dev --wan-rtt-ms/--wan-mbps)
+    // routes traffic between regions through relays in rank 0.
+    double rtt = 0, mbps = 0;
+    bool wan = absl::SimpleAtod(Env("MERIDIAN_WAN_RTT_MS"), &rtt) |
+               absl::SimpleAtod(Env("MERIDIAN_WAN_MBPS"), &mbps);
+    a.relays = wan;
     if (a.rank == 0) {  // rank 0 hosts the job's store, as torch's TCPStore does
-      absl::StatusOr<std::unique_ptr<train::KvServer>> s = train::KvServer::Start(a.store);
+      train::KvServer::Handler handler;
+      if (wan) {
+        netemu::LinkOptions lo;
+        lo.one_way_delay_ms = rtt / 2;
+        lo.mbps = mbps;
+        hub = std::make_unique<train::RelayHub>(lo);
+        handler = hub->Handler();
+      }
+      absl::StatusOr<std::unique_ptr<train::KvServer>> s = train::KvServer::Start(a.store, handler);
       if (!s.ok()) return Fail(s.status());
       server = *std::move(s);
     }
@@ -262,11 +279,12 @@ int RunWorkerRank(TrainArgs a) {
     return kExitError;
   }
   nlohmann::json j = ResultJson(*r);
-  if (a.relays) {
+  if (standalone) {  // the launcher collects results
     absl::Status s = store->Put(absl::StrCat("result/", a.rank), j.dump());
     if (!s.ok()) return Fail(s);
   }
   if (a.rank == 0) {
+    if (hub) j["wan_bytes"] = hub->TotalBytes();
     j["mode"] = a.mode;
     j["world"] = regions->size();
     j["epoch"] = a.epoch;
@@ -347,51 +365,9 @@ int RunStandalone(TrainArgs a) {
   lo.one_way_delay_ms = a.wan_rtt_ms / 2;
   lo.mbps = a.wan_mbps;
   lo.loss = a.wan_loss;
-  std::map<std::pair<int, int>, std::shared_ptr<netemu::SharedLink>> links;
-  for (int x = 0; x < a.regions; ++x)
-    for (int y = 0; y < a.regions; ++y)
-      if (x != y) links[{x, y}] = std::make_shared<netemu::SharedLink>(lo);
-  std::mutex relays_mu;
-  std::map<std::string, std::unique_ptr<netemu::Relay>> relays;
-  auto handler = [&](const std::string& name,
-                     const std::string& arg) -> absl::StatusOr<std::string> {
-    if (name != "relay") return absl::InvalidArgumentError("unknown call " + name);
-    std::vector<std::string> f = absl::StrSplit(arg, ' ');
-    int from = -1, to = -1;
-    if (f.size() != 4 || !absl::SimpleAtoi(f[0], &from) || !absl::SimpleAtoi(f[1], &to) ||
-        !links.count({from, to}))
-      return absl::InvalidArgumentError("bad relay request '" + arg + "'");
-    absl::StatusOr<std::pair<std::string, int>> target = train::SplitHostPort(f[2]);
-    absl::StatusOr<std::pair<std::string, int>> self = train::SplitHostPort(f[3]);
-    if (!target.ok() || !self.ok()) return absl::InvalidArgumentError("bad relay request '" + arg + "'");
-    std::lock_guard<std::mutex> l(relays_mu);
-    // One relay per ordered pair of listeners: its port must keep gloo's
-    // connect/accept decision between the two (RelayPortKeepsOrder).
-    std::string key = absl::StrCat(f[3], ">", f[2]);
-    auto it = relays.find(key);
-    if (it == relays.end()) {
-      netemu::RelayOptions ro;
-      ro.target = f[2];
-      ro.forward_link = links[{from, to}];
-      ro.reverse_link = links[{to, from}];
-      absl::Status last = absl::UnavailableError("no port keeps the order");
-      for (int tries = 0, port = 20000 + static_cast<int>(relays.size()) * 97 % 30000;
-           tries < 4000 && it == relays.end(); ++tries, port = 20000 + (port - 20000 + 7919) % 40000) {
-        if (!train::RelayPortKeepsOrder(port, self->second, target->second)) continue;
-        ro.listen = absl::StrCat("127.0.0.1:", port);
-        absl::StatusOr<std::unique_ptr<netemu::Relay>> r = netemu::Relay::Start(ro);
-        if (!r.ok()) {
-          last = r.status();
-          continue;
-        }
-        it = relays.emplace(key, *std::move(r)).first;
-      }
-      if (it == relays.end()) return last;
-    }
-    return it->second->address();
-  };
+  train::RelayHub hub(lo);
   absl::StatusOr<std::unique_ptr<train::KvServer>> server =
-      train::KvServer::Start("127.0.0.1:0", handler);
+      train::KvServer::Start("127.0.0.1:0", hub.Handler());
   if (!server.ok()) return Fail(server.status());
 
   std::vector<std::string> base = WorkerArgs(a, *d);
@@ -478,15 +454,13 @@ int RunStandalone(TrainArgs a) {
     capacity += c > 0 ? j["samples"].get<double>() / c : 0;
     ranks.push_back(j);
   }
-  uint64_t wan_bytes = 0;
+  uint64_t wan_bytes = hub.TotalBytes();
   nlohmann::json link_bytes = nlohmann::json::array();
-  for (auto& [k, l] : links) {
-    wan_bytes += l->bytes;
+  for (const auto& [k, bytes] : hub.LinkBytes())
     link_bytes.push_back({{"from", absl::StrCat("region", k.first)},
                           {"to", absl::StrCat("region", k.second)},
-                          {"bytes", l->bytes.load()}});
-  }
-  relays.clear();
+                          {"bytes", bytes}});
+  hub.Stop();
   const nlohmann::json& r0 = ranks[0];
   double sps = wall > 0 ? samples / wall : 0;
   nlohmann::json out = {{"mode", a.mode},

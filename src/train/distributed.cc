@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -333,6 +334,7 @@ absl::StatusOr<DistResult> RunWorker(KvClient* store, const Dataset& train, cons
   std::vector<int> shares = Shares(std::vector<double>(size_t(world), 1.0), o.batch);
   double rate = 0;  // this rank's samples per second of compute, smoothed
   bool stop = false;
+  double stopped_at = 0;  // training time when the target was reached
   Eigen::MatrixXf xb;
   std::vector<int> yb;
   Eigen::VectorXf grads;
@@ -368,11 +370,13 @@ absl::StatusOr<DistResult> RunWorker(KvClient* store, const Dataset& train, cons
     global -= o.outer_lr * (d + o.outer_momentum * outer_v);
   };
   // Overlapped diloco: the exchange of round k runs on this thread while
-  // round k + 1 computes; its result is applied one round late.
+  // round k + 1 computes; its result is applied as soon as it lands.
   std::thread comm;
   absl::Status comm_status;
+  std::atomic<bool> comm_done{false};
   std::vector<float> inflight;
   bool pending = false;
+  Eigen::VectorXf anchor;  // diloco: where this rank's current delta is measured from
   auto finish_exchange = [&]() -> absl::Status {
     if (!pending) return absl::OkStatus();
     Clock::time_point tw = Clock::now();
@@ -383,6 +387,17 @@ absl::StatusOr<DistResult> RunWorker(KvClient* store, const Dataset& train, cons
     outer_step(inflight.data());
     std::copy(inflight.begin() + static_cast<long>(P), inflight.end(),
               buf.begin() + static_cast<long>(P));
+    return absl::OkStatus();
+  };
+  // Applies a landed (or, waiting, the pending) exchange and moves this
+  // rank's un-averaged progress onto the new global model.
+  auto reanchor = [&]() -> absl::Status {
+    if (!pending) return absl::OkStatus();
+    Eigen::VectorXf progress = anchor - mlp.params();
+    absl::Status s = finish_exchange();
+    if (!s.ok()) return s;
+    mlp.params() = global - progress;
+    anchor = global;
     return absl::OkStatus();
   };
   struct JoinOnExit {
@@ -400,24 +415,34 @@ absl::StatusOr<DistResult> RunWorker(KvClient* store, const Dataset& train, cons
     Eigen::Map<Eigen::VectorXf> head(buf.data(), static_cast<Eigen::Index>(P));
     if (o.mode == Mode::kDiloco) {
       advance = std::min<int64_t>(o.local_steps, total_steps - step);
-      Eigen::VectorXf round_start = mlp.params();
-      for (int64_t k = 0; k < advance; ++k) loss += local_step(true) / static_cast<float>(advance);
-      Eigen::VectorXf own = round_start - mlp.params();  // this rank's delta this round
+      anchor = mlp.params();  // this round's starting point
+      for (int64_t k = 0; k < advance; ++k) {
+        loss += local_step(true) / static_cast<float>(advance);
+        // Overlapped: the previous round's average lands mid-round; apply
+        // it at once and keep this round's progress on top of it.
+        if (o.overlap && pending && comm_done.load()) {
+          absl::Status s = reanchor();
+          if (!s.ok()) return absl::UnavailableError(absl::StrCat("step ", step, ": ", s.message()));
+        }
+      }
       if (o.overlap) {
-        absl::Status s = finish_exchange();  // round k - 1's average, applied now
+        absl::Status s = reanchor();  // waits if the exchange is slower than a round
         if (!s.ok()) return absl::UnavailableError(absl::StrCat("step ", step, ": ", s.message()));
+        Eigen::VectorXf own = anchor - mlp.params();  // this rank's delta this round
         inflight.assign(P + extras, 0.0f);
         Eigen::Map<Eigen::VectorXf>(inflight.data(), static_cast<Eigen::Index>(P)) = own * wb;
         inflight[kRate + size_t(o.rank)] = static_cast<float>(rate);
         inflight[kLoss] = loss * wb;
         comm_status = absl::OkStatus();
+        comm_done = false;
         pending = true;
-        comm = std::thread([&] { comm_status = aggregate(inflight); });
-        // Continue from the newest global model plus what this rank has not
-        // had averaged yet.
-        mlp.params() = global - own;
+        comm = std::thread([&] {
+          comm_status = aggregate(inflight);
+          comm_done = true;
+        });
+        // The next round continues from here; the average is applied when it lands.
       } else {
-        head = own * wb;
+        head = (anchor - mlp.params()) * wb;
       }
     } else {
       loss = local_step(false);
@@ -473,8 +498,15 @@ absl::StatusOr<DistResult> RunWorker(KvClient* store, const Dataset& train, cons
       if (!s.ok()) return absl::UnavailableError(absl::StrCat("step ", step, ": ", s.message()));
       res.eval_s += Since(te);
       if (verdict > 0) {
+        // The model just evaluated is the result. An exchange still in
+        // flight carries progress past the target: it is drained, not applied,
+        // and not counted as training time.
         stop = true;
-        if (absl::Status f = finish_exchange(); !f.ok()) return f;
+        stopped_at = Since(start) - res.eval_s;
+        if (pending) {
+          comm.join();
+          pending = false;
+        }
         if (o.mode == Mode::kDiloco) mlp.params() = global;
       }
     }
@@ -508,7 +540,7 @@ absl::StatusOr<DistResult> RunWorker(KvClient* store, const Dataset& train, cons
   if (o.mode == Mode::kDiloco) mlp.params() = global;
   res.steps = step;
   res.final_shares = shares;
-  res.wall_s = Since(start) - res.eval_s;
+  res.wall_s = stop ? stopped_at : Since(start) - res.eval_s;
   if (o.rank == 0) res.test_accuracy = mlp.Accuracy(test);
   // Keep every rank until rank 0 has evaluated, so no one tears down early.
   absl::Status s = g.world->Barrier();

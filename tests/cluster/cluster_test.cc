@@ -553,7 +553,11 @@ TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
   // Replicas run `meridian train --worker`: put this build's binary on PATH.
   std::string bin = std::filesystem::path(MERIDIAN_BINARY).parent_path().string();
   ::setenv("PATH", absl::StrCat(bin, ":", std::getenv("PATH")).c_str(), 1);
+  // Traffic between the regions goes through relays in rank 0, as under
+  // `meridian dev --wan-rtt-ms`.
+  ::setenv("MERIDIAN_WAN_RTT_MS", "2", 1);
   StartCluster(2, {"east", "west"});
+  ::unsetenv("MERIDIAN_WAN_RTT_MS");
   std::string ckpt = cluster_->root() + "/checkpoints";
   std::string spec = absl::StrCat(
       "kind: training\nname: trainer\nreplicas: 4\nshape: {cpu: 2, memory: 512Mi}\n"
@@ -590,6 +594,7 @@ TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
     return p == std::string::npos ? -1.0 : std::atof(json.c_str() + p + k.size() + 3);
   };
   EXPECT_EQ(field("start_step"), double(resumed));
+  EXPECT_GT(field("wan_bytes"), 0) << json;  // the emulated links carried the cross-region traffic
   // Parity with one process trained on the same samples.
   FILE* p = ::popen(absl::StrCat(MERIDIAN_BINARY,
                                  " train --dataset synthetic --epochs 120 --batch 32 --json")

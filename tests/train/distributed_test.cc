@@ -17,6 +17,7 @@
 #include "train/distributed.h"
 #include "train/kvstore.h"
 #include "train/mlp.h"
+#include "train/relay_hub.h"
 
 namespace meridian::train {
 namespace {
@@ -86,6 +87,20 @@ TEST(Codec, RoundTripsWithinItsPrecision) {
   EXPECT_FALSE(ParseCodec("bf16").ok());
 }
 
+TEST(RelayHub, HandsOutOneRelayPerPairOfListenersAndRejectsBadRequests) {
+  RelayHub hub(netemu::LinkOptions{});
+  KvServer::Handler h = hub.Handler();
+  absl::StatusOr<std::string> a = h("relay", "0 1 127.0.0.1:40001 127.0.0.1:40002");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(*h("relay", "0 1 127.0.0.1:40001 127.0.0.1:40002"), *a);
+  int port = std::stoi(a->substr(a->rfind(':') + 1));
+  EXPECT_TRUE(RelayPortKeepsOrder(port, 40002, 40001));
+  EXPECT_FALSE(h("relay", "0 0 127.0.0.1:1 127.0.0.1:2").ok());
+  EXPECT_FALSE(h("relay", "0 1 nowhere 127.0.0.1:2").ok());
+  EXPECT_FALSE(h("other", "").ok());
+  EXPECT_EQ(hub.TotalBytes(), 0u);
+}
+
 TEST(RelayStore, RelayPortKeepsGloosConnectDecision) {
   EXPECT_TRUE(RelayPortKeepsOrder(/*relay=*/4, /*self=*/2, /*target=*/3));
   EXPECT_FALSE(RelayPortKeepsOrder(/*relay=*/1, /*self=*/2, /*target=*/3));
@@ -98,36 +113,11 @@ TEST(RelayStore, RelayPortKeepsGloosConnectDecision) {
 
 // A job of `regions.size()` ranks as threads, with relays between regions.
 struct Job {
-  explicit Job(std::vector<int> regions) : regions(std::move(regions)) {
-    for (int a = 0; a < 8; ++a)
-      for (int b = 0; b < 8; ++b)
-        if (a != b) links[{a, b}] = std::make_shared<netemu::SharedLink>(netemu::LinkOptions{});
-    server = *KvServer::Start("127.0.0.1:0", [this](const std::string&, const std::string& arg)
-                                                 -> absl::StatusOr<std::string> {
-      std::vector<std::string> f = absl::StrSplit(arg, ' ');
-      int from = std::stoi(f[0]), to = std::stoi(f[1]);
-      int self = std::stoi(f[3].substr(f[3].rfind(':') + 1));
-      int target = std::stoi(f[2].substr(f[2].rfind(':') + 1));
-      std::lock_guard<std::mutex> l(mu);
-      for (int port = 30011;; port += 13) {
-        if (!RelayPortKeepsOrder(port, self, target)) continue;
-        netemu::RelayOptions ro;
-        ro.listen = absl::StrCat("127.0.0.1:", port);
-        ro.target = f[2];
-        ro.forward_link = links[{from, to}];
-        ro.reverse_link = links[{to, from}];
-        auto r = netemu::Relay::Start(ro);
-        if (!r.ok()) continue;
-        relays.push_back(*std::move(r));
-        return relays.back()->address();
-      }
-    });
+  explicit Job(std::vector<int> regions)
+      : regions(std::move(regions)), hub(netemu::LinkOptions{}) {
+    server = *KvServer::Start("127.0.0.1:0", hub.Handler());
   }
-  uint64_t WanBytes() const {
-    uint64_t n = 0;
-    for (auto& [k, l] : links) n += l->bytes;
-    return n;
-  }
+  uint64_t WanBytes() const { return hub.TotalBytes(); }
   // Runs every rank; returns their results (rank order).
   std::vector<DistResult> Run(DistOptions base, const Dataset& train, const Dataset& test) {
     std::vector<DistResult> out(regions.size());
@@ -161,9 +151,7 @@ struct Job {
   }
 
   std::vector<int> regions;
-  std::map<std::pair<int, int>, std::shared_ptr<netemu::SharedLink>> links;
-  std::mutex mu;
-  std::vector<std::unique_ptr<netemu::Relay>> relays;
+  RelayHub hub;
   std::unique_ptr<KvServer> server;
 };
 
@@ -208,6 +196,20 @@ TEST_F(DistributedTest, EveryModeMatchesSingleProcessAccuracy) {
     for (const DistResult& x : r) samples += x.samples;
     EXPECT_EQ(samples, r[0].steps * 32) << ModeName(m);  // every step used the whole batch
     EXPECT_GT(job.WanBytes(), 0u) << ModeName(m);
+  }
+}
+
+TEST_F(DistributedTest, OverlappedDilocoMatchesSingleProcessAccuracy) {
+  double local = LocalAccuracy(8);
+  for (Codec codec : {Codec::kFp32, Codec::kInt8}) {
+    Job job({0, 0, 1, 1, 2, 2});
+    DistOptions o = Base(Mode::kDiloco, absl::StrCat("ov", CodecName(codec)));
+    o.local_steps = 10;
+    o.overlap = true;
+    o.codec = codec;
+    std::vector<DistResult> r = job.Run(o, train_, test_);
+    EXPECT_GE(r[0].test_accuracy, local - 0.01) << CodecName(codec);
+    EXPECT_EQ(r[0].steps, (8 * int64_t(train_.size()) + 31) / 32);
   }
 }
 
