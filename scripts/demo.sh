@@ -4,8 +4,10 @@
 # six node agents (three regions x two nodes) as separate processes on
 # 127.0.0.1, submits the example jobs in examples/cluster (one a 4-replica
 # gang whose replicas check their rendezvous environment against each other
-# over TCP), follows them until they end, prints where each replica ran and a
-# summary, and stops the cluster. Then the scheduling core on its own: place
+# over TCP, and the main one a training job across all three regions over
+# emulated WAN links), follows them until they end, prints where each replica
+# ran and a summary, and stops the cluster; then serves the trained model and
+# sends it 200 held-out digits. Then the scheduling core on its own: place
 # the example job mix on the example fleet with reasons, and replay a synthetic
 # trace through three policies in the simulator (HTML report).
 set -euo pipefail
@@ -18,6 +20,16 @@ rm -rf out/dev
 mkdir -p out
 build/meridian dev --regions 3 --nodes-per-region 2 --wan-rtt-ms 40 --wan-mbps 200 \
   --data-dir out/dev --demo examples/cluster
+echo
+echo "== meridian serve: the model the cluster just trained, and traffic to it =="
+rm -f out/serve.addr
+build/meridian serve --model out/dev/shared/models/digits.model --listen 127.0.0.1:0 \
+  --address-file out/serve.addr &
+serve_pid=$!
+for _ in $(seq 100); do [ -s out/serve.addr ] && break; sleep 0.1; done
+build/meridian predict --server "$(cat out/serve.addr)" --dataset digits --samples 200
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
 echo
 echo "== meridian place (example fleet and job mix) =="
 build/meridian validate examples/fleets/multi-region.yaml examples/jobs/mixed.yaml

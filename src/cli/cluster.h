@@ -129,7 +129,24 @@ struct TrainArgs {
   std::string epoch;
   int fail_after_step = -1;
   bool relays = false;  // the store hands out netemu relays (standalone)
+  std::string save;     // write the trained model here (for meridian serve)
 };
+
+struct ServeArgs {
+  std::string model;
+  std::string listen = "127.0.0.1:8080";
+  int64_t max_body_bytes = 1 << 20;
+  std::string address_file;  // written once listening (scripts, tests)
+};
+int RunServe(const ServeArgs& a);
+
+struct PredictArgs {
+  std::string server;  // HOST:PORT of meridian serve
+  std::string dataset = "digits";
+  int samples = 200;
+  uint64_t seed = 1;
+};
+int RunPredict(const PredictArgs& a);
 // `meridian train`: one process, `--standalone` workers on this machine, or
 // one rank of a job (`--worker`).
 int RunTrain(const TrainArgs& a);

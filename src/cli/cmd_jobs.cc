@@ -1089,6 +1089,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   tr->add_option("--checkpoint-every", ta.checkpoint_every, "Steps between checkpoints")
       ->check(CLI::Range(0, 1000000));
   tr->add_option("--work-dir", ta.work_dir, "Keep worker logs here (--standalone)");
+  tr->add_option("--save", ta.save, "Write the trained model here (for meridian serve)");
   tr->add_flag("--worker", ta.worker,
                "Run one rank (inside a Meridian job: rank, peers and store come from RANK, "
                "MERIDIAN_PEER_REGIONS, MASTER_ADDR/PORT)");
@@ -1099,6 +1100,31 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   tr->add_option("--fail-after-step", ta.fail_after_step, "--worker: crash after this step (tests)");
   tr->add_flag("--relays", ta.relays, "--worker: the store hands out netemu relays");
   tr->callback([] { *g_action = [] { return RunTrain(ta); }; });
+
+  // ---- serve
+  static ServeArgs sa;
+  auto* sv = app.add_subcommand(
+      "serve", "Serve a model written by `meridian train --save` over HTTP: POST /v1/predict, "
+               "GET /healthz, /readyz, /metrics");
+  sv->add_option("--model", sa.model, "Model file")->required();
+  sv->add_option("--listen", sa.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  sv->add_option("--max-body-bytes", sa.max_body_bytes, "Larger requests get 413")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(64), int64_t(1) << 30));
+  sv->add_option("--address-file", sa.address_file, "Write HOST:PORT here once listening");
+  sv->callback([] { *g_action = [] { return RunServe(sa); }; });
+  static PredictArgs pa;
+  auto* pr = app.add_subcommand(
+      "predict", "Send held-out samples to a running `meridian serve`; report accuracy and latency");
+  pr->add_option("--server", pa.server, "HOST:PORT of the server")->required();
+  pr->add_option("--dataset", pa.dataset, "digits or synthetic (its held-out split)")
+      ->capture_default_str();
+  pr->add_option("--samples", pa.samples, "Requests to send")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  pr->add_option("--seed", pa.seed, "Seed of the split (as given to meridian train)")
+      ->capture_default_str();
+  pr->callback([] { *g_action = [] { return RunPredict(pa); }; });
 
   // ---- helpers run inside replicas
   static double rv_timeout = 60;

@@ -92,7 +92,10 @@ int RunLocal(const TrainArgs& a) {
   o.lr = static_cast<float>(a.lr);
   o.seed = a.seed;
   auto t0 = Clock::now();
-  train::TrainResult r = train::TrainLocal(d->train, d->test, o);
+  train::Mlp model({1, 1}, 0);
+  train::TrainResult r = train::TrainLocal(d->train, d->test, o, &model);
+  if (!a.save.empty())
+    if (absl::Status s = train::SaveModel(a.save, model); !s.ok()) return Fail(s);
   double s = std::chrono::duration<double>(Clock::now() - t0).count();
   nlohmann::json out = {{"mode", "local"},
                         {"workers", 1},
@@ -157,6 +160,7 @@ train::DistOptions DistFrom(const TrainArgs& a, const Data& d) {
   o.eval_samples = a.eval_samples;
   o.checkpoint_dir = a.checkpoint_dir;
   o.checkpoint_every = a.checkpoint_every;
+  o.save_path = a.save;
   return o;
 }
 
@@ -208,15 +212,19 @@ int RunWorkerRank(TrainArgs a) {
     a.rank_regions = "r";
     for (int i = 1; i < world; ++i) a.rank_regions += ",r";
   }
-  if (!a.checkpoint_dir.empty() && a.checkpoint_dir[0] != '/') {
-    // Under Meridian every rank must see the same checkpoints: relative
-    // paths live in the cluster's shared directory.
+  // Under Meridian every rank must see the same checkpoints, and the model
+  // must outlive the run: relative paths live in the cluster's shared directory.
+  for (std::string* path : {&a.checkpoint_dir, &a.save}) {
+    if (path->empty() || (*path)[0] == '/') continue;
     std::string shared = Env("MERIDIAN_SHARED_DIR");
     if (shared.empty())
       return Fail(absl::InvalidArgumentError(
-          "checkpoint dir '" + a.checkpoint_dir +
-          "' is relative and MERIDIAN_SHARED_DIR is not set; give an absolute path"));
-    a.checkpoint_dir = shared + "/" + a.checkpoint_dir;
+          "'" + *path + "' is relative and MERIDIAN_SHARED_DIR is not set; give an absolute path"));
+    *path = shared + "/" + *path;
+    if (path == &a.save) {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(*path).parent_path(), ec);
+    }
   }
   absl::StatusOr<std::vector<int>> regions = ParseRegions(a.rank_regions);
   if (!regions.ok()) return Fail(regions.status());
@@ -321,6 +329,7 @@ std::vector<std::string> WorkerArgs(const TrainArgs& a, const Data& d) {
   add("--target-accuracy", absl::StrCat(a.target_accuracy));
   add("--eval-every", absl::StrCat(a.eval_every));
   add("--eval-samples", absl::StrCat(a.eval_samples));
+  if (!a.save.empty()) add("--save", a.save);
   if (!a.checkpoint_dir.empty()) {
     add("--checkpoint-dir", a.checkpoint_dir);
     add("--checkpoint-every", absl::StrCat(a.checkpoint_every));
@@ -331,6 +340,7 @@ std::vector<std::string> WorkerArgs(const TrainArgs& a, const Data& d) {
 int RunStandalone(TrainArgs a) {
   if (absl::Status s = CheckDistArgs(a); !s.ok()) return Fail(s);
   if (!a.checkpoint_dir.empty()) a.checkpoint_dir = std::filesystem::absolute(a.checkpoint_dir).string();
+  if (!a.save.empty()) a.save = std::filesystem::absolute(a.save).string();
   if (a.workers < 1 || a.regions < 1 || a.regions > a.workers)
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--regions ", a.regions, " must be between 1 and --workers ", a.workers)));

@@ -550,7 +550,7 @@ bool WorkloadParser::ParseTraining(MapReader& top, JobSpec* spec) {
               {"mode", "dataset", "samples", "epochs", "batch", "lr", "hidden", "local_steps",
                "outer_lr", "outer_momentum", "compression", "overlap", "shares", "seed",
                "checkpoint_dir", "checkpoint_every", "target_accuracy", "eval_every",
-               "eval_samples"});
+               "eval_samples", "save"});
   if (!t.ok()) return false;
   bool ok = true;
   auto add = [spec](const char* flag, const std::string& value) {
@@ -617,6 +617,11 @@ bool WorkloadParser::ParseTraining(MapReader& top, JobSpec* spec) {
     } else {
       ok = false;
     }
+  }
+  if (std::optional<std::string> save = t.String("save", Need::kOptional)) {
+    add("--save", *save);
+  } else {
+    ok &= !t.Has("save");
   }
   if (std::optional<std::string> dir = t.String("checkpoint_dir", Need::kOptional)) {
     if (!t.Has("checkpoint_every")) {

@@ -541,7 +541,11 @@ absl::StatusOr<DistResult> RunWorker(KvClient* store, const Dataset& train, cons
   res.steps = step;
   res.final_shares = shares;
   res.wall_s = stop ? stopped_at : Since(start) - res.eval_s;
-  if (o.rank == 0) res.test_accuracy = mlp.Accuracy(test);
+  if (o.rank == 0) {
+    res.test_accuracy = mlp.Accuracy(test);
+    if (!o.save_path.empty())
+      if (absl::Status s = SaveModel(o.save_path, mlp); !s.ok()) return s;
+  }
   // Keep every rank until rank 0 has evaluated, so no one tears down early.
   absl::Status s = g.world->Barrier();
   if (!s.ok()) return s;

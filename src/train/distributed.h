@@ -60,6 +60,7 @@ struct DistOptions {
   std::string checkpoint_dir;  // empty: no checkpoints
   int checkpoint_every = 0;    // steps
   int fail_after_step = -1;    // tests: this rank exits hard after this step
+  std::string save_path;       // rank 0 writes the final model here (meridian serve reads it)
 
   std::function<void(const std::string&)> progress;  // rank 0's progress lines
 };

@@ -1,5 +1,14 @@
 #include "train/mlp.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
 #include <cmath>
 #include <numeric>
 
@@ -13,7 +22,7 @@ using Map = Eigen::Map<Eigen::MatrixXf>;
 using ConstMap = Eigen::Map<const Eigen::MatrixXf>;
 }  // namespace
 
-Mlp::Mlp(std::vector<int> sizes, uint64_t seed) {
+Mlp::Mlp(std::vector<int> sizes, uint64_t seed) : sizes_(sizes) {
   MERIDIAN_CHECK(sizes.size() >= 2, "an MLP needs inputs and outputs");
   size_t n = 0;
   for (size_t i = 0; i + 1 < sizes.size(); ++i) {
@@ -83,6 +92,18 @@ float Mlp::Gradients(const Eigen::MatrixXf& x, const std::vector<int>& y,
   return loss / static_cast<float>(batch);
 }
 
+Eigen::MatrixXf Mlp::Probabilities(const Eigen::MatrixXf& x) const {
+  std::vector<Eigen::MatrixXf> acts;
+  Forward(x, &acts);
+  Eigen::MatrixXf p = acts.back();
+  for (Eigen::Index r = 0; r < p.rows(); ++r) {
+    p.row(r).array() -= p.row(r).maxCoeff();
+    p.row(r) = p.row(r).array().exp().matrix();
+    p.row(r) /= p.row(r).sum();
+  }
+  return p;
+}
+
 std::vector<int> Mlp::Predict(const Eigen::MatrixXf& x) const {
   std::vector<Eigen::MatrixXf> acts;
   Forward(x, &acts);
@@ -105,7 +126,8 @@ void Sgd::Step(Eigen::VectorXf* params, const Eigen::VectorXf& grad) {
   *params -= lr * velocity;
 }
 
-TrainResult TrainLocal(const Dataset& train, const Dataset& test, const TrainOptions& o) {
+TrainResult TrainLocal(const Dataset& train, const Dataset& test, const TrainOptions& o,
+                       Mlp* model) {
   std::vector<int> sizes = {static_cast<int>(train.x.cols())};
   sizes.insert(sizes.end(), o.hidden.begin(), o.hidden.end());
   sizes.push_back(train.classes);
@@ -141,7 +163,56 @@ TrainResult TrainLocal(const Dataset& train, const Dataset& test, const TrainOpt
     r.train_loss = batches ? loss_sum / batches : 0;
   }
   r.test_accuracy = mlp.Accuracy(test);
+  if (model) *model = mlp;
   return r;
+}
+
+namespace {
+constexpr char kModelMagic[8] = {'M', 'R', 'D', 'N', 'M', 'D', 'L', '1'};
+}
+
+absl::Status SaveModel(const std::string& path, const Mlp& mlp) {
+  std::string buf(kModelMagic, 8);
+  uint32_t n = static_cast<uint32_t>(mlp.sizes().size());
+  buf.append(reinterpret_cast<const char*>(&n), 4);
+  for (int s : mlp.sizes()) buf.append(reinterpret_cast<const char*>(&s), 4);
+  buf.append(reinterpret_cast<const char*>(mlp.params().data()), mlp.num_params() * 4);
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot write model ", tmp, ": ", strerror(errno)));
+  bool ok = ::write(fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+    return absl::UnavailableError(absl::StrCat("cannot write model ", path));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Mlp> LoadModel(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("model ", path, ": cannot open"));
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (data.size() < 12 || std::memcmp(data.data(), kModelMagic, 8) != 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("model ", path, ": not a Meridian model (write one with `meridian train --save`)"));
+  uint32_t n = 0;
+  std::memcpy(&n, data.data() + 8, 4);
+  if (n < 2 || n > 64 || data.size() < 12 + size_t(n) * 4)
+    return absl::InvalidArgumentError(absl::StrCat("model ", path, ": bad layer count ", n));
+  std::vector<int> sizes(n);
+  std::memcpy(sizes.data(), data.data() + 12, size_t(n) * 4);
+  size_t params = 0;
+  for (uint32_t i = 0; i + 1 < n; ++i) {
+    if (sizes[i] < 1 || sizes[i] > (1 << 16) || sizes[i + 1] < 1 || sizes[i + 1] > (1 << 16))
+      return absl::InvalidArgumentError(absl::StrCat("model ", path, ": bad layer size"));
+    params += size_t(sizes[i] + 1) * size_t(sizes[i + 1]);
+  }
+  size_t off = 12 + size_t(n) * 4;
+  if (data.size() != off + params * 4)
+    return absl::InvalidArgumentError(absl::StrCat("model ", path, ": expected ", params,
+                                                   " parameters, file is truncated or padded"));
+  Mlp mlp(sizes, 0);
+  std::memcpy(mlp.params().data(), data.data() + off, params * 4);
+  return mlp;
 }
 
 }  // namespace meridian::train

@@ -6,7 +6,10 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 #include "train/dataset.h"
 
@@ -26,6 +29,9 @@ class Mlp {
   float Gradients(const Eigen::MatrixXf& x, const std::vector<int>& y,
                   Eigen::VectorXf* grads) const;
   std::vector<int> Predict(const Eigen::MatrixXf& x) const;
+  // Softmax class probabilities, one row per sample.
+  Eigen::MatrixXf Probabilities(const Eigen::MatrixXf& x) const;
+  const std::vector<int>& sizes() const { return sizes_; }
   double Accuracy(const Dataset& d) const;
 
  private:
@@ -36,9 +42,15 @@ class Mlp {
   // Activations of every layer (input first) and the output logits.
   void Forward(const Eigen::MatrixXf& x, std::vector<Eigen::MatrixXf>* acts) const;
 
+  std::vector<int> sizes_;
   std::vector<Layer> layers_;
   Eigen::VectorXf params_;
 };
+
+// A trained model on disk: its layer sizes and parameters ("MRDNMDL1").
+// Written atomically (temporary file, fsync, rename); errors name the path.
+absl::Status SaveModel(const std::string& path, const Mlp& mlp);
+absl::StatusOr<Mlp> LoadModel(const std::string& path);
 
 struct Sgd {
   float lr = 0.05f;
@@ -64,6 +76,8 @@ struct TrainResult {
 };
 
 // Single-process training: the reference every distributed mode is compared with.
-TrainResult TrainLocal(const Dataset& train, const Dataset& test, const TrainOptions& options);
+// `model`, when given, receives the trained model.
+TrainResult TrainLocal(const Dataset& train, const Dataset& test, const TrainOptions& options,
+                       Mlp* model = nullptr);
 
 }  // namespace meridian::train

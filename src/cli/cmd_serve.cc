@@ -1,0 +1,138 @@
+// `meridian serve`: a model written by `meridian train --save` behind HTTP,
+// until SIGINT or SIGTERM (then it drains: /readyz answers 503, requests in
+// flight finish). `meridian predict`: its client for the demo.
+#include <signal.h>
+
+#include <algorithm>
+#include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "cli/cluster.h"
+#include "cli/commands.h"
+#include "nlohmann/json.hpp"
+#include "serve/server.h"
+#include "train/dataset.h"
+#include "train/mlp.h"
+
+namespace meridian::cli {
+
+int RunServe(const ServeArgs& a) {
+  absl::StatusOr<train::Mlp> model = train::LoadModel(a.model);
+  if (!model.ok()) {
+    std::fprintf(stderr, "meridian serve: %s\n", std::string(model.status().message()).c_str());
+    return kExitInvalid;
+  }
+  std::vector<int> sizes = model->sizes();
+  // Block the stop signals before any thread starts, then wait for one.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  serve::ServerOptions o;
+  o.listen = a.listen;
+  o.max_body_bytes = static_cast<size_t>(a.max_body_bytes);
+  o.name = a.model;
+  absl::StatusOr<std::unique_ptr<serve::ModelServer>> s =
+      serve::ModelServer::Start(*std::move(model), o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "meridian serve: %s\n", std::string(s.status().message()).c_str());
+    return absl::IsInvalidArgument(s.status()) ? kExitInvalid : kExitError;
+  }
+  if (!a.address_file.empty()) {
+    absl::Status w = WriteFileAtomic(a.address_file, (*s)->address() + "\n", 0644);
+    if (!w.ok()) {
+      std::fprintf(stderr, "meridian serve: %s\n", std::string(w.message()).c_str());
+      return kExitError;
+    }
+  }
+  std::printf("serving %s (%d inputs -> %d classes) on http://%s\n", a.model.c_str(), sizes.front(),
+              sizes.back(), (*s)->address().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  (*s)->Drain();
+  (*s)->Stop();
+  serve::Metrics m = (*s)->metrics();
+  std::printf("stopped: %llu requests, %llu errors\n", static_cast<unsigned long long>(m.requests),
+              static_cast<unsigned long long>(m.errors));
+  return kExitOk;
+}
+
+// `meridian predict`: sends held-out samples to a running `meridian serve`,
+// one request each on a keep-alive connection, and reports accuracy and
+// latency: the client side of the demo.
+int RunPredict(const PredictArgs& a) {
+  namespace net = boost::asio;
+  namespace http = boost::beast::http;
+  train::Dataset all;
+  if (a.dataset == "synthetic") {
+    all = train::SyntheticDigits(2000, a.seed);
+  } else {
+    std::string path = a.dataset;
+    if (a.dataset == "digits") {
+      const char* data = std::getenv("MERIDIAN_DATA");
+      path = std::string(data ? data : "../shared/data") + "/sklearn-digits/digits.csv.gz";
+    }
+    absl::StatusOr<train::Dataset> d = train::LoadDigitsCsv(path);
+    if (!d.ok()) {
+      std::fprintf(stderr, "meridian predict: %s\n", std::string(d.status().message()).c_str());
+      return kExitInvalid;
+    }
+    all = *std::move(d);
+  }
+  train::Dataset tr, te;
+  train::Split(all, 0.25, a.seed, &tr, &te);  // the split `meridian train` holds out
+  size_t colon = a.server.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(a.server.substr(colon + 1), &port)) {
+    std::fprintf(stderr, "meridian predict: --server '%s' is not HOST:PORT\n", a.server.c_str());
+    return kExitInvalid;
+  }
+  try {
+    net::io_context ioc;
+    net::ip::tcp::socket sock(ioc);
+    sock.connect({net::ip::make_address(a.server.substr(0, colon)), static_cast<unsigned short>(port)});
+    size_t n = std::min<size_t>(static_cast<size_t>(a.samples), te.size());
+    size_t right = 0, errors = 0;
+    std::vector<double> ms;
+    boost::beast::flat_buffer buf;
+    for (size_t i = 0; i < n; ++i) {
+      nlohmann::json row = nlohmann::json::array();
+      for (Eigen::Index k = 0; k < te.x.cols(); ++k) row.push_back(te.x(static_cast<Eigen::Index>(i), k));
+      http::request<http::string_body> req(http::verb::post, "/v1/predict", 11);
+      req.set(http::field::host, a.server);
+      req.set(http::field::content_type, "application/json");
+      req.keep_alive(true);
+      req.body() = nlohmann::json{{"input", row}}.dump();
+      req.prepare_payload();
+      auto t0 = std::chrono::steady_clock::now();
+      http::write(sock, req);
+      http::response<http::string_body> res;
+      http::read(sock, buf, res);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      if (res.result_int() != 200) {
+        ++errors;
+        continue;
+      }
+      right += nlohmann::json::parse(res.body())["predictions"][0].get<int>() == te.y[i] ? 1 : 0;
+    }
+    std::sort(ms.begin(), ms.end());
+    double p50 = ms.empty() ? 0 : ms[ms.size() / 2], p99 = ms.empty() ? 0 : ms[ms.size() * 99 / 100];
+    std::printf("%zu requests to %s: %zu errors, accuracy %.2f%%, latency p50 %.2f ms, p99 %.2f ms\n",
+                n, a.server.c_str(), errors, n ? 100.0 * right / n : 0.0, p50, p99);
+    return errors == 0 ? kExitOk : kExitError;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "meridian predict: %s: %s\n", a.server.c_str(), e.what());
+    return kExitError;
+  }
+}
+
+}  // namespace meridian::cli
