@@ -290,5 +290,58 @@ TEST_F(WorkloadSpecTest, JobSpecErrorsNameTheField) {
   EXPECT_DIAG(diags("kind: workload\nname: x\n"), 1, 7, "kind", "");
 }
 
+// ---- kind: training
+
+TEST_F(WorkloadSpecTest, TrainingSpecBecomesAWorkerCommand) {
+  absl::StatusOr<JobSpec> j = ParseJobSpec(R"(kind: training
+name: t
+replicas: 6
+shape: {cpu: 1, memory: 1Gi}
+cross_region: true
+training:
+  mode: diloco
+  local_steps: 20
+  compression: int8
+  overlap: true
+  hidden: [128, 64]
+  checkpoint_dir: ck
+  checkpoint_every: 100
+  save: models/m.bin
+)", "t.yaml", nullptr, nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_EQ(j->job.replicas, 6);
+  EXPECT_EQ(j->max_retries, 3);  // a lost rank restarts from the checkpoint
+  EXPECT_EQ(j->command,
+            (std::vector<std::string>{"meridian", "train", "--worker", "--mode", "diloco",
+                                      "--compression", "int8", "--local-steps", "20",
+                                      "--checkpoint-every", "100", "--overlap", "--hidden", "128",
+                                      "--hidden", "64", "--save", "models/m.bin",
+                                      "--checkpoint-dir", "ck"}));
+  EXPECT_EQ(DetectKind("kind: training\n", "x"), DocumentKind::kJob);
+  absl::StatusOr<JobSpec> plain = ParseJobSpec(
+      "kind: training\nname: p\nshape: {cpu: 1, memory: 1Gi}\n", "p", nullptr, nullptr);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->command, (std::vector<std::string>{"meridian", "train", "--worker"}));
+}
+
+TEST_F(WorkloadSpecTest, TrainingSpecErrorsNameTheField) {
+  auto diags = [&](std::string_view text) {
+    std::vector<Diagnostic> d;
+    (void)ParseJobSpec(text, "t.yaml", nullptr, &d);
+    return d;
+  };
+  const std::string head = "kind: training\nname: x\nshape: {cpu: 1, memory: 1Gi}\n";
+  EXPECT_DIAG(diags(head + "training:\n  mode: ring\n"), 5, 9, "training.mode",
+              "'ring' is not one of allreduce, central, hierarchical, diloco");
+  EXPECT_DIAG(diags(head + "command: [x]\n"), 4, 10, "command", "takes no command");
+  EXPECT_DIAG(diags(head + "training:\n  checkpoint_dir: c\n"), 5, 19, "training.checkpoint_dir",
+              "needs checkpoint_every");
+  EXPECT_DIAG(diags(head + "training:\n  epochz: 3\n"), 5, 3, "training.epochz", "");
+  EXPECT_DIAG(diags(head + "training:\n  hidden: [0]\n"), 5, 12, "training.hidden[0]", "");
+  EXPECT_DIAG(diags("kind: job\nname: x\nshape: {cpu: 1, memory: 1Gi}\ncommand: [x]\n"
+                    "training: {mode: diloco}\n"),
+              5, 11, "training", "needs 'kind: training'");
+}
+
 }  // namespace
 }  // namespace meridian::spec
