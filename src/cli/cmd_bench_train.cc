@@ -24,13 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void SumFloats(void* c, const void* a, const void* b, size_t n) {
-  float* out = static_cast<float*>(c);
-  const float* x = static_cast<const float*>(a);
-  const float* y = static_cast<const float*>(b);
-  for (size_t i = 0; i < n; ++i) out[i] = x[i] + y[i];
-}
-
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -65,7 +58,7 @@ int RunWorker(const BenchCollectiveArgs& a) {
         gloo::AllreduceOptions opts(ctx);
         opts.setOutput(buf.data(), n);
         opts.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
-        opts.setReduceFunction(&SumFloats);
+        opts.setReduceFunction(&train::SumFloats);
         gloo::allreduce(opts);
       } else if (absl::Status s = (*group)->Allreduce(buf.data(), n); !s.ok()) {
         std::fprintf(stderr, "bench collective: %s\n", std::string(s.message()).c_str());

@@ -270,7 +270,6 @@ int RunWorkerRank(TrainArgs a) {
   o.fail_after_step = a.fail_after_step;
   if (a.rank == a.slow_rank) o.slow_factor = a.slow_factor;
   if (a.relays) {
-    std::mutex mu;
     o.resolver = [store](int from, int to, const std::string& target, const std::string& self) {
       return store->Call("relay", absl::StrCat(from, " ", to, " ", target, " ", self));
     };

@@ -39,14 +39,14 @@ absl::Status Guard(const char* what, F&& f) {
   }
 }
 
+}  // namespace
+
 void SumFloats(void* c, const void* a, const void* b, size_t n) {
   float* out = static_cast<float*>(c);
   const float* x = static_cast<const float*>(a);
   const float* y = static_cast<const float*>(b);
   for (size_t i = 0; i < n; ++i) out[i] = x[i] + y[i];
 }
-
-}  // namespace
 
 // ---- RelayStore
 

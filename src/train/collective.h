@@ -103,6 +103,9 @@ class Group {
   std::vector<uint8_t> scratch_send_, scratch_recv_;
 };
 
+// The element-wise float sum Gloo calls as its reduce function: c = a + b.
+void SumFloats(void* c, const void* a, const void* b, size_t n);
+
 // One TCP device per process, listening on 127.0.0.1.
 std::shared_ptr<gloo::transport::Device> LoopbackDevice();
 
