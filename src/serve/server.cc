@@ -91,13 +91,13 @@ void ModelServer::Stop() {
   draining_ = true;
   if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
   if (acceptor_.joinable()) acceptor_.join();
-  std::vector<std::thread> threads;
+  std::vector<Conn> conns;
   {
     std::lock_guard<std::mutex> l(mu_);
     for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
-    threads.swap(threads_);
+    conns.swap(conns_);
   }
-  for (std::thread& t : threads) t.join();
+  for (Conn& c : conns) c.thread.join();
   if (Net* n = NetOf(this)) {
     beast::error_code ec;
     n->acceptor.close(ec);
@@ -122,8 +122,22 @@ void ModelServer::AcceptLoop() {
       ::close(fd);
       return;
     }
+    // Join the connections that have ended, so threads do not pile up.
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      if (*it->done) {
+        it->thread.join();
+        it = conns_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     fds_.push_back(fd);
-    threads_.emplace_back([this, fd] { Serve(fd); });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    conns_.push_back(Conn{std::thread([this, fd, done] {
+                            Serve(fd);
+                            *done = true;
+                          }),
+                          done});
   }
 }
 

@@ -71,8 +71,12 @@ class ModelServer {
   mutable std::mutex mu_;
   uint64_t requests_ = 0, errors_ = 0, predictions_ = 0;
   std::deque<double> latencies_ms_;  // the most recent requests
+  struct Conn {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
   std::vector<int> fds_;
-  std::vector<std::thread> threads_;
+  std::vector<Conn> conns_;  // finished ones are joined as new ones arrive
   std::thread acceptor_;
 };
 
