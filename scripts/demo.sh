@@ -18,8 +18,19 @@ echo
 echo "== meridian dev: 3 regions x 2 nodes, example jobs =="
 rm -rf out/dev
 mkdir -p out
+jobs=examples/cluster
+dataset=digits
+if [ ! -f "${MERIDIAN_DATA:-../shared/data}/sklearn-digits/digits.csv.gz" ]; then
+  # Without the real data (../shared/data or MERIDIAN_DATA) the training job
+  # uses the generated digits-like set instead, and says so.
+  echo "demo: UCI digits not found; the training job trains on the generated digits-like set"
+  jobs=out/demo-jobs
+  dataset=synthetic
+  rm -rf "$jobs" && mkdir -p "$jobs" && cp examples/cluster/*.yaml "$jobs"/
+  sed -i 's/^  dataset: digits$/  dataset: synthetic/' "$jobs"/06-train.yaml
+fi
 build/meridian dev --regions 3 --nodes-per-region 2 --wan-rtt-ms 40 --wan-mbps 200 \
-  --data-dir out/dev --demo examples/cluster
+  --data-dir out/dev --demo "$jobs"
 echo
 echo "== meridian serve: the model the cluster just trained, and traffic to it =="
 rm -f out/serve.addr
@@ -27,7 +38,7 @@ build/meridian serve --model out/dev/shared/models/digits.model --listen 127.0.0
   --address-file out/serve.addr &
 serve_pid=$!
 for _ in $(seq 100); do [ -s out/serve.addr ] && break; sleep 0.1; done
-build/meridian predict --server "$(cat out/serve.addr)" --dataset digits --samples 200
+build/meridian predict --server "$(cat out/serve.addr)" --dataset "$dataset" --samples 200
 kill -TERM "$serve_pid"
 wait "$serve_pid" || true
 echo
