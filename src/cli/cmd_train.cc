@@ -229,8 +229,8 @@ int RunWorkerRank(TrainArgs a) {
   absl::StatusOr<std::vector<int>> regions = ParseRegions(a.rank_regions);
   if (!regions.ok()) return Fail(regions.status());
   if (a.epoch.empty()) a.epoch = "a" + (Env("MERIDIAN_ATTEMPT").empty() ? "0" : Env("MERIDIAN_ATTEMPT"));
+  std::unique_ptr<train::RelayHub> hub;      // declared first: the server's handler uses it
   std::unique_ptr<train::KvServer> server;
-  std::unique_ptr<train::RelayHub> hub;
   const bool standalone = !a.store.empty();  // the launcher gave the store
   if (a.store.empty()) {
     std::string host = Env("MASTER_ADDR"), port = Env("MASTER_PORT");
@@ -240,8 +240,9 @@ int RunWorkerRank(TrainArgs a) {
     // A cluster that emulates a WAN (meridian dev --wan-rtt-ms/--wan-mbps)
     // routes traffic between regions through relays in rank 0.
     double rtt = 0, mbps = 0;
-    bool wan = absl::SimpleAtod(Env("MERIDIAN_WAN_RTT_MS"), &rtt) |
-               absl::SimpleAtod(Env("MERIDIAN_WAN_MBPS"), &mbps);
+    bool has_rtt = absl::SimpleAtod(Env("MERIDIAN_WAN_RTT_MS"), &rtt);
+    bool has_mbps = absl::SimpleAtod(Env("MERIDIAN_WAN_MBPS"), &mbps);
+    bool wan = has_rtt || has_mbps;
     a.relays = wan;
     if (a.rank == 0) {  // rank 0 hosts the job's store, as torch's TCPStore does
       train::KvServer::Handler handler;
