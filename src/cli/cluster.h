@@ -147,6 +147,8 @@ struct PredictArgs {
   uint64_t seed = 1;
 };
 int RunPredict(const PredictArgs& a);
+// The UCI digits CSV: $MERIDIAN_DATA (or ../shared/data)/sklearn-digits/digits.csv.gz.
+std::string DigitsPath();
 // `meridian train`: one process, `--standalone` workers on this machine, or
 // one rank of a job (`--worker`).
 int RunTrain(const TrainArgs& a);

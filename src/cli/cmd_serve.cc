@@ -77,10 +77,7 @@ int RunPredict(const PredictArgs& a) {
     all = train::SyntheticDigits(2000, a.seed);
   } else {
     std::string path = a.dataset;
-    if (a.dataset == "digits") {
-      const char* data = std::getenv("MERIDIAN_DATA");
-      path = std::string(data ? data : "../shared/data") + "/sklearn-digits/digits.csv.gz";
-    }
+    if (a.dataset == "digits") path = DigitsPath();
     absl::StatusOr<train::Dataset> d = train::LoadDigitsCsv(path);
     if (!d.ok()) {
       std::fprintf(stderr, "meridian predict: %s\n", std::string(d.status().message()).c_str());

@@ -56,10 +56,7 @@ absl::StatusOr<Data> LoadData(const TrainArgs& a) {
     if (d.hidden.empty()) d.hidden = {2048, 512};
   } else {
     std::string path = a.dataset;
-    if (a.dataset == "digits") {
-      const char* data = std::getenv("MERIDIAN_DATA");
-      path = std::string(data ? data : "../shared/data") + "/sklearn-digits/digits.csv.gz";
-    }
+    if (a.dataset == "digits") path = DigitsPath();
     if (!std::filesystem::exists(path))
       return absl::NotFoundError(absl::StrCat(
           "dataset file ", path,
@@ -533,6 +530,11 @@ int RunStandalone(TrainArgs a) {
 }
 
 }  // namespace
+
+std::string DigitsPath() {
+  const char* data = std::getenv("MERIDIAN_DATA");
+  return std::string(data ? data : "../shared/data") + "/sklearn-digits/digits.csv.gz";
+}
 
 int RunTrain(const TrainArgs& a) {
   if (a.worker) return RunWorkerRank(a);
