@@ -12,6 +12,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev clang-format
 )
+# `install-deps.sh bench`: also what bench/gateway.sh drives (nginx, wrk).
+if [ "${1:-}" = bench ]; then PACKAGES+=(nginx-light wrk python3); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

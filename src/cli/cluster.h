@@ -137,8 +137,35 @@ struct ServeArgs {
   std::string listen = "127.0.0.1:8080";
   int64_t max_body_bytes = 1 << 20;
   std::string address_file;  // written once listening (scripts, tests)
+  double inject_delay_ms = 0;
+  double inject_error_rate = 0;
 };
 int RunServe(const ServeArgs& a);
+
+struct GatewayArgs {
+  std::string listen = "127.0.0.1:8080";
+  std::vector<std::string> upstreams;  // HOST:PORT[@REGION]
+  std::string endpoint = "default";
+  std::string token_file;              // bearer token for --upstream's endpoint
+  std::string controller;              // learn endpoints from the controller instead
+  std::string controller_token_file;
+  std::string policy = "least_request";
+  std::vector<std::string> policy_options;  // KEY=VALUE
+  std::string region;
+  int threads = 2;
+  int retries = 1;
+  double health_interval_s = 1.0;
+  double health_timeout_s = 1.0;
+  int consecutive_errors = 5;
+  double slow_factor = 3.0;
+  double base_ejection_s = 5.0;
+  double max_ejected_percent = 50.0;
+  double upstream_timeout_s = 30.0;
+  int64_t max_body_bytes = 1 << 20;
+  std::string address_file;
+  double sync_interval_s = 0.5;  // controller mode: endpoint list refresh and load reports
+};
+int RunGateway(const GatewayArgs& a);
 
 struct PredictArgs {
   std::string server;  // HOST:PORT of meridian serve

@@ -1112,6 +1112,12 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       ->capture_default_str()
       ->check(CLI::Range(int64_t(64), int64_t(1) << 30));
   sv->add_option("--address-file", sa.address_file, "Write HOST:PORT here once listening");
+  sv->add_option("--inject-delay-ms", sa.inject_delay_ms,
+                 "Fault injection: every prediction waits this long (an emulated slow replica)")
+      ->check(CLI::Range(0.0, 600000.0));
+  sv->add_option("--inject-error-rate", sa.inject_error_rate,
+                 "Fault injection: this share of predictions get 500 (1: every one)")
+      ->check(CLI::Range(0.0, 1.0));
   sv->callback([] { *g_action = [] { return RunServe(sa); }; });
   static PredictArgs pa;
   auto* pr = app.add_subcommand(
@@ -1125,6 +1131,70 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   pr->add_option("--seed", pa.seed, "Seed of the split (as given to meridian train)")
       ->capture_default_str();
   pr->callback([] { *g_action = [] { return RunPredict(pa); }; });
+
+  // ---- gateway
+  static GatewayArgs ga;
+  auto* gw = app.add_subcommand(
+      "gateway",
+      "Reverse proxy in front of model replicas: load-balancing policies, health checks, outlier "
+      "ejection, bearer tokens. Replicas from --upstream, or every endpoint of --controller");
+  gw->add_option("--listen", ga.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  gw->add_option("--upstream", ga.upstreams,
+                 "A replica as HOST:PORT or HOST:PORT@REGION; repeat for each (static mode)");
+  gw->add_option("--endpoint", ga.endpoint, "Name of the --upstream endpoint")
+      ->capture_default_str();
+  gw->add_option("--token-file", ga.token_file,
+                 "File holding the bearer token clients must send (static mode)");
+  gw->add_option("--controller", ga.controller,
+                 "Controller HOST:PORT: serve its endpoints, follow their replicas, report load");
+  gw->add_option("--controller-token-file", ga.controller_token_file,
+                 "Token for the controller (default: $MERIDIAN_TOKEN or ~/.meridian/token)");
+  gw->add_option("--policy", ga.policy,
+                 "round_robin, least_request, least_loaded, consistent_hash, locality, prequal")
+      ->capture_default_str();
+  gw->add_option("--policy-option", ga.policy_options,
+                 "KEY=VALUE for the policy (locality: overflow_in_flight, panic_percent; prequal: "
+                 "probes, quantile; consistent_hash: vnodes; least_request: latency_aware)");
+  gw->add_option("--region", ga.region, "The gateway's region: callers without X-Meridian-Region "
+                                        "are taken to be here");
+  gw->add_option("--threads", ga.threads, "I/O threads")->capture_default_str()->check(CLI::Range(1, 256));
+  gw->add_option("--retries", ga.retries, "Other replicas tried after a failed attempt")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10));
+  gw->add_option("--health-interval", ga.health_interval_s, "Seconds between health checks (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  gw->add_option("--health-timeout", ga.health_timeout_s, "Seconds a health check may take")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 60.0));
+  gw->add_option("--consecutive-errors", ga.consecutive_errors,
+                 "Failures in a row that eject a replica (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  gw->add_option("--slow-factor", ga.slow_factor,
+                 "Eject a replica slower than this x the median of the others (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
+  gw->add_option("--base-ejection", ga.base_ejection_s,
+                 "Seconds of the first ejection; the k-th lasts k times as long")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  gw->add_option("--max-ejected-percent", ga.max_ejected_percent,
+                 "Never eject more than this share of an endpoint's replicas")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  gw->add_option("--upstream-timeout", ga.upstream_timeout_s, "Seconds a replica may take to answer")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
+  gw->add_option("--max-body-bytes", ga.max_body_bytes, "Larger requests get 413")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(64), int64_t(1) << 30));
+  gw->add_option("--address-file", ga.address_file, "Write HOST:PORT here once listening");
+  gw->add_option("--sync-interval", ga.sync_interval_s,
+                 "Controller mode: seconds between endpoint refreshes and load reports")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 60.0));
+  gw->callback([] { *g_action = [] { return RunGateway(ga); }; });
 
   // ---- helpers run inside replicas
   static double rv_timeout = 60;

@@ -40,6 +40,8 @@ int RunServe(const ServeArgs& a) {
   o.listen = a.listen;
   o.max_body_bytes = static_cast<size_t>(a.max_body_bytes);
   o.name = a.model;
+  o.inject_delay_ms = a.inject_delay_ms;
+  o.inject_error_rate = a.inject_error_rate;
   absl::StatusOr<std::unique_ptr<serve::ModelServer>> s =
       serve::ModelServer::Start(*std::move(model), o);
   if (!s.ok()) {

@@ -8,6 +8,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cmath>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -223,6 +225,15 @@ std::pair<int, std::string> ModelServer::Handle(const std::string& method,
   std::string path = target.substr(0, target.find('?'));
   if (path == "/v1/predict") {
     if (method != "POST") return {405, Error("use POST for /v1/predict")};
+    if (options_.inject_error_rate > 0) {
+      // Deterministic: request k fails when floor(k x rate) steps up.
+      uint64_t k = ++predict_calls_;
+      double r = options_.inject_error_rate;
+      if (std::floor(static_cast<double>(k) * r) > std::floor(static_cast<double>(k - 1) * r))
+        return {500, Error("injected failure (--inject-error-rate)")};
+    }
+    if (options_.inject_delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options_.inject_delay_ms));
     return Predict(body);
   }
   if (path == "/healthz" || path == "/readyz" || path == "/metrics") {

@@ -31,6 +31,11 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20;
   size_t max_batch = 4096;  // inputs per request
   std::string name;         // reported by /metrics (e.g. the model path)
+  // Fault injection, for gateway tests and benchmarks: every predict answer
+  // waits this long (an emulated slower accelerator), and this share of
+  // predict requests, spread evenly, get 500.
+  double inject_delay_ms = 0;
+  double inject_error_rate = 0;
 };
 
 // What one request did, for the server's metrics.
@@ -70,6 +75,7 @@ class ModelServer {
   std::atomic<uint64_t> in_flight_{0};
   mutable std::mutex mu_;
   uint64_t requests_ = 0, errors_ = 0, predictions_ = 0;
+  std::atomic<uint64_t> predict_calls_{0};
   std::deque<double> latencies_ms_;  // the most recent requests
   struct Conn {
     std::thread thread;

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Gateway benchmark (docs/benchmarks.md, "Gateway"): the same model-server
+# replicas behind Meridian's gateway and behind Debian's nginx (upstream
+# least_conn, keep-alive pool, next upstream on errors and 5xx, POST included:
+# predictions are idempotent, as the gateway treats them), both driven
+# by the same wrk load, one scenario after the other, in one run:
+#   equal    4 replicas, each prediction takes DELAY ms
+#   slow     one of them 5x slower
+#   failing  one of them answers 500 to every request
+# Prints one JSON line per scenario and proxy: requests/s, p50, p99, errors
+# (non-2xx answers and socket errors seen by wrk).
+#
+#   bench/gateway.sh [--duration S] [--connections C] [--delay-ms D] [--replicas N]
+#                    [--policy P] [--scenarios "equal slow failing"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=10 CONNECTIONS=32 DELAY=10 REPLICAS=4 POLICY=least_request SCENARIOS="equal slow failing" GW_THREADS=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --delay-ms) DELAY=$2; shift 2 ;;
+    --replicas) REPLICAS=$2; shift 2 ;;
+    --policy) POLICY=$2; shift 2 ;;
+    --scenarios) SCENARIOS=$2; shift 2 ;;
+    --gateway-threads) GW_THREADS=$2; shift 2 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    *) echo "bench/gateway.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
+  esac
+done
+M=${MERIDIAN_BIN:-build/meridian}
+[ -x "$M" ] || scripts/build.sh release
+scripts/install-deps.sh bench >&2
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+WORK=$(mktemp -d /tmp/meridian-gateway-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A small model to serve (its accuracy does not matter here).
+"$M" train --dataset synthetic --epochs 1 --save "$WORK/model" --quiet >/dev/null
+python3 -c 'import json; print(json.dumps({"input": [0.5] * 64}))' > "$WORK/body.json"
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$WORK/body.json", "r")
+wrk.body = f:read("*a")
+f:close()
+LUA
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_file() {
+  for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done
+  echo "bench/gateway.sh: $1 never appeared" >&2; exit 2
+}
+
+run_scenario() {  # name, then the extra flags of replica 0
+  local name=$1; shift
+  local addrs=() pids=()
+  for i in $(seq 0 $((REPLICAS - 1))); do
+    local extra=(--inject-delay-ms "$DELAY")
+    [ "$i" -eq 0 ] && extra=("$@")
+    rm -f "$WORK/r$i.addr"
+    "$M" serve --model "$WORK/model" --listen 127.0.0.1:0 --address-file "$WORK/r$i.addr" \
+      "${extra[@]}" > "$WORK/r$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in $(seq 0 $((REPLICAS - 1))); do wait_file "$WORK/r$i.addr"; addrs+=("$(cat "$WORK/r$i.addr")"); done
+
+  local gport nport ups=() servers=""
+  gport=$(free_port); nport=$(free_port)
+  for a in "${addrs[@]}"; do ups+=(--upstream "$a"); servers+="    server $a max_fails=5 fail_timeout=5s;"$'\n'; done
+  rm -f "$WORK/gw.addr"
+  "$M" gateway --listen "127.0.0.1:$gport" --address-file "$WORK/gw.addr" --threads "$GW_THREADS" \
+    --policy "$POLICY" "${ups[@]}" > "$WORK/gw.log" 2>&1 &
+  local gpid=$!
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx.conf" <<NGX
+worker_processes 2;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream replicas {
+    least_conn;
+$servers    keepalive 256;
+  }
+  server {
+    listen 127.0.0.1:$nport;
+    location / {
+      proxy_pass http://replicas;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;
+    }
+  }
+}
+NGX
+  "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>>"$WORK/nginx/error.log"
+  wait_file "$WORK/gw.addr"
+  for proxy in meridian nginx; do
+    local port=$gport
+    [ "$proxy" = nginx ] && port=$nport
+    # A short warm-up fills the connection pools (and lets the gateway find
+    # the failing replica, as its first ejection happens there).
+    wrk -t 1 -c "$CONNECTIONS" -d 2s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/predict" >/dev/null
+    wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$WORK/post.lua" \
+      "http://127.0.0.1:$port/v1/predict" > "$WORK/wrk-$proxy.txt"
+    python3 - "$name" "$proxy" "$WORK/wrk-$proxy.txt" "$CONNECTIONS" "$DURATION" "$POLICY" <<'PY'
+import json, re, sys
+name, proxy, path, conns, dur, policy = sys.argv[1:7]
+text = open(path).read()
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+lat = {}
+for q, v, unit in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M):
+    lat[q] = ms(v, unit)
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+total = int(re.search(r"(\d+) requests in", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+out = {"benchmark": "gateway", "scenario": name, "proxy": proxy, "requests": total,
+       "rps": round(rps, 1), "p50_ms": round(lat.get("50", 0), 3), "p99_ms": round(lat.get("99", 0), 3),
+       "errors": errors, "connections": int(conns), "duration_s": int(dur)}
+if proxy == "meridian":
+    out["policy"] = policy
+print(json.dumps(out))
+PY
+  done
+  kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  kill "$gpid" "${pids[@]}" 2>/dev/null || true
+  wait "$gpid" "${pids[@]}" 2>/dev/null || true
+  rm -f "$WORK/nginx.pid"
+}
+
+for s in $SCENARIOS; do
+  case "$s" in
+    equal) run_scenario equal --inject-delay-ms "$DELAY" ;;
+    slow) run_scenario slow --inject-delay-ms "$(python3 -c "print($DELAY * 5)")" ;;
+    failing) run_scenario failing --inject-delay-ms "$DELAY" --inject-error-rate 1 ;;
+    *) echo "bench/gateway.sh: unknown scenario $s (equal, slow, failing)" >&2; exit 1 ;;
+  esac
+done

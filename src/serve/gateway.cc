@@ -1,0 +1,562 @@
+#include "serve/gateway.h"
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+#include <mutex>
+#include <thread>
+#include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
+#include <boost/asio.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+#include "serve/lb/policy/builtin.h"
+
+namespace meridian::serve {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Json = nlohmann::json;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+std::chrono::steady_clock::duration Seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(s));
+}
+
+Response JsonResponse(int status, const Json& body, unsigned version = 11) {
+  Response res(static_cast<http::status>(status), version);
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::server, "meridian-gateway");
+  res.body() = body.dump();
+  return res;
+}
+
+Response Error(int status, const std::string& message) {
+  return JsonResponse(status, Json{{"error", message}});
+}
+
+absl::StatusOr<tcp::endpoint> ParseHostPort(const std::string& s) {
+  size_t colon = s.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || !absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 ||
+      port > 65535)
+    return absl::InvalidArgumentError(absl::StrCat("'", s, "' is not HOST:PORT"));
+  beast::error_code ec;
+  std::string host = s.substr(0, colon);
+  if (host == "localhost") host = "127.0.0.1";
+  net::ip::address ip = net::ip::make_address(host, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("'", s, "': ", ec.message()));
+  return tcp::endpoint(ip, static_cast<unsigned short>(port));
+}
+
+struct Endpoint {
+  std::string name;
+  std::string token;
+  std::unique_ptr<lb::Upstreams> upstreams;
+  std::atomic<uint64_t> requests{0}, failed{0};
+};
+
+// The outcome of one forwarded request: an answer, or why there is none.
+struct Forwarded {
+  bool ok = false;
+  Response response;
+  std::string error;
+};
+
+}  // namespace
+
+struct Gateway::Impl {
+  Impl(GatewayOptions o, const Clock* c) : options(std::move(o)), clock(c) {}
+
+  // One io_context per thread, as nginx has one event loop per worker: a
+  // connection, its coroutines and its upstream pool stay on one thread
+  // (one shared multi-threaded context costs a third more CPU per request).
+  // Declared first: destroyed last, after everything that refers to them.
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::atomic<size_t> next_worker{0};
+  GatewayOptions options;
+  const Clock* clock;
+  lb::LbRegistry registry;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopping{false};
+  int port = 0;
+  uint64_t next_seed = 0;
+
+  mutable std::mutex mu;  // guards endpoints (the map; each Endpoint guards itself)
+  std::map<std::string, std::shared_ptr<Endpoint>> endpoints;
+
+  // Idle keep-alive connections to replicas, one pool per worker thread.
+  struct Pool {
+    std::mutex mu;  // taken by its own thread, and by SetEndpoints and Stop
+    std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+  };
+  std::vector<std::unique_ptr<Pool>> pools;
+
+  absl::Status SetEndpoints(std::vector<EndpointConfig> configs);
+  std::shared_ptr<Endpoint> Find(const std::string& name, std::string* known) const;
+
+  net::awaitable<void> Listen();
+  net::awaitable<void> Session(tcp::socket socket, size_t worker);
+  net::awaitable<Response> Handle(Request& req, size_t worker);
+  net::awaitable<Response> Proxy(std::shared_ptr<Endpoint> ep, Request& req, std::string target,
+                                 size_t worker);
+  net::awaitable<Forwarded> Forward(const std::string& host, const Request& req, size_t worker);
+  net::awaitable<void> HealthLoop();
+  net::awaitable<void> Check(std::shared_ptr<Endpoint> ep, std::string host);
+
+  std::unique_ptr<beast::tcp_stream> TakeIdle(size_t worker, const std::string& host) {
+    Pool& p = *pools[worker];
+    std::lock_guard<std::mutex> l(p.mu);
+    auto it = p.idle.find(host);
+    if (it == p.idle.end() || it->second.empty()) return nullptr;
+    std::unique_ptr<beast::tcp_stream> s = std::move(it->second.back());
+    it->second.pop_back();
+    return s;
+  }
+  void PutIdle(size_t worker, const std::string& host, std::unique_ptr<beast::tcp_stream> s) {
+    Pool& p = *pools[worker];
+    std::lock_guard<std::mutex> l(p.mu);
+    auto& v = p.idle[host];
+    if (v.size() < options.max_idle_per_host) v.push_back(std::move(s));
+  }
+  void DropIdle(size_t worker, const std::string& host) {
+    Pool& p = *pools[worker];
+    std::lock_guard<std::mutex> l(p.mu);
+    p.idle.erase(host);
+  }
+  Json Status() const;
+};
+
+absl::Status Gateway::Impl::SetEndpoints(std::vector<EndpointConfig> configs) {
+  std::map<std::string, std::shared_ptr<Endpoint>> next;
+  std::set<std::string> live_hosts;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    for (EndpointConfig& c : configs) {
+      std::shared_ptr<Endpoint> ep;
+      if (auto it = endpoints.find(c.name); it != endpoints.end()) {
+        ep = it->second;
+      } else {
+        absl::StatusOr<std::unique_ptr<lb::Policy>> p =
+            registry.Make(options.policy, options.policy_options);
+        if (!p.ok()) return p.status();
+        ep = std::make_shared<Endpoint>();
+        ep->name = c.name;
+        ep->upstreams = std::make_unique<lb::Upstreams>(*std::move(p), options.outlier, clock,
+                                                        options.seed + next_seed++);
+      }
+      ep->upstreams->SetHosts(c.hosts);
+      for (const lb::HostConfig& h : c.hosts) live_hosts.insert(h.id);
+      next[c.name] = ep;
+      // The token is read by request handlers: swap it under the map lock.
+      ep->token = c.token;
+    }
+    endpoints.swap(next);
+  }
+  // Connections to replicas that are gone are closed on their own thread.
+  for (size_t w = 0; w < pools.size(); ++w) {
+    net::post(*iocs[w], [this, w, live_hosts] {
+      Pool& p = *pools[w];
+      std::lock_guard<std::mutex> l(p.mu);
+      for (auto it = p.idle.begin(); it != p.idle.end();)
+        it = live_hosts.count(it->first) ? std::next(it) : p.idle.erase(it);
+    });
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Endpoint> Gateway::Impl::Find(const std::string& name, std::string* known) const {
+  std::lock_guard<std::mutex> l(mu);
+  if (name.empty() && endpoints.size() == 1) return endpoints.begin()->second;
+  auto it = endpoints.find(name);
+  if (it != endpoints.end()) return it->second;
+  std::vector<std::string> names;
+  for (const auto& [n, e] : endpoints) names.push_back(n);
+  *known = names.empty() ? "none" : absl::StrJoin(names, ", ");
+  return nullptr;
+}
+
+net::awaitable<void> Gateway::Impl::Listen() {
+  for (;;) {
+    beast::error_code ec;
+    size_t worker = next_worker++ % iocs.size();
+    tcp::socket socket(*iocs[worker]);
+    co_await acceptor->async_accept(socket, net::redirect_error(net::use_awaitable, ec));
+    if (stopping) co_return;
+    if (ec) {
+      if (ec == net::error::operation_aborted || ec == net::error::bad_descriptor) co_return;
+      continue;  // EMFILE and the like: go on accepting
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    net::co_spawn(*iocs[worker], Session(std::move(socket), worker), net::detached);
+  }
+}
+
+net::awaitable<void> Gateway::Impl::Session(tcp::socket socket, size_t worker) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(options.max_body_bytes);
+    parser.header_limit(16 * 1024);
+    beast::error_code ec;
+    stream.expires_after(std::chrono::seconds(120));  // idle keep-alive connections
+    co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    Response res;
+    bool keep_alive = false;
+    if (ec == http::error::body_limit) {
+      res = Error(413, absl::StrCat("request body over the limit of ", options.max_body_bytes,
+                                    " bytes"));
+    } else if (ec && ec.category() == http::make_error_code(http::error::bad_method).category() &&
+               ec != http::error::end_of_stream) {
+      res = Error(400, absl::StrCat("malformed HTTP request: ", ec.message()));
+    } else if (ec) {
+      break;  // closed, reset or idle: nothing to answer
+    } else {
+      Request req = parser.release();
+      keep_alive = req.keep_alive();
+      unsigned version = req.version();  // Handle rewrites req for the replica
+      res = co_await Handle(req, worker);
+      res.version(version);
+    }
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+    if (ec || !keep_alive) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+net::awaitable<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
+  std::string target(req.target());
+  std::string path = target.substr(0, target.find('?'));
+  if (path == "/healthz") co_return JsonResponse(200, Json{{"status", "ok"}});
+  if (path == "/gateway/status" || path == "/metrics") co_return JsonResponse(200, Status());
+  std::string name, upstream_target;
+  const std::string prefix = "/v1/endpoints/";
+  if (absl::StartsWith(path, prefix)) {
+    std::string rest = target.substr(prefix.size());
+    size_t slash = rest.find('/');
+    name = rest.substr(0, slash);
+    upstream_target = slash == std::string::npos ? "/v1/" : "/v1" + rest.substr(slash);
+  } else if (absl::StartsWith(path, "/v1/")) {
+    upstream_target = target;  // the only endpoint, if there is one
+  } else {
+    co_return Error(404, absl::StrCat("no such path ", path,
+                                      "; try POST /v1/endpoints/NAME/predict, GET /healthz, "
+                                      "GET /gateway/status"));
+  }
+  std::string known;
+  std::shared_ptr<Endpoint> ep = Find(name, &known);
+  if (!ep) {
+    co_return Error(404, name.empty()
+                             ? absl::StrCat("name the endpoint: /v1/endpoints/NAME/...; endpoints: ",
+                                            known)
+                             : absl::StrCat("no endpoint '", name, "'; endpoints: ", known));
+  }
+  std::string token;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    token = ep->token;
+  }
+  if (!token.empty()) {
+    auto it = req.find(http::field::authorization);
+    std::string given = it == req.end() ? "" : std::string(it->value());
+    if (given != "Bearer " + token) {
+      Response res = Error(401, it == req.end()
+                                    ? absl::StrCat("endpoint ", ep->name,
+                                                   " needs a bearer token (Authorization: Bearer ...)")
+                                    : absl::StrCat("wrong token for endpoint ", ep->name));
+      res.set(http::field::www_authenticate, "Bearer realm=\"meridian\"");
+      co_return res;
+    }
+  }
+  co_return co_await Proxy(std::move(ep), req, std::move(upstream_target), worker);
+}
+
+net::awaitable<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req,
+                                               std::string target, size_t worker) {
+  ++ep->requests;
+  lb::PickContext ctx;
+  auto region = req.find("X-Meridian-Region");
+  ctx.client_region = region == req.end() ? options.region : std::string(region->value());
+  auto key = req.find("X-Affinity-Key");
+  if (key != req.end()) ctx.affinity_key = std::string(key->value());
+  // The client's request, rewritten in place for the replica.
+  Request& up = req;
+  up.target(target);
+  up.version(11);
+  up.keep_alive(true);
+  up.erase(http::field::authorization);
+  up.prepare_payload();
+  std::vector<std::string> tried;
+  Response last;
+  bool have_last = false;
+  for (int attempt = 0; attempt <= options.retries; ++attempt) {
+    std::optional<std::string> host = ep->upstreams->Pick(ctx, tried);
+    if (!host) break;
+    tried.push_back(*host);
+    auto t0 = std::chrono::steady_clock::now();
+    Forwarded f = co_await Forward(*host, up, worker);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    bool ok = f.ok && f.response.result_int() < 500;
+    ep->upstreams->Done(*host, ok, ms);
+    if (ok) {
+      f.response.set("X-Meridian-Replica", *host);
+      co_return std::move(f.response);
+    }
+    have_last = true;
+    if (f.ok) {
+      last = std::move(f.response);
+    } else {
+      last = Error(f.error.find("timed out") != std::string::npos ? 504 : 502,
+                   absl::StrCat("replica ", *host, " of endpoint ", ep->name, ": ", f.error));
+    }
+    last.set("X-Meridian-Replica", *host);
+  }
+  ++ep->failed;
+  if (have_last) co_return last;
+  co_return Error(503, absl::StrCat("no healthy replica for endpoint ", ep->name, " (",
+                                    ep->upstreams->Describe(), ")"));
+}
+
+net::awaitable<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& req,
+                                                 size_t worker) {
+  Forwarded out;
+  for (int round = 0; round < 2; ++round) {
+    std::unique_ptr<beast::tcp_stream> conn = round == 0 ? TakeIdle(worker, host) : nullptr;
+    bool reused = conn != nullptr;
+    beast::error_code ec;
+    if (!conn) {
+      absl::StatusOr<tcp::endpoint> to = ParseHostPort(host);
+      if (!to.ok()) {
+        out.error = std::string(to.status().message());
+        co_return out;
+      }
+      conn = std::make_unique<beast::tcp_stream>(*iocs[worker]);
+      conn->expires_after(Seconds(options.connect_timeout_s));
+      co_await conn->async_connect(*to, net::redirect_error(net::use_awaitable, ec));
+      if (ec) {
+        out.error = ec == beast::error::timeout
+                        ? absl::StrCat("connect timed out after ", options.connect_timeout_s, " s")
+                        : absl::StrCat("connect: ", ec.message());
+        co_return out;
+      }
+      conn->socket().set_option(tcp::no_delay(true), ec);
+    }
+    conn->expires_after(Seconds(options.upstream_timeout_s));
+    co_await http::async_write(*conn, req, net::redirect_error(net::use_awaitable, ec));
+    if (!ec) {
+      beast::flat_buffer buffer;
+      http::response_parser<http::string_body> parser;
+      parser.body_limit(64 << 20);
+      co_await http::async_read(*conn, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      if (!ec) {
+        out.ok = true;
+        out.response = parser.release();
+        if (out.response.keep_alive() && !stopping) {
+          conn->expires_never();
+          PutIdle(worker, host, std::move(conn));
+        }
+        out.response.keep_alive(true);
+        co_return out;
+      }
+    }
+    // A pooled connection the replica has closed meanwhile: once more, fresh.
+    if (reused && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+                   ec == net::error::broken_pipe || ec == net::error::eof))
+      continue;
+    out.error = ec == beast::error::timeout
+                    ? absl::StrCat("timed out after ", options.upstream_timeout_s, " s")
+                    : ec.message();
+    if (ec != beast::error::timeout) DropIdle(worker, host);  // the others are likely dead too
+    co_return out;
+  }
+  out.error = "connection closed";
+  co_return out;
+}
+
+net::awaitable<void> Gateway::Impl::HealthLoop() {
+  net::steady_timer timer(*iocs[0]);
+  while (!stopping) {
+    std::vector<std::pair<std::shared_ptr<Endpoint>, std::string>> checks;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      for (const auto& [name, ep] : endpoints)
+        for (const std::string& h : ep->upstreams->HostIds()) checks.emplace_back(ep, h);
+    }
+    for (auto& [ep, h] : checks) net::co_spawn(*iocs[0], Check(ep, h), net::detached);
+    timer.expires_after(Seconds(options.health.interval_s));
+    beast::error_code ec;
+    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+}
+
+net::awaitable<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) {
+  bool ok = false;
+  int64_t in_flight = -1;
+  absl::StatusOr<tcp::endpoint> to = ParseHostPort(host);
+  if (to.ok()) {
+    beast::tcp_stream conn(*iocs[0]);
+    beast::error_code ec;
+    conn.expires_after(Seconds(options.health.timeout_s));
+    co_await conn.async_connect(*to, net::redirect_error(net::use_awaitable, ec));
+    beast::flat_buffer buffer;
+    for (const char* path : {"/readyz", "/metrics"}) {
+      if (ec) break;
+      Request req(http::verb::get, path, 11);
+      req.set(http::field::host, host);
+      req.keep_alive(true);
+      co_await http::async_write(conn, req, net::redirect_error(net::use_awaitable, ec));
+      Response res;
+      if (!ec) co_await http::async_read(conn, buffer, res, net::redirect_error(net::use_awaitable, ec));
+      if (ec) break;
+      if (std::string(path) == "/readyz") {
+        ok = res.result_int() == 200;
+        if (!ok) break;
+      } else {
+        Json m = Json::parse(res.body(), nullptr, false);
+        if (m.is_object() && m.contains("in_flight") && m["in_flight"].is_number_integer())
+          in_flight = std::max<int64_t>(0, m["in_flight"].get<int64_t>() - 1);  // not this probe
+      }
+    }
+    conn.socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+  ep->upstreams->HealthResult(host, ok, in_flight, options.health.unhealthy_threshold,
+                              options.health.healthy_threshold);
+}
+
+Json Gateway::Impl::Status() const {
+  Json eps = Json::array();
+  std::map<std::string, std::shared_ptr<Endpoint>> copy;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    copy = endpoints;
+  }
+  for (const auto& [name, ep] : copy) {
+    Json replicas = Json::array();
+    for (const lb::HostStatus& h : ep->upstreams->Status()) {
+      Json r{{"address", h.id},        {"region", h.region},
+             {"healthy", h.healthy},   {"ejected", h.ejected},
+             {"in_flight", h.in_flight}, {"latency_ms", h.latency_ms},
+             {"requests", h.requests}, {"errors", h.errors},
+             {"ejections", h.ejections}};
+      if (h.ejected) r["ejected_for_s"] = h.ejected_for_s;
+      if (!h.last_ejection_reason.empty()) r["last_ejection"] = h.last_ejection_reason;
+      replicas.push_back(std::move(r));
+    }
+    eps.push_back(Json{{"name", name},
+                       {"policy", std::string(ep->upstreams->policy_name())},
+                       {"requests", ep->requests.load()},
+                       {"failed", ep->failed.load()},
+                       {"replicas", replicas}});
+  }
+  return Json{{"endpoints", eps}, {"policy", options.policy}, {"region", options.region}};
+}
+
+Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options,
+                                                        std::vector<EndpointConfig> endpoints,
+                                                        const Clock* clock) {
+  if (absl::Status s = CheckPolicy(options.policy, options.policy_options); !s.ok()) return s;
+  absl::StatusOr<tcp::endpoint> listen = ParseHostPort(options.listen);
+  if (!listen.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--listen: ", listen.status().message()));
+  if (options.threads < 1) options.threads = 1;
+  auto impl = std::make_unique<Impl>(std::move(options), clock);
+  for (int i = 0; i < impl->options.threads; ++i) {
+    impl->iocs.push_back(std::make_unique<net::io_context>(1));
+    impl->pools.push_back(std::make_unique<Impl::Pool>());
+  }
+  impl->acceptor = std::make_unique<tcp::acceptor>(*impl->iocs[0]);
+  lb::RegisterBuiltinLbPolicies(impl->registry);
+  if (absl::Status s = impl->SetEndpoints(std::move(endpoints)); !s.ok()) return s;
+  beast::error_code ec;
+  impl->acceptor->open(listen->protocol(), ec);
+  if (!ec) impl->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor->bind(*listen, ec);
+  if (!ec) impl->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", impl->options.listen, ": ", ec.message()));
+  impl->port = impl->acceptor->local_endpoint().port();
+  Impl* p = impl.get();
+  net::co_spawn(*p->iocs[0], p->Listen(), net::detached);
+  if (p->options.health.interval_s > 0) net::co_spawn(*p->iocs[0], p->HealthLoop(), net::detached);
+  for (auto& ioc : p->iocs) {
+    net::io_context* c = ioc.get();
+    p->threads.emplace_back([c] {
+      auto work = net::make_work_guard(*c);  // idle workers wait for connections
+      c->run();
+    });
+  }
+  return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
+}
+
+Gateway::~Gateway() { Stop(); }
+
+void Gateway::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  for (auto& ioc : impl_->iocs) ioc->stop();
+  for (std::thread& t : impl_->threads) t.join();
+  beast::error_code ec;
+  impl_->acceptor->close(ec);
+  for (auto& p : impl_->pools) p->idle.clear();
+}
+
+void Gateway::SetEndpoints(std::vector<EndpointConfig> endpoints) {
+  (void)impl_->SetEndpoints(std::move(endpoints));  // the policy was checked at Start
+}
+
+int Gateway::port() const { return impl_->port; }
+
+std::string Gateway::StatusJson() const { return impl_->Status().dump(); }
+
+std::vector<EndpointLoad> Gateway::Load() const {
+  std::map<std::string, std::shared_ptr<Endpoint>> copy;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    copy = impl_->endpoints;
+  }
+  std::vector<EndpointLoad> out;
+  for (const auto& [name, ep] : copy) {
+    EndpointLoad e;
+    e.name = name;
+    e.in_flight = ep->upstreams->InFlight();
+    e.requests = ep->requests;
+    e.failed = ep->failed;
+    for (const lb::HostStatus& h : ep->upstreams->Status()) {
+      ++e.replicas;
+      if (h.healthy && !h.ejected) ++e.eligible;
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+absl::Status CheckPolicy(const std::string& policy, const lb::LbOptions& options) {
+  lb::LbRegistry r;
+  lb::RegisterBuiltinLbPolicies(r);
+  return r.Make(policy, options).status();
+}
+
+}  // namespace meridian::serve

@@ -1,0 +1,112 @@
+// Upstreams: the replicas of one endpoint and what the gateway knows of
+// each: requests in flight, a latency moving average, active health-check
+// results and passive outlier ejection.
+//
+// Eligible hosts are those healthy by the active check (a new host is
+// presumed healthy until a check fails `unhealthy_threshold` times) and not
+// ejected. Outlier ejection, after Envoy's outlier detection:
+//   - `consecutive_errors` failures in a row (5xx, refused or reset
+//     connection, timeout) eject a host;
+//   - a host whose latency average passes `slow_factor` x the median of the
+//     others (each with `min_latency_samples` answers) is ejected as slow;
+//   - the k-th ejection lasts k x `base_ejection_s` (at most
+//     `max_ejection_s`); then the host returns, and a success resets its
+//     error count;
+//   - no ejection leaves more than `max_ejected_percent` of the hosts
+//     ejected.
+//
+// Thread-safe: one mutex guards the state; the policy is called under it.
+// Time comes from the injected Clock, randomness from a seeded Rng.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "serve/lb/lb.h"
+
+namespace meridian::lb {
+
+struct OutlierOptions {
+  int consecutive_errors = 5;         // 0 = never eject for errors
+  double slow_factor = 3.0;           // 0 = never eject for latency
+  int min_latency_samples = 20;       // answers before a host's latency counts
+  double base_ejection_s = 5.0;
+  double max_ejection_s = 300.0;
+  double max_ejected_percent = 50.0;  // of the endpoint's hosts
+  double latency_alpha = 0.1;         // weight of a new answer in the average
+};
+
+struct HostConfig {
+  std::string id;  // "host:port"
+  std::string region;
+};
+
+struct HostStatus {
+  std::string id, region;
+  bool healthy = true, ejected = false;
+  int64_t in_flight = 0, probed_in_flight = -1;
+  double latency_ms = 0;
+  uint64_t requests = 0, errors = 0, ejections = 0;
+  double ejected_for_s = 0;  // remaining
+  std::string last_ejection_reason;
+};
+
+class Upstreams {
+ public:
+  Upstreams(std::unique_ptr<Policy> policy, OutlierOptions options, const Clock* clock,
+            uint64_t seed);
+
+  // Replaces the host list; hosts that stay keep their state.
+  void SetHosts(const std::vector<HostConfig>& hosts);
+  // Chooses an eligible host not in `exclude` and counts a request in flight
+  // there, or nullopt when none is eligible. Every returned host must be
+  // given back with Done().
+  std::optional<std::string> Pick(const PickContext& ctx, const std::vector<std::string>& exclude);
+  // The end of a request to `id`: success or failure and its latency.
+  void Done(const std::string& id, bool ok, double latency_ms);
+  // An active health check of `id`: passed or not, and the replica's own
+  // count of requests in flight (-1 when unknown).
+  void HealthResult(const std::string& id, bool ok, int64_t probed_in_flight,
+                    int unhealthy_threshold, int healthy_threshold);
+
+  std::vector<HostStatus> Status() const;
+  std::vector<std::string> HostIds() const;
+  int64_t InFlight() const;
+  // "3 replicas: 1 unhealthy, 2 ejected": why nothing was eligible.
+  std::string Describe() const;
+  std::string_view policy_name() const { return policy_->name(); }
+
+ private:
+  struct State {
+    HostConfig config;
+    bool healthy = true;
+    int check_failures = 0, check_successes = 0;
+    int64_t in_flight = 0, probed_in_flight = -1;
+    double latency_ms = 0;
+    uint64_t latency_samples = 0;
+    int consecutive_errors = 0;
+    double ejected_until = 0;  // clock seconds
+    int ejections = 0;
+    uint64_t requests = 0, errors = 0;
+    std::string reason;
+  };
+  bool EjectedLocked(const State& s, double now) const { return s.ejected_until > now; }
+  void MaybeEjectLocked(State& s, double now, const std::string& reason);
+  bool SlowLocked(const State& s) const;
+
+  std::unique_ptr<Policy> policy_;
+  OutlierOptions options_;
+  const Clock* clock_;
+  mutable std::mutex mu_;
+  Rng rng_;
+  std::vector<State> hosts_;  // sorted by id
+  std::vector<Host> scratch_;
+  std::vector<size_t> scratch_index_;
+};
+
+}  // namespace meridian::lb
