@@ -309,6 +309,8 @@ net::awaitable<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Requ
   std::vector<std::string> tried;
   Response last;
   bool have_last = false;
+  bool only_unreachable = true;  // every attempt failed to connect
+  std::string unreachable;
   for (int attempt = 0; attempt <= options.retries; ++attempt) {
     std::optional<std::string> host = ep->upstreams->Pick(ctx, tried);
     if (!host) break;
@@ -324,6 +326,11 @@ net::awaitable<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Requ
       co_return std::move(f.response);
     }
     have_last = true;
+    if (!f.ok && absl::StartsWith(f.error, "connect")) {
+      absl::StrAppend(&unreachable, unreachable.empty() ? "" : "; ", *host, ": ", f.error);
+    } else {
+      only_unreachable = false;
+    }
     if (f.ok) {
       last = std::move(f.response);
     } else {
@@ -333,6 +340,9 @@ net::awaitable<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Requ
     last.set("X-Meridian-Replica", *host);
   }
   ++ep->failed;
+  if (have_last && only_unreachable)
+    co_return Error(503, absl::StrCat("no replica of endpoint ", ep->name, " could be reached (",
+                                      unreachable, ")"));
   if (have_last) co_return last;
   co_return Error(503, absl::StrCat("no healthy replica for endpoint ", ep->name, " (",
                                     ep->upstreams->Describe(), ")"));

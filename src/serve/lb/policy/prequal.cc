@@ -3,8 +3,9 @@
 // gateway's requests in flight and the replica's own count from its last
 // probe (requests from other gateways included). Sampled hosts above the
 // `quantile` of load among all eligible hosts are hot; the cold one with
-// the lowest latency wins (a host without a latency yet is tried first),
-// and if every sampled host is hot, the least loaded. Load keeps queues
+// the lowest latency wins (a host without a latency yet is tried first;
+// latencies within half of the lowest tie, and the lighter load wins), and
+// if every sampled host is hot, the least loaded. Load keeps queues
 // short; latency steers away from slow hosts whose queues are short.
 #include <algorithm>
 
@@ -34,12 +35,24 @@ class Prequal final : public Policy {
     for (size_t i = 0; i < k; ++i)
       std::swap(order_[i], order_[static_cast<size_t>(rng.Uniform(static_cast<int64_t>(i),
                                                                    static_cast<int64_t>(n) - 1))]);
-    size_t best = n, coolest = order_[0];
+    // Among the cold probes, the lowest latency, where latencies within
+    // kLatencyTolerance of the lowest count as equal and the lighter load
+    // decides (latency averages jitter; a strict minimum would pile
+    // everything on whichever host is luckiest).
+    constexpr double kLatencyTolerance = 1.5;
+    double min_latency = -1;
+    size_t coolest = order_[0];
     for (size_t j = 0; j < k; ++j) {
       size_t i = order_[j];
       if (loads_[i] < loads_[coolest]) coolest = i;
       if (loads_[i] > hot_above) continue;
-      if (best == n || hosts[i].latency_ms < hosts[best].latency_ms) best = i;
+      if (min_latency < 0 || hosts[i].latency_ms < min_latency) min_latency = hosts[i].latency_ms;
+    }
+    size_t best = n;
+    for (size_t j = 0; j < k && min_latency >= 0; ++j) {
+      size_t i = order_[j];
+      if (loads_[i] > hot_above || hosts[i].latency_ms > kLatencyTolerance * min_latency) continue;
+      if (best == n || loads_[i] < loads_[best]) best = i;
     }
     return best == n ? coolest : best;
   }

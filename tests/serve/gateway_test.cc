@@ -1,0 +1,279 @@
+// meridian gateway on real sockets: model servers started in this process
+// (some slow or failing by fault injection), the gateway in front, and a
+// plain HTTP client. Checks the answers a client sees: tokens, bad input,
+// no replica, retries around a failing replica, ejection, draining.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <map>
+
+#include "nlohmann/json.hpp"
+#include "serve/gateway.h"
+#include "serve/server.h"
+#include "train/dataset.h"
+#include "train/mlp.h"
+
+namespace meridian::serve {
+namespace {
+
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+
+struct Answer {
+  int status = 0;
+  std::string body, replica;
+};
+
+// One HTTP client connection, keep-alive, with a 10 s receive timeout so a
+// hang fails the test instead of blocking it.
+class Client {
+ public:
+  explicit Client(int port) : sock_(ioc_) {
+    sock_.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+    timeval tv{10, 0};
+    ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  Answer Send(http::verb method, const std::string& target, const std::string& body,
+              const std::map<std::string, std::string>& headers = {}) {
+    http::request<http::string_body> req(method, target, 11);
+    req.set(http::field::host, "gateway");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(sock_, req);
+    http::response<http::string_body> res;
+    http::read(sock_, buf_, res);
+    Answer a;
+    a.status = res.result_int();
+    a.body = res.body();
+    if (auto it = res.find("X-Meridian-Replica"); it != res.end()) a.replica = std::string(it->value());
+    return a;
+  }
+
+ private:
+  net::io_context ioc_;
+  net::ip::tcp::socket sock_;
+  boost::beast::flat_buffer buf_;
+};
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    train::Dataset all = train::SyntheticDigits(300, 3), tr, te;
+    train::Split(all, 0.25, 3, &tr, &te);
+    train::TrainOptions o;
+    o.epochs = 2;
+    o.hidden = {16};
+    model_ = new train::Mlp({64, 16, 10}, 1);
+    train::TrainLocal(tr, te, o, model_);
+  }
+  static void TearDownTestSuite() { delete model_; }
+
+  ModelServer* Replica(double delay_ms = 0, double error_rate = 0) {
+    ServerOptions o;
+    o.inject_delay_ms = delay_ms;
+    o.inject_error_rate = error_rate;
+    auto s = ModelServer::Start(*model_, o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    replicas_.push_back(*std::move(s));
+    return replicas_.back().get();
+  }
+  Gateway* Start(std::vector<EndpointConfig> eps, GatewayOptions o = {}) {
+    o.listen = "127.0.0.1:0";
+    if (o.health.interval_s == 1.0) o.health.interval_s = 0.05;
+    auto g = Gateway::Start(o, std::move(eps), &clock_);
+    EXPECT_TRUE(g.ok()) << g.status();
+    gateway_ = *std::move(g);
+    return gateway_.get();
+  }
+  static std::string Input() {
+    Json row = Json::array();
+    for (int i = 0; i < 64; ++i) row.push_back(0.25);
+    return Json{{"input", row}}.dump();
+  }
+
+  static train::Mlp* model_;
+  SystemClock clock_;
+  std::vector<std::unique_ptr<ModelServer>> replicas_;
+  std::unique_ptr<Gateway> gateway_;  // declared last: stops first
+};
+train::Mlp* GatewayTest::model_ = nullptr;
+
+TEST_F(GatewayTest, ForwardsPredictionsAndSpreadsThem) {
+  EndpointConfig ep{"digits", {}, ""};
+  for (int i = 0; i < 3; ++i) ep.hosts.push_back({Replica()->address(), "us"});
+  Gateway* g = Start({ep});
+  Client c(g->port());
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 60; ++i) {
+    Answer a = c.Send(http::verb::post, "/v1/endpoints/digits/predict", Input());
+    ASSERT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(Json::parse(a.body)["predictions"].size(), 1u);
+    ++seen[a.replica];
+  }
+  EXPECT_EQ(seen.size(), 3u) << "every replica answered some";
+  // With one endpoint, /v1/predict needs no name.
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input()).status, 200);
+  Json status = Json::parse(c.Send(http::verb::get, "/gateway/status", "").body);
+  EXPECT_EQ(status["endpoints"][0]["requests"], 61);
+  EXPECT_EQ(status["endpoints"][0]["failed"], 0);
+}
+
+TEST_F(GatewayTest, BadInputGetsAClearAnswer) {
+  GatewayOptions o;
+  o.max_body_bytes = 4096;
+  Gateway* g = Start({EndpointConfig{"digits", {{Replica()->address(), ""}}, ""}}, o);
+  Client c(g->port());
+  Answer bad = c.Send(http::verb::post, "/v1/endpoints/digits/predict", "{\"input\": [1,");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body, HasSubstr("malformed JSON"));
+  Answer size = c.Send(http::verb::post, "/v1/endpoints/digits/predict", "{\"input\": [1, 2]}");
+  EXPECT_EQ(size.status, 400);
+  EXPECT_THAT(size.body, HasSubstr("has 2 values; the model takes 64"));
+  Answer unknown = c.Send(http::verb::post, "/v1/endpoints/nope/predict", Input());
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_THAT(unknown.body, HasSubstr("no endpoint 'nope'; endpoints: digits"));
+  // 4xx answers are the caller's fault: they neither retry nor eject.
+  Json status = Json::parse(c.Send(http::verb::get, "/gateway/status", "").body);
+  EXPECT_EQ(status["endpoints"][0]["replicas"][0]["errors"], 0);
+  Client c2(g->port());
+  Answer big = c2.Send(http::verb::post, "/v1/endpoints/digits/predict", std::string(8192, ' '));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_THAT(big.body, HasSubstr("over the limit of 4096 bytes"));
+}
+
+TEST_F(GatewayTest, EndpointTokensAreChecked) {
+  Gateway* g = Start({EndpointConfig{"private", {{Replica()->address(), ""}}, "s3cret"},
+                      EndpointConfig{"open", {{Replica()->address(), ""}}, ""}});
+  Client c(g->port());
+  Answer none = c.Send(http::verb::post, "/v1/endpoints/private/predict", Input());
+  EXPECT_EQ(none.status, 401);
+  EXPECT_THAT(none.body, HasSubstr("needs a bearer token"));
+  Answer wrong = c.Send(http::verb::post, "/v1/endpoints/private/predict", Input(),
+                        {{"Authorization", "Bearer guess"}});
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_THAT(wrong.body, HasSubstr("wrong token"));
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/endpoints/private/predict", Input(),
+                   {{"Authorization", "Bearer s3cret"}})
+                .status,
+            200);
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/endpoints/open/predict", Input()).status, 200);
+  Answer ambiguous = c.Send(http::verb::post, "/v1/predict", Input());
+  EXPECT_EQ(ambiguous.status, 404) << "two endpoints: the path must name one";
+}
+
+TEST_F(GatewayTest, NoReachableReplicaIsA503NotAHang) {
+  ModelServer* r = Replica();
+  std::string addr = r->address();
+  r->Stop();  // nothing listens there any more
+  Gateway* g = Start({EndpointConfig{"digits", {{addr, ""}}, ""}});
+  Client c(g->port());
+  for (int i = 0; i < 20; ++i) {
+    Answer a = c.Send(http::verb::post, "/v1/endpoints/digits/predict", Input());
+    EXPECT_EQ(a.status, 503) << a.body;
+    EXPECT_THAT(a.body, ::testing::AnyOf(HasSubstr("could be reached"),
+                                         HasSubstr("no healthy replica for endpoint digits")));
+  }
+}
+
+TEST_F(GatewayTest, RetriesAroundAFailingReplicaAndEjectsIt) {
+  EndpointConfig ep{"digits", {}, ""};
+  ep.hosts.push_back({Replica(0, 1.0)->address(), ""});  // every prediction: 500
+  ep.hosts.push_back({Replica()->address(), ""});
+  ep.hosts.push_back({Replica()->address(), ""});
+  GatewayOptions o;
+  o.outlier.consecutive_errors = 3;
+  o.outlier.base_ejection_s = 60;
+  Gateway* g = Start({ep}, o);
+  Client c(g->port());
+  for (int i = 0; i < 100; ++i) {
+    Answer a = c.Send(http::verb::post, "/v1/endpoints/digits/predict", Input());
+    ASSERT_EQ(a.status, 200) << "request " << i << ": " << a.body;
+    EXPECT_NE(a.replica, ep.hosts[0].id);
+  }
+  Json status = Json::parse(c.Send(http::verb::get, "/gateway/status", "").body);
+  Json failing;
+  for (const Json& r : status["endpoints"][0]["replicas"])
+    if (r["address"] == ep.hosts[0].id) failing = r;
+  EXPECT_EQ(failing["ejected"], true);
+  EXPECT_EQ(failing["errors"], 3) << "ejected after 3 consecutive errors, then left alone";
+  EXPECT_THAT(failing["last_ejection"].get<std::string>(), HasSubstr("3 consecutive errors"));
+  EXPECT_EQ(status["endpoints"][0]["failed"], 0);
+}
+
+TEST_F(GatewayTest, WithoutRetriesOnlyTheRequestsBeforeEjectionFail) {
+  EndpointConfig ep{"digits", {}, ""};
+  ep.hosts.push_back({Replica(0, 1.0)->address(), ""});
+  ep.hosts.push_back({Replica()->address(), ""});
+  GatewayOptions o;
+  o.retries = 0;
+  o.outlier.consecutive_errors = 2;
+  o.outlier.base_ejection_s = 60;
+  Gateway* g = Start({ep}, o);
+  Client c(g->port());
+  int failed = 0;
+  for (int i = 0; i < 100; ++i) failed += c.Send(http::verb::post, "/v1/predict", Input()).status != 200;
+  EXPECT_EQ(failed, 2);
+}
+
+TEST_F(GatewayTest, ADrainingReplicaGetsNoNewRequests) {
+  ModelServer* a = Replica();
+  ModelServer* b = Replica();
+  GatewayOptions o;
+  o.health.unhealthy_threshold = 1;
+  Gateway* g = Start({EndpointConfig{"digits", {{a->address(), ""}, {b->address(), ""}}, ""}}, o);
+  a->Drain();  // /readyz answers 503 from now on
+  // Wait (bounded) until a health check has seen it.
+  for (int i = 0; i < 200; ++i) {
+    Json s = Json::parse(g->StatusJson());
+    bool unhealthy = false;
+    for (const Json& r : s["endpoints"][0]["replicas"])
+      if (r["address"] == a->address()) unhealthy = r["healthy"] == false;
+    if (unhealthy) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  Client c(g->port());
+  for (int i = 0; i < 30; ++i) {
+    Answer r = c.Send(http::verb::post, "/v1/predict", Input());
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.replica, b->address());
+  }
+}
+
+TEST_F(GatewayTest, EndpointsCanBeReplacedWhileServing) {
+  ModelServer* a = Replica();
+  ModelServer* b = Replica();
+  Gateway* g = Start({EndpointConfig{"digits", {{a->address(), ""}}, ""}});
+  Client c(g->port());
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input()).replica, a->address());
+  g->SetEndpoints({EndpointConfig{"digits", {{b->address(), ""}}, "t"}});
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input()).status, 401);
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input(), {{"Authorization", "Bearer t"}}).replica,
+            b->address());
+}
+
+TEST(GatewayOptionsTest, BadPolicyOrListenAddressIsRefused) {
+  SystemClock clock;
+  GatewayOptions o;
+  o.policy = "fastest";
+  auto g = Gateway::Start(o, {}, &clock);
+  ASSERT_FALSE(g.ok());
+  EXPECT_THAT(g.status().message(), HasSubstr("unknown load-balancing policy 'fastest'"));
+  GatewayOptions l;
+  l.listen = "nowhere";
+  auto g2 = Gateway::Start(l, {}, &clock);
+  ASSERT_FALSE(g2.ok());
+  EXPECT_THAT(g2.status().message(), HasSubstr("is not HOST:PORT"));
+}
+
+}  // namespace
+}  // namespace meridian::serve
