@@ -50,6 +50,7 @@ struct ControllerArgs {
   std::string token_file;
   double heartbeat_interval_s = 1.0;
   double heartbeat_timeout_s = 5.0;
+  int32_t master_port_base = 29500;  // ports reserved for gangs and endpoint replicas
 };
 int RunController(const ControllerArgs& a);
 
@@ -139,6 +140,7 @@ struct ServeArgs {
   std::string address_file;  // written once listening (scripts, tests)
   double inject_delay_ms = 0;
   double inject_error_rate = 0;
+  double drain_seconds = 0;  // after SIGTERM: /readyz 503, still serving, this long
 };
 int RunServe(const ServeArgs& a);
 
@@ -149,6 +151,7 @@ struct GatewayArgs {
   std::string token_file;              // bearer token for --upstream's endpoint
   std::string controller;              // learn endpoints from the controller instead
   std::string controller_token_file;
+  std::string data_dir;                // or find the controller here (meridian dev)
   std::string policy = "least_request";
   std::vector<std::string> policy_options;  // KEY=VALUE
   std::string region;

@@ -191,8 +191,16 @@ int RunController(const ControllerArgs& a) {
   controller::ControllerOptions co;
   co.heartbeat_interval_s = a.heartbeat_interval_s;
   co.heartbeat_timeout_s = a.heartbeat_timeout_s;
+  co.master_port_base = a.master_port_base;
   controller::Controller c(co, st->get(), &clock);
   if (absl::Status s = c.Start(); !s.ok()) {
+    std::fprintf(stderr, "meridian controller: %s\n", std::string(s.message()).c_str());
+    return kExitError;
+  }
+  controller::EndpointManagerOptions eo;
+  eo.meridian = "meridian";
+  controller::EndpointManager endpoints(eo, &c, st->get(), &clock);
+  if (absl::Status s = endpoints.Start(); !s.ok()) {
     std::fprintf(stderr, "meridian controller: %s\n", std::string(s.message()).c_str());
     return kExitError;
   }
@@ -200,7 +208,7 @@ int RunController(const ControllerArgs& a) {
   svo.listen = a.listen;
   svo.token = *token;
   absl::StatusOr<std::unique_ptr<controller::ControllerServer>> server =
-      controller::ControllerServer::Start(&c, svo);
+      controller::ControllerServer::Start(&c, svo, &endpoints);
   if (!server.ok()) {
     std::fprintf(stderr, "meridian controller: %s\n",
                  std::string(server.status().message()).c_str());
@@ -215,6 +223,7 @@ int RunController(const ControllerArgs& a) {
   int sig = WaitForSignal();
   std::fprintf(stderr, "controller: signal %d, shutting down\n", sig);
   (*server)->Shutdown();
+  endpoints.Stop();
   c.Stop();
   return kExitOk;
 }

@@ -4,12 +4,17 @@
 // replicas as they move, and reports each endpoint's load for autoscaling.
 #include <signal.h>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/cluster.h"
 #include "cli/commands.h"
+#include "meridian/v1/meridian.grpc.pb.h"
 #include "rpc/rpc.h"
 #include "serve/gateway.h"
 
@@ -17,12 +22,75 @@ namespace meridian::cli {
 
 namespace {
 
+// Controller mode: every `sync_interval_s`, the endpoint list (ready
+// replicas of each, and its token) replaces the gateway's, and the average
+// requests in flight per endpoint over the interval is reported back for
+// autoscaling. Returns when a stop signal arrives.
 int FollowController(const GatewayArgs& a, serve::Gateway* g, sigset_t* set) {
-  (void)a;
-  (void)g;
-  (void)set;
-  std::fprintf(stderr, "meridian gateway: --controller is not built yet\n");
-  return kExitError;
+  ClientConfig c;
+  c.controller = a.controller;
+  c.token_file = a.controller_token_file;
+  c.data_dir = a.data_dir;
+  if (absl::Status s = ResolveClient(&c); !s.ok()) {
+    std::fprintf(stderr, "meridian gateway: %s\n", std::string(s.message()).c_str());
+    return kExitInvalid;
+  }
+  auto stub = v1::EndpointService::NewStub(rpc::Connect(c.controller));
+  std::string id = absl::StrCat("gateway-", ::getpid(), "@", g->address());
+  std::map<std::string, double> sum;
+  int samples = 0;
+  bool warned = false;
+  auto next_sync = std::chrono::steady_clock::now();
+  for (;;) {
+    timespec tick{0, 100 * 1000 * 1000};
+    if (sigtimedwait(set, nullptr, &tick) > 0) return kExitOk;
+    for (const serve::EndpointLoad& l : g->Load()) sum[l.name] += static_cast<double>(l.in_flight);
+    ++samples;
+    if (std::chrono::steady_clock::now() < next_sync) continue;
+    next_sync = std::chrono::steady_clock::now() +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(a.sync_interval_s));
+    v1::ReportLoadRequest report;
+    report.set_gateway(id);
+    for (const serve::EndpointLoad& l : g->Load()) {
+      v1::EndpointLoad* e = report.add_loads();
+      e->set_name(l.name);
+      e->set_in_flight(samples ? sum[l.name] / samples : 0);
+      e->set_requests(l.requests);
+      e->set_failed(l.failed);
+    }
+    sum.clear();
+    samples = 0;
+    grpc::ClientContext rctx;
+    rpc::Prepare(&rctx, c.token, 2);
+    v1::ReportLoadResponse rresp;
+    (void)stub->ReportLoad(&rctx, report, &rresp);
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, c.token, 2);
+    v1::ListEndpointsResponse resp;
+    grpc::Status st = stub->List(&ctx, v1::ListEndpointsRequest(), &resp);
+    if (!st.ok()) {
+      if (!warned)
+        std::fprintf(stderr, "meridian gateway: cannot list endpoints (%s); keeping the last list\n",
+                     st.error_message().c_str());
+      warned = true;
+      continue;
+    }
+    warned = false;
+    std::vector<serve::EndpointConfig> eps;
+    for (const v1::Endpoint& e : resp.endpoints()) {
+      if (e.deleted()) continue;
+      serve::EndpointConfig ec;
+      ec.name = e.name();
+      ec.token = e.token();
+      // Ready replicas only: running for the endpoint's min_ready, so a
+      // replica still loading its model gets no requests.
+      for (const v1::EndpointReplica& r : e.replicas())
+        if (r.ready() && !r.address().empty()) ec.hosts.push_back({r.address(), r.region()});
+      eps.push_back(std::move(ec));
+    }
+    g->SetEndpoints(std::move(eps));
+  }
 }
 
 }  // namespace
@@ -32,10 +100,12 @@ int RunGateway(const GatewayArgs& a) {
     std::fprintf(stderr, "meridian gateway: %s\n", message.c_str());
     return code;
   };
-  if (a.upstreams.empty() && a.controller.empty())
-    return fail(kExitInvalid, "give replicas with --upstream HOST:PORT[@REGION], or --controller");
-  if (!a.upstreams.empty() && !a.controller.empty())
-    return fail(kExitInvalid, "--upstream and --controller exclude each other");
+  bool follow = !a.controller.empty() || !a.data_dir.empty();
+  if (a.upstreams.empty() && !follow)
+    return fail(kExitInvalid,
+                "give replicas with --upstream HOST:PORT[@REGION], or --controller / --data-dir");
+  if (!a.upstreams.empty() && follow)
+    return fail(kExitInvalid, "--upstream and --controller/--data-dir exclude each other");
   serve::GatewayOptions o;
   o.listen = a.listen;
   o.threads = a.threads;
@@ -92,12 +162,11 @@ int RunGateway(const GatewayArgs& a) {
     if (!w.ok()) return fail(kExitError, std::string(w.message()));
   }
   std::printf("gateway on http://%s, policy %s, %s\n", (*g)->address().c_str(), o.policy.c_str(),
-              a.controller.empty()
-                  ? absl::StrCat(a.upstreams.size(), " replicas of endpoint ", a.endpoint).c_str()
-                  : absl::StrCat("endpoints of the controller at ", a.controller).c_str());
+              !follow ? absl::StrCat(a.upstreams.size(), " replicas of endpoint ", a.endpoint).c_str()
+                      : "the controller's endpoints");
   std::fflush(stdout);
   int sig = 0;
-  if (a.controller.empty()) {
+  if (!follow) {
     sigwait(&set, &sig);
   } else {
     int rc = FollowController(a, g->get(), &set);

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cli/client.h"
 #include "cli/cluster.h"
 #include "cli/commands.h"
 #include "google/protobuf/util/json_util.h"
@@ -47,6 +48,8 @@ std::string ReadAll(const std::string& path, bool* ok) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
 }
+
+}  // namespace
 
 const char* JobStateName(int s) {
   switch (s) {
@@ -170,6 +173,8 @@ int Fail(const std::string& what, const grpc::Status& st) {
   std::fprintf(stderr, "meridian %s: %s: %s\n", what.c_str(), code, st.error_message().c_str());
   return rc;
 }
+
+namespace {
 
 struct Clients {
   std::shared_ptr<grpc::Channel> channel;
@@ -823,8 +828,6 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
 
 // ---------------------------------------------------------------- registration
 
-namespace {
-
 void AddClientFlags(CLI::App* cmd, ClientConfig* c) {
   cmd->add_option("--controller", c->controller,
                   "Controller address HOST:PORT (env MERIDIAN_CONTROLLER)");
@@ -838,9 +841,9 @@ void AddClientFlags(CLI::App* cmd, ClientConfig* c) {
       ->capture_default_str();
 }
 
-}  // namespace
 
 void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* action) {
+  AddEndpointCommands(app, action);
   // ---- services
   static ControllerArgs ca;
   auto* ctl =
@@ -852,6 +855,10 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       ->required();
   ctl->add_option("--token-file", ca.token_file,
                   "Bearer token file (default: DATA_DIR/token, generated)");
+  ctl->add_option("--master-port-base", ca.master_port_base,
+                  "First of the ports reserved for gangs (MASTER_PORT) and endpoint replicas")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 55000));
   ctl->add_option("--heartbeat-interval", ca.heartbeat_interval_s,
                   "Seconds between agent heartbeats")
       ->capture_default_str()
@@ -1107,7 +1114,14 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       "serve", "Serve a model written by `meridian train --save` over HTTP: POST /v1/predict, "
                "GET /healthz, /readyz, /metrics");
   sv->add_option("--model", sa.model, "Model file")->required();
-  sv->add_option("--listen", sa.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  sv->add_option("--listen", sa.listen,
+                 "HOST:PORT (port 0: any free port), or `job`: MASTER_ADDR:MASTER_PORT inside a "
+                 "Meridian job")
+      ->capture_default_str();
+  sv->add_option("--drain-seconds", sa.drain_seconds,
+                 "After SIGTERM, answer /readyz 503 but keep serving this long (gateways move away)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   sv->add_option("--max-body-bytes", sa.max_body_bytes, "Larger requests get 413")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(64), int64_t(1) << 30));
@@ -1148,7 +1162,9 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   gw->add_option("--controller", ga.controller,
                  "Controller HOST:PORT: serve its endpoints, follow their replicas, report load");
   gw->add_option("--controller-token-file", ga.controller_token_file,
-                 "Token for the controller (default: $MERIDIAN_TOKEN or ~/.meridian/token)");
+                 "Token for the controller (default: $MERIDIAN_TOKEN, or the --data-dir token)");
+  gw->add_option("--data-dir", ga.data_dir,
+                 "Data dir of a running `meridian dev` or controller: serve its endpoints");
   gw->add_option("--policy", ga.policy,
                  "round_robin, least_request, least_loaded, consistent_hash, locality, prequal")
       ->capture_default_str();

@@ -10,7 +10,9 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,7 +25,23 @@
 
 namespace meridian::cli {
 
-int RunServe(const ServeArgs& a) {
+int RunServe(const ServeArgs& in) {
+  ServeArgs a = in;
+  // Inside a Meridian job: a relative model is in the cluster's shared
+  // directory, and `--listen job` is the port the controller reserved.
+  const char* shared = std::getenv("MERIDIAN_SHARED_DIR");
+  if (shared != nullptr && *shared != '\0' && !a.model.empty() && a.model[0] != '/')
+    a.model = std::string(shared) + "/" + a.model;
+  if (a.listen == "job") {
+    const char* host = std::getenv("MASTER_ADDR");
+    const char* port = std::getenv("MASTER_PORT");
+    if (host == nullptr || port == nullptr || *port == '\0') {
+      std::fprintf(stderr, "meridian serve: --listen job needs MASTER_ADDR and MASTER_PORT (set "
+                           "inside a Meridian job)\n");
+      return kExitInvalid;
+    }
+    a.listen = std::string(host) + ":" + port;
+  }
   absl::StatusOr<train::Mlp> model = train::LoadModel(a.model);
   if (!model.ok()) {
     std::fprintf(stderr, "meridian serve: %s\n", std::string(model.status().message()).c_str());
@@ -61,6 +79,12 @@ int RunServe(const ServeArgs& a) {
   int sig = 0;
   sigwait(&set, &sig);
   (*s)->Drain();
+  if (a.drain_seconds > 0) {
+    // Gateways see /readyz fail and stop sending; what they sent meanwhile is served.
+    std::printf("draining for %.1f s\n", a.drain_seconds);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::duration<double>(a.drain_seconds));
+  }
   (*s)->Stop();
   serve::Metrics m = (*s)->metrics();
   std::printf("stopped: %llu requests, %llu errors\n", static_cast<unsigned long long>(m.requests),

@@ -228,6 +228,7 @@ v1::Job Controller::ToProto(const JobEntry& j, bool with_spec) const {
   }
   for (const std::string& a : j.spec.command) out.add_command(a);
   if (with_spec) out.set_spec(j.rec.spec);
+  out.set_master_port(j.rec.master_port);
   return out;
 }
 

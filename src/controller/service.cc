@@ -179,6 +179,42 @@ class RegionServiceImpl final : public v1::RegionService::Service {
   Controller* c_;
 };
 
+class EndpointServiceImpl final : public v1::EndpointService::Service {
+ public:
+  explicit EndpointServiceImpl(EndpointManager* m) : m_(m) {}
+  grpc::Status Apply(ServerContext*, const v1::ApplyEndpointRequest* req,
+                     v1::Endpoint* resp) override {
+    if (req->spec().empty())
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "spec: empty document");
+    return Answer(m_->Apply(req->spec(), req->filename()), resp);
+  }
+  grpc::Status Get(ServerContext*, const v1::GetEndpointRequest* req, v1::Endpoint* resp) override {
+    return Answer(m_->Get(req->name()), resp);
+  }
+  grpc::Status List(ServerContext*, const v1::ListEndpointsRequest*,
+                    v1::ListEndpointsResponse* resp) override {
+    for (v1::Endpoint& e : m_->List()) *resp->add_endpoints() = std::move(e);
+    return grpc::Status::OK;
+  }
+  grpc::Status Delete(ServerContext*, const v1::DeleteEndpointRequest* req,
+                      v1::Endpoint* resp) override {
+    return Answer(m_->Delete(req->name()), resp);
+  }
+  grpc::Status ReportLoad(ServerContext*, const v1::ReportLoadRequest* req,
+                          v1::ReportLoadResponse*) override {
+    m_->ReportLoad(*req);
+    return grpc::Status::OK;
+  }
+
+ private:
+  static grpc::Status Answer(absl::StatusOr<v1::Endpoint> e, v1::Endpoint* resp) {
+    if (!e.ok()) return rpc::ToGrpc(e.status());
+    *resp = *std::move(e);
+    return grpc::Status::OK;
+  }
+  EndpointManager* m_;
+};
+
 // One agent's heartbeat stream: read a beat, answer it, read the next.
 class ConnectReactor final
     : public grpc::ServerBidiReactor<v1::HeartbeatRequest, v1::HeartbeatResponse> {
@@ -266,11 +302,12 @@ struct ControllerServer::Impl {
   std::unique_ptr<NodeServiceImpl> nodes;
   std::unique_ptr<RegionServiceImpl> regions;
   std::unique_ptr<AgentServiceImpl> agents;
+  std::unique_ptr<EndpointServiceImpl> endpoints;
   std::unique_ptr<grpc::Server> server;
 };
 
-absl::StatusOr<std::unique_ptr<ControllerServer>> ControllerServer::Start(Controller* c,
-                                                                          ServerOptions options) {
+absl::StatusOr<std::unique_ptr<ControllerServer>> ControllerServer::Start(
+    Controller* c, ServerOptions options, EndpointManager* endpoints) {
   if (options.token.empty()) return absl::InvalidArgumentError("a token is required");
   std::unique_ptr<ControllerServer> s(new ControllerServer());
   s->impl_ = std::make_unique<Impl>();
@@ -290,6 +327,10 @@ absl::StatusOr<std::unique_ptr<ControllerServer>> ControllerServer::Start(Contro
   b.RegisterService(s->impl_->nodes.get());
   b.RegisterService(s->impl_->regions.get());
   b.RegisterService(s->impl_->agents.get());
+  if (endpoints != nullptr) {
+    s->impl_->endpoints = std::make_unique<EndpointServiceImpl>(endpoints);
+    b.RegisterService(s->impl_->endpoints.get());
+  }
   s->impl_->server = b.BuildAndStart();
   if (!s->impl_->server || s->port_ == 0)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));

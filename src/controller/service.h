@@ -1,5 +1,5 @@
 // ControllerServer: the controller's gRPC front (JobService, NodeService,
-// RegionService, AgentService) over a Controller. Converts between the wire
+// RegionService, AgentService, EndpointService) over a Controller. Converts between the wire
 // and the controller; no decisions here. Submit and the agent calls use the
 // callback API so a submit waiting for its group commit holds no thread.
 #pragma once
@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "controller/controller.h"
+#include "controller/endpoints.h"
 
 namespace meridian::controller {
 
@@ -19,8 +20,9 @@ struct ServerOptions {
 
 class ControllerServer {
  public:
-  static absl::StatusOr<std::unique_ptr<ControllerServer>> Start(Controller* controller,
-                                                                 ServerOptions options);
+  // `endpoints` (may be null: no EndpointService) must outlive the server.
+  static absl::StatusOr<std::unique_ptr<ControllerServer>> Start(
+      Controller* controller, ServerOptions options, EndpointManager* endpoints = nullptr);
   ~ControllerServer();
   int port() const { return port_; }
   void Shutdown();

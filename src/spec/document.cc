@@ -651,11 +651,11 @@ void CheckKind(MapReader* top, absl::string_view expected) {
   if (!kind) return;
   std::string k = absl::AsciiStrToLower(*kind);
   if (k == expected) return;
-  if (k == "fleet" || k == "workload") {
+  if (k == "fleet" || k == "workload" || k == "job" || k == "training" || k == "endpoint") {
     top->Error("kind", absl::StrCat("this is a ", k, " document; expected kind '", expected, "'"));
   } else {
-    top->Error("kind", absl::StrCat("unknown kind '", kind->substr(0, 64),
-                                    "'; expected 'fleet' or 'workload'"));
+    top->Error("kind", absl::StrCat("unknown kind '", kind->substr(0, 64), "'; expected '",
+                                    expected, "'"));
   }
 }
 

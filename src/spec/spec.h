@@ -75,6 +75,40 @@ struct JobSpec {
 absl::StatusOr<JobSpec> ParseJobSpec(std::string_view text, std::string_view filename,
                                      const Fleet* fleet, std::vector<Diagnostic>* diags);
 
+// A model endpoint (`kind: endpoint`, `meridian endpoint create -f FILE`):
+// replicas of `meridian serve` that the controller keeps running, spread
+// over regions, behind `meridian gateway`.
+//
+//   name: digits                       # letters, digits, '-'; in URLs and job names
+//   model: models/digits.model         # relative: in the cluster's shared directory
+//   replicas: 3                        # or {min: 2, max: 6} (autoscaled)
+//   shape: {cpu: 500m, memory: 256Mi}  # per replica (default as shown)
+//   regions: [us-east, eu-west]        # or [{region: us-east, weight: 2}, ...]; default all
+//   autoscale: {target_in_flight: 4, scale_up_delay: 10s, scale_down_delay: 60s}
+//   token: s3cret                      # clients send `Authorization: Bearer s3cret`
+//
+// Region names are checked by the controller against its registered nodes.
+struct EndpointRegion {
+  std::string name;
+  double weight = 1;  // share of the replicas, relative to the other regions
+};
+struct EndpointSpec {
+  std::string name;
+  std::string tenant = "default";
+  std::string model;
+  std::string token;
+  int32_t min_replicas = 1, max_replicas = 1;
+  int64_t cpu_milli = 500, memory_mib = 256;
+  int32_t gpus = 0;
+  std::vector<EndpointRegion> regions;  // empty: every region
+  double target_in_flight = 4;
+  double scale_up_delay_s = 10;
+  double scale_down_delay_s = 60;
+  double min_ready_s = 1;  // a new replica serves this long before an old one is stopped
+};
+absl::StatusOr<EndpointSpec> ParseEndpointSpec(std::string_view text, std::string_view filename,
+                                               std::vector<Diagnostic>* diags);
+
 // File variants: read the file (error naming the path when unreadable), then parse.
 absl::StatusOr<Fleet> LoadFleet(const std::string& path, std::vector<Diagnostic>* diags);
 absl::StatusOr<Workload> LoadWorkload(const std::string& path, const Fleet* fleet,

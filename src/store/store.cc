@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS nodes (
   name TEXT PRIMARY KEY, region TEXT NOT NULL, zone TEXT NOT NULL, gpu_type TEXT NOT NULL,
   gpus INTEGER NOT NULL, cpu_milli INTEGER NOT NULL, memory_mib INTEGER NOT NULL,
   address TEXT NOT NULL, limits TEXT NOT NULL, cordoned INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (
+  name TEXT PRIMARY KEY, spec TEXT NOT NULL, generation INTEGER NOT NULL,
+  desired INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+  deleted INTEGER NOT NULL);
 )sql";
 
 absl::Status SqlError(sqlite3* db, const std::string& what) {
@@ -49,7 +53,9 @@ struct Store::Statements {
   sqlite3_stmt* put_replica = nullptr;
   sqlite3_stmt* put_node = nullptr;
   sqlite3_stmt* del_replicas = nullptr;
+  sqlite3_stmt* put_endpoint = nullptr;
   ~Statements() {
+    sqlite3_finalize(put_endpoint);
     sqlite3_finalize(put_job);
     sqlite3_finalize(put_replica);
     sqlite3_finalize(put_node);
@@ -96,6 +102,7 @@ absl::Status Store::Init() {
       {&stmts_->put_replica, "INSERT OR REPLACE INTO replicas VALUES (?1,?2,?3,?4,?5,?6,?7)"},
       {&stmts_->put_node, "INSERT OR REPLACE INTO nodes VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
       {&stmts_->del_replicas, "DELETE FROM replicas WHERE job_id = ?1"},
+      {&stmts_->put_endpoint, "INSERT OR REPLACE INTO endpoints VALUES (?1,?2,?3,?4,?5,?6,?7)"},
   };
   for (auto& p : prep)
     if (sqlite3_prepare_v2(db_, p.sql, -1, p.out, nullptr) != SQLITE_OK)
@@ -167,6 +174,18 @@ absl::StatusOr<Snapshot> Store::Load() {
     n.limits = ColumnText(s, 8);
     n.cordoned = sqlite3_column_int(s, 9) != 0;
     snap.nodes.push_back(std::move(n));
+  });
+  if (!st.ok()) return st;
+  st = query("SELECT * FROM endpoints ORDER BY name", [&](sqlite3_stmt* s) {
+    EndpointRecord e;
+    e.name = ColumnText(s, 0);
+    e.spec = ColumnText(s, 1);
+    e.generation = sqlite3_column_int(s, 2);
+    e.desired = sqlite3_column_int(s, 3);
+    e.created_s = sqlite3_column_double(s, 4);
+    e.updated_s = sqlite3_column_double(s, 5);
+    e.deleted = sqlite3_column_int(s, 6) != 0;
+    snap.endpoints.push_back(std::move(e));
   });
   if (!st.ok()) return st;
   return snap;
@@ -256,6 +275,17 @@ absl::Status Store::Apply(const Batch& b) {
     BindText(s, 8, n.address);
     BindText(s, 9, n.limits);
     sqlite3_bind_int(s, 10, n.cordoned ? 1 : 0);
+    if (absl::Status st = step(s); !st.ok()) return st;
+  }
+  for (const EndpointRecord& e : b.endpoints) {
+    sqlite3_stmt* s = stmts_->put_endpoint;
+    BindText(s, 1, e.name);
+    BindText(s, 2, e.spec);
+    sqlite3_bind_int(s, 3, e.generation);
+    sqlite3_bind_int(s, 4, e.desired);
+    sqlite3_bind_double(s, 5, e.created_s);
+    sqlite3_bind_double(s, 6, e.updated_s);
+    sqlite3_bind_int(s, 7, e.deleted ? 1 : 0);
     if (absl::Status st = step(s); !st.ok()) return st;
   }
   return absl::OkStatus();

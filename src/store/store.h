@@ -65,13 +65,28 @@ struct NodeRecord {
   bool cordoned = false;
 };
 
+// A model endpoint (controller/endpoints.h): its spec and where its
+// rollout stands. Deleted endpoints keep a row (deleted = true) until
+// their replicas are gone.
+struct EndpointRecord {
+  std::string name;
+  std::string spec;        // the submitted `kind: endpoint` document
+  int32_t generation = 1;  // +1 per update; replicas of older ones are replaced
+  int32_t desired = 0;     // replicas wanted now (autoscaled within min..max)
+  double created_s = 0;
+  double updated_s = 0;
+  bool deleted = false;
+};
+
 struct Batch {
+  std::vector<EndpointRecord> endpoints;
   std::vector<JobRecord> jobs;
   std::vector<ReplicaRecord> replicas;
   std::vector<NodeRecord> nodes;
   std::vector<uint64_t> delete_replicas_of;  // job ids whose replica rows are removed first
   bool empty() const {
-    return jobs.empty() && replicas.empty() && nodes.empty() && delete_replicas_of.empty();
+    return jobs.empty() && replicas.empty() && nodes.empty() && delete_replicas_of.empty() &&
+           endpoints.empty();
   }
 };
 
@@ -79,6 +94,7 @@ struct Snapshot {
   std::vector<JobRecord> jobs;          // by id
   std::vector<ReplicaRecord> replicas;  // by (job, index)
   std::vector<NodeRecord> nodes;        // by name
+  std::vector<EndpointRecord> endpoints;  // by name
 };
 
 struct StoreOptions {

@@ -72,6 +72,9 @@ class Cluster {
     std::vector<std::string> args = {
         "controller", "--data-dir",          root_ + "/controller",       "--heartbeat-interval",
         "0.2",        "--heartbeat-timeout", std::to_string(hb_timeout_s)};
+    // Tests run side by side: each cluster reserves ports from its own range.
+    args.push_back("--master-port-base");
+    args.push_back(std::to_string(30000 + (::getpid() % 250) * 100));
     args.push_back("--listen");
     args.push_back(address_.empty() ? "127.0.0.1:0" : address_);
     std::filesystem::remove(root_ + "/controller/controller.addr");
@@ -124,6 +127,10 @@ class Cluster {
     it->second = -1;
   }
   int pid(const std::string& name) const { return procs_.at(name); }
+  // Any other `meridian` process (a gateway), killed with the cluster.
+  void StartProcess(const std::string& name, const std::vector<std::string>& args) {
+    Spawn(name, args);
+  }
 
   // Kills every workload that wrote its pid into pid_dir().
   void KillWorkloads() {
