@@ -5,9 +5,11 @@
 # 127.0.0.1, submits the example jobs in examples/cluster (one a 4-replica
 # gang whose replicas check their rendezvous environment against each other
 # over TCP, and the main one a training job across all three regions over
-# emulated WAN links), follows them until they end, prints where each replica
-# ran and a summary, and stops the cluster; then serves the trained model and
-# sends it 200 held-out digits. Then the scheduling core on its own: place
+# emulated WAN links), follows them until they end and prints where each
+# replica ran; then deploys the trained model as an endpoint (07-endpoint.yaml:
+# three `meridian serve` replicas spread over the regions), starts a gateway
+# that follows the controller, sends it 300 held-out digits, and stops the
+# cluster. Then the scheduling core on its own: place
 # the example job mix on the example fleet with reasons, and replay a synthetic
 # trace through three policies in the simulator (HTML report).
 set -euo pipefail
@@ -31,16 +33,6 @@ if [ ! -f "${MERIDIAN_DATA:-../shared/data}/sklearn-digits/digits.csv.gz" ]; the
 fi
 build/meridian dev --regions 3 --nodes-per-region 2 --wan-rtt-ms 40 --wan-mbps 200 \
   --data-dir out/dev --demo "$jobs"
-echo
-echo "== meridian serve: the model the cluster just trained, and traffic to it =="
-rm -f out/serve.addr
-build/meridian serve --model out/dev/shared/models/digits.model --listen 127.0.0.1:0 \
-  --address-file out/serve.addr &
-serve_pid=$!
-for _ in $(seq 100); do [ -s out/serve.addr ] && break; sleep 0.1; done
-build/meridian predict --server "$(cat out/serve.addr)" --dataset "$dataset" --samples 200
-kill -TERM "$serve_pid"
-wait "$serve_pid" || true
 echo
 echo "== meridian place (example fleet and job mix) =="
 build/meridian validate examples/fleets/multi-region.yaml examples/jobs/mixed.yaml

@@ -13,6 +13,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
+#include "meridian/v1/meridian.pb.h"
 
 namespace meridian::cli {
 
@@ -30,6 +31,8 @@ int Fail(const std::string& what, const grpc::Status& st);
 struct ClientConfig;
 // --controller, --token-file, --data-dir, -o, --timeout.
 void AddClientFlags(CLI::App* cmd, ClientConfig* c);
+// `meridian endpoint get` output (cmd_endpoint.cc).
+void PrintEndpoint(const v1::Endpoint& e);
 // `meridian endpoint ...` (cmd_endpoint.cc).
 void AddEndpointCommands(CLI::App& app, std::function<int()>* action);
 

@@ -171,12 +171,16 @@ struct GatewayArgs {
 int RunGateway(const GatewayArgs& a);
 
 struct PredictArgs {
-  std::string server;  // HOST:PORT of meridian serve
+  std::string server;    // HOST:PORT of meridian serve, or of a gateway
+  std::string endpoint;  // through a gateway: POST /v1/endpoints/ENDPOINT/predict
+  std::string token;     // bearer token of the endpoint
   std::string dataset = "digits";
   int samples = 200;
   uint64_t seed = 1;
 };
 int RunPredict(const PredictArgs& a);
+// GET http://ADDRESS/TARGET; the body, or "" when it fails.
+std::string HttpGet(const std::string& address, const std::string& target);
 // The UCI digits CSV: $MERIDIAN_DATA (or ../shared/data)/sklearn-digits/digits.csv.gz.
 std::string DigitsPath();
 // `meridian train`: one process, `--standalone` workers on this machine, or

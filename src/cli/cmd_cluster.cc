@@ -414,6 +414,7 @@ int RunDev(const DevArgs& a) {
     ClientConfig client;
     client.controller = *addr;
     client.token = *token;
+    client.data_dir = data_dir;
     rc = RunDemoImpl(a.demo, a.demo_timeout_s, client, a.regions * a.nodes_per_region);
   } else {
     std::fprintf(stderr, "dev: running; Ctrl-C stops the cluster\n");

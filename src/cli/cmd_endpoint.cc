@@ -42,27 +42,6 @@ std::string ReplicaSummary(const v1::Endpoint& e) {
   return absl::StrCat(ready, "/", e.desired_replicas());
 }
 
-void PrintEndpoint(const v1::Endpoint& e) {
-  std::printf("endpoint %s%s\n", e.name().c_str(), e.deleted() ? "  (deleting)" : "");
-  std::printf("  model:      %s   (generation %d)\n", e.model().c_str(), e.generation());
-  std::printf("  replicas:   %s ready; desired %d (min %d, max %d)\n", ReplicaSummary(e).c_str(),
-              e.desired_replicas(), e.min_replicas(), e.max_replicas());
-  std::printf("  regions:    %s\n",
-              e.regions().empty() ? "all" : absl::StrJoin(e.regions(), ", ").c_str());
-  std::printf("  in flight:  %.1f (reported by gateways)\n", e.in_flight());
-  std::printf("  auth:       %s\n", e.token().empty() ? "none" : "bearer token");
-  std::printf("  message:    %s\n", e.message().c_str());
-  std::vector<std::vector<std::string>> rows = {
-      {"JOB", "GEN", "STATE", "READY", "REGION", "NODE", "ADDRESS"}};
-  for (const v1::EndpointReplica& r : e.replicas())
-    rows.push_back({absl::StrCat(r.job_id()), absl::StrCat(r.generation()),
-                    JobStateName(r.state()), r.ready() ? "yes" : "no",
-                    r.region().empty() ? "-" : r.region(), r.node().empty() ? "-" : r.node(),
-                    r.address().empty() ? "-" : r.address()});
-  std::printf("\n");
-  PrintTable(rows);
-}
-
 int Apply(EndpointArgs a) {
   if (int rc = Resolve(&a.client, "apply"); rc != kExitOk) return rc;
   std::string text;
@@ -161,6 +140,27 @@ int Delete(EndpointArgs a) {
 }
 
 }  // namespace
+
+void PrintEndpoint(const v1::Endpoint& e) {
+  std::printf("endpoint %s%s\n", e.name().c_str(), e.deleted() ? "  (deleting)" : "");
+  std::printf("  model:      %s   (generation %d)\n", e.model().c_str(), e.generation());
+  std::printf("  replicas:   %s ready; desired %d (min %d, max %d)\n", ReplicaSummary(e).c_str(),
+              e.desired_replicas(), e.min_replicas(), e.max_replicas());
+  std::printf("  regions:    %s\n",
+              e.regions().empty() ? "all" : absl::StrJoin(e.regions(), ", ").c_str());
+  std::printf("  in flight:  %.1f (reported by gateways)\n", e.in_flight());
+  std::printf("  auth:       %s\n", e.token().empty() ? "none" : "bearer token");
+  std::printf("  message:    %s\n", e.message().c_str());
+  std::vector<std::vector<std::string>> rows = {
+      {"JOB", "GEN", "STATE", "READY", "REGION", "NODE", "ADDRESS"}};
+  for (const v1::EndpointReplica& r : e.replicas())
+    rows.push_back({absl::StrCat(r.job_id()), absl::StrCat(r.generation()),
+                    JobStateName(r.state()), r.ready() ? "yes" : "no",
+                    r.region().empty() ? "-" : r.region(), r.node().empty() ? "-" : r.node(),
+                    r.address().empty() ? "-" : r.address()});
+  std::printf("\n");
+  PrintTable(rows);
+}
 
 void AddEndpointCommands(CLI::App& app, std::function<int()>* action) {
   g_endpoint_action = action;

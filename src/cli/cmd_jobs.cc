@@ -25,6 +25,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "netemu/netemu.h"
+#include "nlohmann/json.hpp"
 #include "rpc/rpc.h"
 
 namespace meridian::cli {
@@ -707,6 +708,87 @@ int RunRendezvousCheck(double timeout_s) {
 
 // ---------------------------------------------------------------- demo
 
+// The demo's serving phase: deploy an endpoint, put a gateway in front of
+// it (a child process following the controller), send it held-out samples,
+// and show where they went.
+int RunDemoEndpoint(const std::string& file, const std::string& text, const ClientConfig& client) {
+  auto stub = v1::EndpointService::NewStub(rpc::Connect(client.controller));
+  v1::Endpoint e;
+  {
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, client.token, 10);
+    v1::ApplyEndpointRequest req;
+    req.set_spec(text);
+    req.set_filename(file);
+    grpc::Status st = stub->Apply(&ctx, req, &e);
+    if (!st.ok()) return Fail("dev", st);
+  }
+  std::printf("\n== endpoint %s: %d replicas of %s (%s)\n", e.name().c_str(),
+              e.desired_replicas(), e.model().c_str(), fs::path(file).filename().c_str());
+  double deadline = WallNow() + 60;
+  int ready = 0;
+  while (WallNow() < deadline) {
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, client.token, 5);
+    v1::GetEndpointRequest req;
+    req.set_name(e.name());
+    if (stub->Get(&ctx, req, &e).ok()) {
+      ready = 0;
+      for (const v1::EndpointReplica& r : e.replicas()) ready += r.ready() ? 1 : 0;
+      if (ready >= e.desired_replicas()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  PrintEndpoint(e);
+  if (ready < e.desired_replicas()) {
+    std::fprintf(stderr, "meridian dev: endpoint %s: only %d of %d replicas ready after 60 s\n",
+                 e.name().c_str(), ready, e.desired_replicas());
+    return kExitError;
+  }
+  std::string addr_file = client.data_dir + "/gateway.addr";
+  fs::remove(addr_file);
+  absl::StatusOr<Child> gw = SpawnSelf(
+      "gateway",
+      {"gateway", "--data-dir", client.data_dir, "--listen", "127.0.0.1:0", "--address-file",
+       addr_file, "--sync-interval", "0.2"},
+      client.data_dir + "/logs/gateway.log");
+  if (!gw.ok()) {
+    std::fprintf(stderr, "meridian dev: %s\n", std::string(gw.status().message()).c_str());
+    return kExitError;
+  }
+  absl::StatusOr<std::string> addr = WaitForFile(addr_file, 20, &*gw);
+  if (!addr.ok()) {
+    StopChild(*gw, 2);
+    std::fprintf(stderr, "meridian dev: gateway: %s\n", std::string(addr.status().message()).c_str());
+    return kExitError;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // its first sync
+  std::printf("\n== traffic: held-out digits through the gateway at %s\n", addr->c_str());
+  std::fflush(stdout);
+  PredictArgs pa;
+  pa.server = *addr;
+  pa.endpoint = e.name();
+  pa.token = e.token();
+  pa.samples = 300;
+  pa.dataset = fs::exists(DigitsPath()) ? "digits" : "synthetic";
+  int rc = RunPredict(pa);
+  nlohmann::json status = nlohmann::json::parse(HttpGet(*addr, "/gateway/status"), nullptr, false);
+  if (status.is_object() && status.contains("endpoints")) {
+    for (const auto& ep : status["endpoints"]) {
+      std::vector<std::string> parts;
+      for (const auto& r : ep["replicas"])
+        parts.push_back(absl::StrCat(r.value("region", "?"), " ", r.value("requests", 0)));
+      std::printf("gateway (%s): requests per replica: %s\n",
+                  ep.value("policy", "").c_str(), absl::StrJoin(parts, ", ").c_str());
+    }
+  }
+  std::printf("gateway status: http://%s/gateway/status (health, latency, ejections)\n",
+              addr->c_str());
+  std::fflush(stdout);
+  StopChild(*gw, 2);
+  return rc;
+}
+
 int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig& client,
                 int expected_nodes) {
   Clients cl = Connect(client);
@@ -743,6 +825,19 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
   }
   std::sort(files.begin(), files.end());
   std::vector<uint64_t> ids;
+  // `kind: endpoint` specs are applied once the jobs have ended (they serve
+  // what the training job wrote).
+  std::vector<std::pair<fs::path, std::string>> endpoint_specs;
+  for (auto it = files.begin(); it != files.end();) {
+    bool ok = false;
+    std::string text = ReadAll(it->string(), &ok);
+    if (ok && text.find("\nkind: endpoint") != std::string::npos) {
+      endpoint_specs.emplace_back(*it, text);
+      it = files.erase(it);
+    } else {
+      ++it;
+    }
+  }
   std::printf("\n== submitting %zu jobs from %s\n", files.size(), folder.c_str());
   for (const fs::path& f : files) {
     bool ok = false;
@@ -823,7 +918,10 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
   }
   std::printf("\n%d of %zu jobs succeeded\n", ok, ids.size());
   std::fflush(stdout);
-  return ok == static_cast<int>(ids.size()) ? kExitOk : kExitInvalid;
+  if (ok != static_cast<int>(ids.size())) return kExitInvalid;
+  for (const auto& [file, text] : endpoint_specs)
+    if (int rc = RunDemoEndpoint(file.string(), text, client); rc != kExitOk) return rc;
+  return kExitOk;
 }
 
 // ---------------------------------------------------------------- registration
@@ -912,8 +1010,8 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                   "Seconds before a silent node is NotReady")
       ->capture_default_str();
   dev->add_option("--demo", da.demo,
-                  "Submit every job spec in this folder, follow them to the end, "
-                  "print a summary and stop the cluster");
+                  "Submit every job spec in this folder, follow them to the end, then apply its "
+                  "endpoint specs, send traffic through a gateway, print a summary, stop the cluster");
   dev->add_option("--demo-timeout", da.demo_timeout_s, "Seconds the demo waits for its jobs")
       ->capture_default_str();
   dev->add_flag("--no-limits", da.no_limits, "Agents do not enforce cgroup limits");
@@ -1136,7 +1234,9 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   static PredictArgs pa;
   auto* pr = app.add_subcommand(
       "predict", "Send held-out samples to a running `meridian serve`; report accuracy and latency");
-  pr->add_option("--server", pa.server, "HOST:PORT of the server")->required();
+  pr->add_option("--server", pa.server, "HOST:PORT of the server, or of a gateway")->required();
+  pr->add_option("--endpoint", pa.endpoint, "Through a gateway: the endpoint's name");
+  pr->add_option("--token", pa.token, "Bearer token of the endpoint");
   pr->add_option("--dataset", pa.dataset, "digits or synthetic (its held-out split)")
       ->capture_default_str();
   pr->add_option("--samples", pa.samples, "Requests to send")

@@ -92,6 +92,28 @@ int RunServe(const ServeArgs& in) {
   return kExitOk;
 }
 
+std::string HttpGet(const std::string& address, const std::string& target) {
+  namespace net = boost::asio;
+  namespace http = boost::beast::http;
+  size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) return "";
+  try {
+    net::io_context ioc;
+    net::ip::tcp::socket sock(ioc);
+    sock.connect({net::ip::make_address(address.substr(0, colon)), static_cast<unsigned short>(port)});
+    http::request<http::string_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, address);
+    http::write(sock, req);
+    boost::beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(sock, buf, res);
+    return res.body();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 // `meridian predict`: sends held-out samples to a running `meridian serve`,
 // one request each on a keep-alive connection, and reports accuracy and
 // latency: the client side of the demo.
@@ -130,8 +152,11 @@ int RunPredict(const PredictArgs& a) {
     for (size_t i = 0; i < n; ++i) {
       nlohmann::json row = nlohmann::json::array();
       for (Eigen::Index k = 0; k < te.x.cols(); ++k) row.push_back(te.x(static_cast<Eigen::Index>(i), k));
-      http::request<http::string_body> req(http::verb::post, "/v1/predict", 11);
+      http::request<http::string_body> req(
+          http::verb::post,
+          a.endpoint.empty() ? "/v1/predict" : "/v1/endpoints/" + a.endpoint + "/predict", 11);
       req.set(http::field::host, a.server);
+      if (!a.token.empty()) req.set(http::field::authorization, "Bearer " + a.token);
       req.set(http::field::content_type, "application/json");
       req.keep_alive(true);
       req.body() = nlohmann::json{{"input", row}}.dump();
@@ -142,7 +167,8 @@ int RunPredict(const PredictArgs& a) {
       http::read(sock, buf, res);
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       if (res.result_int() != 200) {
-        ++errors;
+        if (errors++ == 0)
+          std::fprintf(stderr, "meridian predict: HTTP %d: %s\n", res.result_int(), res.body().c_str());
         continue;
       }
       right += nlohmann::json::parse(res.body())["predictions"][0].get<int>() == te.y[i] ? 1 : 0;

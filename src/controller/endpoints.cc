@@ -166,6 +166,7 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Apply(const std::string& text,
   e.rec = rec;
   e.spec = *std::move(s);
   e.message = what;
+  e.last_event = what;
   return ToProto(e);
 }
 
@@ -319,6 +320,7 @@ void EndpointManager::Tick() {
         ++eit;
         continue;
       }
+      std::string event;
       // Regions this endpoint may use, with weights; usable = with a ready node.
       std::map<std::string, double> weight;
       if (e.spec.regions.empty()) {
@@ -330,8 +332,8 @@ void EndpointManager::Tick() {
       for (const Child& c : mine) {
         if (!c.region.empty() && !ready_regions.count(c.region)) {
           cancels.emplace_back(c.job_id, absl::StrCat("region ", c.region, " has no ready node"));
-          e.message = absl::StrCat("replica job ", c.job_id, " moved: region ", c.region,
-                                   " has no ready node");
+          event = absl::StrCat("replica job ", c.job_id, " moved: region ", c.region,
+                               " has no ready node");
         } else {
           live.push_back(c);
         }
@@ -350,7 +352,7 @@ void EndpointManager::Tick() {
       if (desired != e.rec.desired) {
         e.rec.desired = desired;
         e.rec.updated_s = now;
-        e.message = e.autoscaler.last_reason();
+        event = e.autoscaler.last_reason();
         writes.push_back(e.rec);
       }
       int32_t gen = e.rec.generation, want = e.rec.desired;
@@ -372,7 +374,7 @@ void EndpointManager::Tick() {
           }
         }
         if (best.empty()) {
-          e.message = "no region with a ready node for its replicas";
+          event = "no region with a ready node for its replicas";
           break;
         }
         int32_t n = e.next_child++;
@@ -408,8 +410,20 @@ void EndpointManager::Tick() {
           --count[order[i].region];
         }
       }
-      if (e.message.empty() && static_cast<int32_t>(cur.size()) == want)
-        e.message = absl::StrCat(want, " replicas of generation ", gen);
+      // The message: where things stand, then the last event.
+      int ready_cur = 0;
+      for (const Child& c : cur) ready_cur += c.ready ? 1 : 0;
+      if (!event.empty()) e.last_event = event;
+      std::string status;
+      if (!old.empty()) {
+        status = absl::StrCat("rolling out generation ", gen, ": ", ready_cur, " of ", want,
+                              " ready, ", old.size(), " old still serving");
+      } else if (ready_cur < want) {
+        status = absl::StrCat("starting replicas: ", ready_cur, " of ", want, " ready");
+      } else {
+        status = absl::StrCat(want, " replicas of generation ", gen, " ready");
+      }
+      e.message = e.last_event.empty() ? status : absl::StrCat(status, "; last: ", e.last_event);
       ++eit;
     }
   }

@@ -98,7 +98,8 @@ class EndpointManager {
     Autoscaler autoscaler;
     std::map<std::string, std::pair<double, double>> loads;  // gateway -> (time, in flight)
     std::vector<Child> children;  // from the last pass
-    std::string message;
+    std::string message;     // status; last event
+    std::string last_event;  // created, updated, moved, scaled
     int32_t next_child = 0;
   };
 

@@ -113,6 +113,37 @@ TEST_F(StoreTest, ConcurrentWritersShareCommitsInOrder) {
   EXPECT_EQ(snap->jobs.size(), size_t{kThreads * kPer});
 }
 
+TEST_F(StoreTest, EndpointRecordsSurviveReopen) {
+  {
+    auto s = Open();
+    Batch b;
+    EndpointRecord e;
+    e.name = "digits";
+    e.spec = "kind: endpoint\nname: digits\nmodel: m\n";
+    e.generation = 3;
+    e.desired = 4;
+    e.created_s = 10;
+    e.updated_s = 20;
+    b.endpoints.push_back(e);
+    ASSERT_TRUE(s->Write(b).ok());
+    e.deleted = true;  // an upsert replaces the row
+    b.endpoints = {e};
+    ASSERT_TRUE(s->Write(b).ok());
+  }
+  auto s = Open();
+  absl::StatusOr<Snapshot> snap = s->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->endpoints.size(), 1u);
+  const EndpointRecord& e = snap->endpoints[0];
+  EXPECT_EQ(e.name, "digits");
+  EXPECT_EQ(e.spec, "kind: endpoint\nname: digits\nmodel: m\n");
+  EXPECT_EQ(e.generation, 3);
+  EXPECT_EQ(e.desired, 4);
+  EXPECT_EQ(e.created_s, 10);
+  EXPECT_EQ(e.updated_s, 20);
+  EXPECT_TRUE(e.deleted);
+}
+
 TEST_F(StoreTest, UnopenablePathIsAClearError) {
   StoreOptions o;
   o.path = "/nonexistent-dir/for/sure/state.db";
