@@ -14,7 +14,7 @@
 #                    [--policy P] [--scenarios "equal slow failing"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10 CONNECTIONS=32 DELAY=10 REPLICAS=4 POLICY=least_request SCENARIOS="equal slow failing" GW_THREADS=2
+DURATION=10 CONNECTIONS=32 DELAY=10 REPLICAS=4 POLICY=least_request SCENARIOS="equal slow failing" GW_THREADS=2 PROXIES="meridian nginx"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
     --policy) POLICY=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --gateway-threads) GW_THREADS=$2; shift 2 ;;
+    --proxies) PROXIES=$2; shift 2 ;;
     -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "bench/gateway.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
   esac
@@ -111,7 +112,7 @@ $servers    keepalive 256;
 NGX
   "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>>"$WORK/nginx/error.log"
   wait_file "$WORK/gw.addr"
-  for proxy in meridian nginx; do
+  for proxy in $PROXIES; do
     local port=$gport
     [ "$proxy" = nginx ] && port=$nport
     # A short warm-up fills the connection pools (and lets the gateway find

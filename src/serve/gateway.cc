@@ -71,6 +71,13 @@ struct Endpoint {
   std::atomic<uint64_t> requests{0}, failed{0};
 };
 
+// A keep-alive connection to a replica and its read buffer.
+struct Upstream {
+  explicit Upstream(net::io_context& ioc) : stream(ioc) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+};
+
 // The outcome of one forwarded request: an answer, or why there is none.
 struct Forwarded {
   bool ok = false;
@@ -104,7 +111,7 @@ struct Gateway::Impl {
   // Idle keep-alive connections to replicas, one pool per worker thread.
   struct Pool {
     std::mutex mu;  // taken by its own thread, and by SetEndpoints and Stop
-    std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+    std::map<std::string, std::vector<std::unique_ptr<Upstream>>> idle;
   };
   std::vector<std::unique_ptr<Pool>> pools;
 
@@ -120,16 +127,16 @@ struct Gateway::Impl {
   net::awaitable<void> HealthLoop();
   net::awaitable<void> Check(std::shared_ptr<Endpoint> ep, std::string host);
 
-  std::unique_ptr<beast::tcp_stream> TakeIdle(size_t worker, const std::string& host) {
+  std::unique_ptr<Upstream> TakeIdle(size_t worker, const std::string& host) {
     Pool& p = *pools[worker];
     std::lock_guard<std::mutex> l(p.mu);
     auto it = p.idle.find(host);
     if (it == p.idle.end() || it->second.empty()) return nullptr;
-    std::unique_ptr<beast::tcp_stream> s = std::move(it->second.back());
+    std::unique_ptr<Upstream> s = std::move(it->second.back());
     it->second.pop_back();
     return s;
   }
-  void PutIdle(size_t worker, const std::string& host, std::unique_ptr<beast::tcp_stream> s) {
+  void PutIdle(size_t worker, const std::string& host, std::unique_ptr<Upstream> s) {
     Pool& p = *pools[worker];
     std::lock_guard<std::mutex> l(p.mu);
     auto& v = p.idle[host];
@@ -352,7 +359,7 @@ net::awaitable<Forwarded> Gateway::Impl::Forward(const std::string& host, const 
                                                  size_t worker) {
   Forwarded out;
   for (int round = 0; round < 2; ++round) {
-    std::unique_ptr<beast::tcp_stream> conn = round == 0 ? TakeIdle(worker, host) : nullptr;
+    std::unique_ptr<Upstream> conn = round == 0 ? TakeIdle(worker, host) : nullptr;
     bool reused = conn != nullptr;
     beast::error_code ec;
     if (!conn) {
@@ -361,29 +368,29 @@ net::awaitable<Forwarded> Gateway::Impl::Forward(const std::string& host, const 
         out.error = std::string(to.status().message());
         co_return out;
       }
-      conn = std::make_unique<beast::tcp_stream>(*iocs[worker]);
-      conn->expires_after(Seconds(options.connect_timeout_s));
-      co_await conn->async_connect(*to, net::redirect_error(net::use_awaitable, ec));
+      conn = std::make_unique<Upstream>(*iocs[worker]);
+      conn->stream.expires_after(Seconds(options.connect_timeout_s));
+      co_await conn->stream.async_connect(*to, net::redirect_error(net::use_awaitable, ec));
       if (ec) {
         out.error = ec == beast::error::timeout
                         ? absl::StrCat("connect timed out after ", options.connect_timeout_s, " s")
                         : absl::StrCat("connect: ", ec.message());
         co_return out;
       }
-      conn->socket().set_option(tcp::no_delay(true), ec);
+      conn->stream.socket().set_option(tcp::no_delay(true), ec);
     }
-    conn->expires_after(Seconds(options.upstream_timeout_s));
-    co_await http::async_write(*conn, req, net::redirect_error(net::use_awaitable, ec));
+    conn->stream.expires_after(Seconds(options.upstream_timeout_s));
+    co_await http::async_write(conn->stream, req, net::redirect_error(net::use_awaitable, ec));
     if (!ec) {
-      beast::flat_buffer buffer;
       http::response_parser<http::string_body> parser;
       parser.body_limit(64 << 20);
-      co_await http::async_read(*conn, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      co_await http::async_read(conn->stream, conn->buffer, parser,
+                                net::redirect_error(net::use_awaitable, ec));
       if (!ec) {
         out.ok = true;
         out.response = parser.release();
         if (out.response.keep_alive() && !stopping) {
-          conn->expires_never();
+          conn->stream.expires_never();
           PutIdle(worker, host, std::move(conn));
         }
         out.response.keep_alive(true);

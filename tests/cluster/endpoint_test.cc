@@ -245,6 +245,9 @@ TEST_F(EndpointTest, ALostRegionsTrafficMovesAndItsReplicasAreReplaced) {
   ASSERT_TRUE(WaitUntil([&] { return load.ok() + load.failed() >= at_replaced + 300; }, 30));
   load.Stop();
   int64_t total = load.ok() + load.failed();
+  std::printf("failover: %lld of %lld requests failed (%lld sent after the kill)\n",
+              static_cast<long long>(load.failed()), static_cast<long long>(total),
+              static_cast<long long>(total - at_kill));
   EXPECT_GT(total - at_kill, 300);
   EXPECT_LT(static_cast<double>(load.failed()), 0.01 * static_cast<double>(total))
       << load.failed() << " of " << total << " requests failed; last: " << load.last_error_;
@@ -273,8 +276,55 @@ TEST_F(EndpointTest, RollingUpdateToANewModelDropsNoRequest) {
   int64_t done = load.ok();
   ASSERT_TRUE(WaitUntil([&] { return load.ok() >= done + 200; }, 30));
   load.Stop();
+  std::printf("rolling update: %lld of %lld requests failed\n",
+              static_cast<long long>(load.failed()), static_cast<long long>(load.ok() + load.failed()));
   EXPECT_EQ(load.failed(), 0) << "last: " << load.last_error_;
   EXPECT_EQ(Get().model(), model_b);
+}
+
+TEST_F(EndpointTest, ReplicasFollowDemand) {
+  v1::Endpoint e;
+  ASSERT_TRUE(Apply(absl::StrCat("kind: endpoint\nname: digits\nmodel: ", model_,
+                                 "\nreplicas: {min: 1, max: 3}\nshape: {cpu: 250m, memory: 128Mi}\n"
+                                 "token: t0ken\nmin_ready: 0.5\n"
+                                 "autoscale: {target_in_flight: 0.5, scale_up_delay: 1, "
+                                 "scale_down_delay: 2}\n"),
+                    &e)
+                  .ok());
+  EXPECT_EQ(e.desired_replicas(), 1);
+  ASSERT_TRUE(WaitUntil([&] { return ReadyRegions(Get()).size() == 1; }, 60));
+  std::string addr_file = cluster_->root() + "/gateway.addr";
+  cluster_->StartProcess(
+      "gateway", {"gateway", "--controller", cluster_->address(), "--controller-token-file",
+                  cluster_->root() + "/controller/token", "--listen", "127.0.0.1:0",
+                  "--address-file", addr_file, "--sync-interval", "0.2"});
+  std::string addr;
+  ASSERT_TRUE(WaitUntil([&] { return !(addr = ReadText(addr_file)).empty(); }, 20));
+  int port = std::atoi(addr.substr(addr.rfind(':') + 1).c_str());
+  ASSERT_TRUE(WaitUntil([&] { return CountOf(HttpGet(port, "/gateway/status"), "\"address\"") == 1; }, 20));
+  {
+    // Eight clients keep more than 0.5 requests per replica in flight.
+    Load load(port, 8, "t0ken");
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          v1::Endpoint now = Get();
+          return now.desired_replicas() == 3 && ReadyRegions(now).size() == 3;
+        },
+        60))
+        << "never scaled up: " << Get().message();
+    EXPECT_THAT(Get().message(), ::testing::HasSubstr("scaled up"));
+    load.Stop();
+    EXPECT_EQ(load.failed(), 0) << load.last_error_;
+  }
+  // Idle: back to the minimum after the scale-down delay.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        v1::Endpoint now = Get();
+        return now.desired_replicas() == 1 && now.replicas_size() == 1;
+      },
+      60))
+      << "never scaled down: " << Get().message();
+  EXPECT_THAT(Get().message(), ::testing::HasSubstr("scaled down to 1"));
 }
 
 TEST_F(EndpointTest, BadSpecsAndUnknownNamesGetClearErrors) {
