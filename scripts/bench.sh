@@ -59,3 +59,5 @@ done
 for s in equal dynamic; do
   $M train --standalone --workers 3 --regions 1 --mode allreduce --dataset large --hidden 1024 --epochs 10 --batch 3072 --rebalance-every 3 --slow-rank 2 --slow-factor 3 --shares $s --quiet --json
 done
+# Gateway against nginx least_conn (docs/benchmarks.md, "Gateway").
+bench/gateway.sh

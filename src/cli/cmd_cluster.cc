@@ -216,6 +216,7 @@ int RunController(const ControllerArgs& a) {
   }
   std::string host = a.listen.substr(0, a.listen.rfind(':'));
   std::string addr = absl::StrCat(host, ":", (*server)->port());
+  c.SetAddress(addr);
   (void)WriteFileAtomic(a.data_dir + "/controller.addr", addr + "\n", 0644);
   std::fprintf(stderr, "controller: listening on %s, state in %s/state.db (pid %d)\n", addr.c_str(),
                a.data_dir.c_str(), static_cast<int>(::getpid()));

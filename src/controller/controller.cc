@@ -330,6 +330,11 @@ void Controller::Submit(const std::string& text, const std::string& filename, Su
                                const absl::Status&) mutable { done(std::move(view)); });
 }
 
+void Controller::SetAddress(const std::string& address) {
+  std::lock_guard<std::mutex> l(mu_);
+  options_.address = address;
+}
+
 absl::StatusOr<v1::Job> Controller::GetJob(uint64_t id) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = jobs_.find(id);

@@ -110,6 +110,8 @@ class Controller {
 
   // Runs one loop iteration now (tests drive the controller with a FakeClock).
   void Tick();
+  // The address replicas get as MERIDIAN_CONTROLLER, once the server listens.
+  void SetAddress(const std::string& address);
 
  private:
   struct ReplicaEntry {
