@@ -68,6 +68,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         meridian::spec::ParseWorkload(text, name, example, &diags);
     Require(w.ok() == diags.empty(), "workload: failure without diagnostics (or vice versa)");
     (void)meridian::spec::ParseWorkload(text, name, nullptr, nullptr);
+    diags.clear();
+    absl::StatusOr<meridian::spec::EndpointSpec> ep =
+        meridian::spec::ParseEndpointSpec(text, name, &diags);
+    Require(ep.ok() == diags.empty(), "endpoint: failure without diagnostics (or vice versa)");
+    if (ep.ok()) Require(ep->min_replicas <= ep->max_replicas, "endpoint: min above max");
   }
   return 0;
 }

@@ -83,10 +83,12 @@ int FollowController(const GatewayArgs& a, serve::Gateway* g, sigset_t* set) {
       serve::EndpointConfig ec;
       ec.name = e.name();
       ec.token = e.token();
-      // Ready replicas only: running for the endpoint's min_ready, so a
-      // replica still loading its model gets no requests.
+      // Ready replicas only (running for the endpoint's min_ready), and
+      // each only once a health check has passed: a replica still loading
+      // its model gets no requests.
       for (const v1::EndpointReplica& r : e.replicas())
-        if (r.ready() && !r.address().empty()) ec.hosts.push_back({r.address(), r.region()});
+        if (r.ready() && !r.address().empty())
+          ec.hosts.push_back({r.address(), r.region(), /*presumed_healthy=*/false});
       eps.push_back(std::move(ec));
     }
     g->SetEndpoints(std::move(eps));

@@ -168,7 +168,9 @@ absl::Status Gateway::Impl::SetEndpoints(std::vector<EndpointConfig> configs) {
         ep->upstreams = std::make_unique<lb::Upstreams>(*std::move(p), options.outlier, clock,
                                                         options.seed + next_seed++);
       }
-      ep->upstreams->SetHosts(c.hosts);
+      for (const std::string& h : ep->upstreams->SetHosts(c.hosts))
+        if (!stopping && options.health.interval_s > 0 && !iocs.empty())
+          net::co_spawn(*iocs[0], Check(ep, h), net::detached);  // new: check it now
       for (const lb::HostConfig& h : c.hosts) live_hosts.insert(h.id);
       next[c.name] = ep;
       // The token is read by request handlers: swap it under the map lock.

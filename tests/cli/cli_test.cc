@@ -145,3 +145,40 @@ TEST(CliMisc, HelpAndBadFlags) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliGateway, BadFlagsGetClearErrors) {
+  Result none = RunCli("gateway");
+  EXPECT_EQ(none.rc, 1);
+  EXPECT_THAT(none.out, HasSubstr("give replicas with --upstream HOST:PORT[@REGION]"));
+  Result policy = RunCli("gateway --upstream 127.0.0.1:1 --policy fastest");
+  EXPECT_EQ(policy.rc, 1);
+  EXPECT_THAT(policy.out, HasSubstr("unknown load-balancing policy 'fastest'"));
+  EXPECT_THAT(policy.out, HasSubstr("least_request"));
+  Result option = RunCli("gateway --upstream 127.0.0.1:1 --policy locality --policy-option x");
+  EXPECT_EQ(option.rc, 1);
+  EXPECT_THAT(option.out, HasSubstr("--policy-option 'x' is not KEY=VALUE"));
+  Result upstream = RunCli("gateway --upstream nowhere");
+  EXPECT_EQ(upstream.rc, 1);
+  EXPECT_THAT(upstream.out, HasSubstr("--upstream 'nowhere' is not HOST:PORT[@REGION]"));
+  Result both = RunCli("gateway --upstream 127.0.0.1:1 --controller 127.0.0.1:2");
+  EXPECT_EQ(both.rc, 1);
+  EXPECT_THAT(both.out, HasSubstr("exclude each other"));
+  Result listen = RunCli("gateway --upstream 127.0.0.1:1 --listen here");
+  EXPECT_EQ(listen.rc, 1);
+  EXPECT_THAT(listen.out, HasSubstr("--listen: 'here' is not HOST:PORT"));
+}
+
+TEST(CliEndpoint, MissingFileAndNoControllerAreClear) {
+  Result file = RunCli("endpoint apply -f /nonexistent/ep.yaml --controller 127.0.0.1:1 --token-file " +
+                       Fix("small-fleet.yaml"));
+  EXPECT_EQ(file.rc, 1);
+  EXPECT_THAT(file.out, HasSubstr("cannot read /nonexistent/ep.yaml"));
+  Result help = RunCli("endpoint --help");
+  EXPECT_EQ(help.rc, 0);
+  EXPECT_THAT(help.out, HasSubstr("apply"));
+  EXPECT_THAT(help.out, HasSubstr("delete"));
+}
+
+}  // namespace

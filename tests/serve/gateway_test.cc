@@ -185,6 +185,14 @@ TEST_F(GatewayTest, NoReachableReplicaIsA503NotAHang) {
   }
 }
 
+TEST_F(GatewayTest, AnEndpointWithoutReplicasIsA503AtOnce) {
+  Gateway* g = Start({EndpointConfig{"digits", {}, ""}});
+  Client c(g->port());
+  Answer a = c.Send(http::verb::post, "/v1/endpoints/digits/predict", Input());
+  EXPECT_EQ(a.status, 503);
+  EXPECT_THAT(a.body, HasSubstr("no healthy replica for endpoint digits (0 replicas"));
+}
+
 TEST_F(GatewayTest, RetriesAroundAFailingReplicaAndEjectsIt) {
   EndpointConfig ep{"digits", {}, ""};
   ep.hosts.push_back({Replica(0, 1.0)->address(), ""});  // every prediction: 500

@@ -225,10 +225,24 @@ TEST_P(LbConformanceTest, SkipsUnhealthyReplicasAndAnswersNoneWhenAllAreDown) {
   EXPECT_EQ(r.picks.count(replicas[1].id), 0u) << GetParam();
   for (const SimReplica& s : replicas)
     for (int k = 0; k < 2; ++k) up->HealthResult(s.id, false, -1, 2, 1);
-  EXPECT_FALSE(up->Pick(PickContext{}, {}).has_value());
   EXPECT_THAT(up->Describe(), HasSubstr("3 failing health checks"));
-  up->HealthResult(replicas[2].id, true, 0, 2, 1);  // one check brings it back
-  EXPECT_EQ(up->Pick(PickContext{}, {}).value_or(""), replicas[2].id);
+  // Every host failing its checks: panic mode still routes (Envoy's rule) ...
+  std::optional<std::string> panic = up->Pick(PickContext{}, {});
+  ASSERT_TRUE(panic.has_value());
+  up->Done(*panic, true, 10);
+  // ... unless it is off: then nothing is eligible.
+  OutlierOptions strict;
+  strict.panic_when_all_unhealthy = false;
+  auto up2 = Make(replicas, strict);
+  for (const SimReplica& s : replicas)
+    for (int k = 0; k < 2; ++k) up2->HealthResult(s.id, false, -1, 2, 1);
+  EXPECT_FALSE(up2->Pick(PickContext{}, {}).has_value());
+  up2->HealthResult(replicas[2].id, true, 0, 2, 1);  // one check brings it back
+  for (int i = 0; i < 10; ++i) {
+    std::string id = up2->Pick(PickContext{}, {}).value_or("");
+    EXPECT_EQ(id, replicas[2].id);
+    up2->Done(id, true, 10);
+  }
 }
 
 TEST_P(LbConformanceTest, LocalityPreferenceAndOverflow) {

@@ -10,13 +10,20 @@ Upstreams::Upstreams(std::unique_ptr<Policy> policy, OutlierOptions options, con
                      uint64_t seed)
     : policy_(std::move(policy)), options_(options), clock_(clock), rng_(seed) {}
 
-void Upstreams::SetHosts(const std::vector<HostConfig>& hosts) {
+std::vector<std::string> Upstreams::SetHosts(const std::vector<HostConfig>& hosts) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<State> next;
+  std::vector<std::string> added;
   for (const HostConfig& c : hosts) {
     auto it = std::find_if(hosts_.begin(), hosts_.end(),
                            [&](const State& s) { return s.config.id == c.id; });
-    State s = it == hosts_.end() ? State{} : *it;
+    State s;
+    if (it == hosts_.end()) {
+      s.healthy = c.presumed_healthy;
+      added.push_back(c.id);
+    } else {
+      s = *it;
+    }
     s.config = c;
     next.push_back(std::move(s));
   }
@@ -26,6 +33,7 @@ void Upstreams::SetHosts(const std::vector<HostConfig>& hosts) {
                          [](const State& a, const State& b) { return a.config.id == b.config.id; }),
              next.end());
   hosts_ = std::move(next);
+  return added;
 }
 
 std::optional<std::string> Upstreams::Pick(const PickContext& in_ctx,
@@ -36,10 +44,14 @@ std::optional<std::string> Upstreams::Pick(const PickContext& in_ctx,
   scratch_index_.clear();
   PickContext ctx = in_ctx;
   ctx.local_configured = 0;
+  for (const State& s : hosts_)
+    if (!ctx.client_region.empty() && s.config.region == ctx.client_region) ++ctx.local_configured;
+  bool any_healthy = false;
+  for (const State& s : hosts_) any_healthy = any_healthy || s.healthy;
+  bool panic = !any_healthy && options_.panic_when_all_unhealthy;
   for (size_t i = 0; i < hosts_.size(); ++i) {
     const State& s = hosts_[i];
-    if (!ctx.client_region.empty() && s.config.region == ctx.client_region) ++ctx.local_configured;
-    if (!s.healthy || EjectedLocked(s, now) ||
+    if ((!s.healthy && !panic) || EjectedLocked(s, now) ||
         std::find(exclude.begin(), exclude.end(), s.config.id) != exclude.end())
       continue;
     scratch_.push_back(Host{s.config.id, s.config.region, s.in_flight, s.probed_in_flight,

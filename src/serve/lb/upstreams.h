@@ -3,7 +3,8 @@
 // results and passive outlier ejection.
 //
 // Eligible hosts are those healthy by the active check (a new host is
-// presumed healthy until a check fails `unhealthy_threshold` times) and not
+// presumed healthy until a check fails `unhealthy_threshold` times, or
+// unhealthy until one passes: HostConfig::presumed_healthy) and not
 // ejected. Outlier ejection, after Envoy's outlier detection:
 //   - `consecutive_errors` failures in a row (5xx, refused or reset
 //     connection, timeout) eject a host;
@@ -39,11 +40,19 @@ struct OutlierOptions {
   double max_ejection_s = 300.0;
   double max_ejected_percent = 50.0;  // of the endpoint's hosts
   double latency_alpha = 0.1;         // weight of a new answer in the average
+  // When every host fails its health checks, route to them anyway (Envoy's
+  // panic mode): a health checker that cannot get through under overload
+  // must not turn an endpoint off. Dead hosts then fail fast (refused).
+  bool panic_when_all_unhealthy = true;
 };
 
 struct HostConfig {
   std::string id;  // "host:port"
   std::string region;
+  // A new host takes traffic before its first health check (static
+  // replicas), or only after one passes (replicas that may still be
+  // starting, as the controller's).
+  bool presumed_healthy = true;
 };
 
 struct HostStatus {
@@ -61,8 +70,9 @@ class Upstreams {
   Upstreams(std::unique_ptr<Policy> policy, OutlierOptions options, const Clock* clock,
             uint64_t seed);
 
-  // Replaces the host list; hosts that stay keep their state.
-  void SetHosts(const std::vector<HostConfig>& hosts);
+  // Replaces the host list; hosts that stay keep their state. Returns the
+  // ids of the hosts that are new.
+  std::vector<std::string> SetHosts(const std::vector<HostConfig>& hosts);
   // Chooses an eligible host not in `exclude` and counts a request in flight
   // there, or nullopt when none is eligible. Every returned host must be
   // given back with Done().
