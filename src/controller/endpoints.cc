@@ -236,6 +236,11 @@ std::string EndpointManager::ChildSpec(const Entry& e, int32_t n, const std::str
 }
 
 void EndpointManager::Tick() {
+  {
+    // No endpoints: nothing to list (a controller busy with jobs only pays nothing).
+    std::lock_guard<std::mutex> l(mu_);
+    if (endpoints_.empty()) return;
+  }
   double now = clock_->NowSeconds();
   // What the controller has: ready regions, node hosts, live replica jobs.
   std::map<std::string, std::string> node_host;
@@ -257,6 +262,8 @@ void EndpointManager::Tick() {
     c.job_id = j.id();
     c.generation = gen;
     c.state = j.state();
+    c.failures = j.failures();
+    c.message = j.message();
     live_ids.insert(j.id());
     max_n[name] = std::max(max_n[name], n);
     if (j.replica_status_size() > 0 && !j.replica_status(0).node().empty()) {
@@ -303,11 +310,15 @@ void EndpointManager::Tick() {
     for (auto eit = endpoints_.begin(); eit != endpoints_.end();) {
       Entry& e = eit->second;
       std::vector<Child>& mine = children[eit->first];
+      std::string failing;  // a replica that keeps failing says why
       for (Child& c : mine) {
         if (c.state == v1::JOB_RUNNING) {
           auto [r, inserted] = running_since_.emplace(c.job_id, now);
           c.ready = now - r->second >= e.spec.min_ready_s;
         }
+        if (!c.ready && c.failures > 0)
+          failing = absl::StrCat("replica job ", c.job_id, " failed ", c.failures,
+                                 c.failures == 1 ? " time: " : " times: ", c.message);
       }
       e.children = mine;
       e.next_child = std::max(e.next_child, max_n[eit->first] + 1);
@@ -320,7 +331,7 @@ void EndpointManager::Tick() {
         ++eit;
         continue;
       }
-      std::string event;
+      std::string event = failing;
       // Regions this endpoint may use, with weights; usable = with a ready node.
       std::map<std::string, double> weight;
       if (e.spec.regions.empty()) {

@@ -91,6 +91,8 @@ class EndpointManager {
     v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
     std::string node, address;
     bool ready = false;
+    int32_t failures = 0;  // failed attempts of its job
+    std::string message;   // its job's last message
   };
   struct Entry {
     store::EndpointRecord rec;

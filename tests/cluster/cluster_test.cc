@@ -569,15 +569,19 @@ TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
   std::string file = ckpt + "/checkpoint.bin";
   ASSERT_TRUE(WaitUntil([&] { return CheckpointStep(file) >= 200; }, 120))
       << "no checkpoint; logs in " << cluster_->root();
-  // kill -9 one rank (not the monitor that watches it).
-  int pid = FindProcessWithEnv(absl::StrCat("MERIDIAN_RUN_KEY=j", j.id(), "-r1-a0"));
-  ASSERT_GT(pid, 1);
+  // kill -9 one rank (not the monitor that watches it) of the running
+  // attempt (on a loaded machine an earlier attempt may have ended already).
+  v1::Job running = cluster_->WaitState(j.id(), v1::JOB_RUNNING, 60);
+  int killed_attempt = running.attempt();
+  int pid = FindProcessWithEnv(
+      absl::StrCat("MERIDIAN_RUN_KEY=j", j.id(), "-r1-a", killed_attempt));
+  ASSERT_GT(pid, 1) << "rank 1 of attempt " << killed_attempt << " not found";
   int64_t before = CheckpointStep(file);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
 
   v1::Job done = cluster_->WaitState(j.id(), v1::JOB_SUCCEEDED, 300);
   ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
-  EXPECT_GE(done.attempt(), 1);
+  EXPECT_GE(done.attempt(), killed_attempt + 1);
   // Rank 0 of the new attempt resumed in a new epoch from the checkpoint.
   std::string out = cluster_->Logs(j.id());
   size_t at = out.find("resumed from checkpoint at step ");

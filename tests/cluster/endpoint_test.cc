@@ -76,7 +76,10 @@ int CountOf(const std::string& text, const std::string& what) {
 // connection (then they reconnect).
 class Load {
  public:
-  Load(int port, int clients, std::string token) : port_(port), token_(std::move(token)) {
+  // Each client waits `pause_ms` between requests (keeps the machine usable
+  // for the processes under test).
+  Load(int port, int clients, std::string token, double pause_ms = 1)
+      : port_(port), token_(std::move(token)), pause_ms_(pause_ms) {
     for (int i = 0; i < clients; ++i) threads_.emplace_back([this] { Run(); });
   }
   ~Load() { Stop(); }
@@ -117,6 +120,8 @@ class Load {
             ++failed_;
             last_error_ = res.body();
           }
+          if (pause_ms_ > 0)
+            std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(pause_ms_));
         }
       } catch (const std::exception&) {
         ++failed_;
@@ -131,6 +136,7 @@ class Load {
  private:
   int port_;
   std::string token_;
+  double pause_ms_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> ok_{0}, failed_{0};
   std::vector<std::thread> threads_;
@@ -304,7 +310,7 @@ TEST_F(EndpointTest, ReplicasFollowDemand) {
   ASSERT_TRUE(WaitUntil([&] { return CountOf(HttpGet(port, "/gateway/status"), "\"address\"") == 1; }, 20));
   {
     // Eight clients keep more than 0.5 requests per replica in flight.
-    Load load(port, 8, "t0ken");
+    Load load(port, 8, "t0ken", /*pause_ms=*/0);
     ASSERT_TRUE(WaitUntil(
         [&] {
           v1::Endpoint now = Get();
