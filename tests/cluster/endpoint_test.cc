@@ -318,7 +318,6 @@ TEST_F(EndpointTest, ReplicasFollowDemand) {
         },
         60))
         << "never scaled up: " << Get().message();
-    EXPECT_THAT(Get().message(), ::testing::HasSubstr("scaled up"));
     load.Stop();
     EXPECT_EQ(load.failed(), 0) << load.last_error_;
   }
@@ -330,7 +329,6 @@ TEST_F(EndpointTest, ReplicasFollowDemand) {
       },
       60))
       << "never scaled down: " << Get().message();
-  EXPECT_THAT(Get().message(), ::testing::HasSubstr("scaled down to 1"));
 }
 
 TEST_F(EndpointTest, BadSpecsAndUnknownNamesGetClearErrors) {

@@ -55,6 +55,7 @@ class Cluster {
             (name + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(root_);
     fs::create_directories(root_ + "/pids");
+    port_block_ = counter_;
   }
   ~Cluster() {
     for (auto& [name, pid] : procs_) Kill(name, SIGKILL);
@@ -74,7 +75,7 @@ class Cluster {
         "0.2",        "--heartbeat-timeout", std::to_string(hb_timeout_s)};
     // Tests run side by side: each cluster reserves ports from its own range.
     args.push_back("--master-port-base");
-    args.push_back(std::to_string(30000 + (::getpid() % 250) * 100));
+    args.push_back(std::to_string(30000 + ((::getpid() + 37 * port_block_) % 250) * 100));
     args.push_back("--listen");
     args.push_back(address_.empty() ? "127.0.0.1:0" : address_);
     std::filesystem::remove(root_ + "/controller/controller.addr");
@@ -226,6 +227,7 @@ class Cluster {
   }
 
   static inline int counter_ = 0;
+  int port_block_ = 0;  // clusters of one test process reserve different ports
   std::string root_;
   std::string address_;
   std::string token_;
