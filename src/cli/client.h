@@ -33,6 +33,10 @@ struct ClientConfig;
 void AddClientFlags(CLI::App* cmd, ClientConfig* c);
 // `meridian endpoint get` output (cmd_endpoint.cc).
 void PrintEndpoint(const v1::Endpoint& e);
+// The serving phase of `meridian dev --demo`: apply an endpoint spec, wait for
+// its replicas, start a gateway (child process), send it held-out samples.
+struct ClientConfig;
+int RunDemoEndpoint(const std::string& file, const std::string& text, const ClientConfig& client);
 // `meridian endpoint ...` (cmd_endpoint.cc).
 void AddEndpointCommands(CLI::App& app, std::function<int()>* action);
 

@@ -1,6 +1,9 @@
 // `meridian endpoint apply|create -f FILE`, `list`, `get NAME`, `delete NAME`:
 // model endpoints on a running controller (controller/endpoints.h).
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <thread>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -11,10 +14,17 @@
 #include "cli/cluster.h"
 #include "cli/commands.h"
 #include "meridian/v1/meridian.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "rpc/rpc.h"
 
 namespace meridian::cli {
 namespace {
+
+namespace fs = std::filesystem;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 std::function<int()>* g_endpoint_action = nullptr;
 
@@ -160,6 +170,87 @@ void PrintEndpoint(const v1::Endpoint& e) {
                     r.address().empty() ? "-" : r.address()});
   std::printf("\n");
   PrintTable(rows);
+}
+
+// The demo's serving phase: deploy an endpoint, put a gateway in front of
+// it (a child process following the controller), send it held-out samples,
+// and show where they went.
+int RunDemoEndpoint(const std::string& file, const std::string& text, const ClientConfig& client) {
+  auto stub = v1::EndpointService::NewStub(rpc::Connect(client.controller));
+  v1::Endpoint e;
+  {
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, client.token, 10);
+    v1::ApplyEndpointRequest req;
+    req.set_spec(text);
+    req.set_filename(file);
+    grpc::Status st = stub->Apply(&ctx, req, &e);
+    if (!st.ok()) return Fail("dev", st);
+  }
+  std::printf("\n== endpoint %s: %d replicas of %s (%s)\n", e.name().c_str(),
+              e.desired_replicas(), e.model().c_str(), fs::path(file).filename().c_str());
+  double deadline = Now() + 60;
+  int ready = 0;
+  while (Now() < deadline) {
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, client.token, 5);
+    v1::GetEndpointRequest req;
+    req.set_name(e.name());
+    if (stub->Get(&ctx, req, &e).ok()) {
+      ready = 0;
+      for (const v1::EndpointReplica& r : e.replicas()) ready += r.ready() ? 1 : 0;
+      if (ready >= e.desired_replicas()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  PrintEndpoint(e);
+  if (ready < e.desired_replicas()) {
+    std::fprintf(stderr, "meridian dev: endpoint %s: only %d of %d replicas ready after 60 s\n",
+                 e.name().c_str(), ready, e.desired_replicas());
+    return kExitError;
+  }
+  std::string addr_file = client.data_dir + "/gateway.addr";
+  fs::remove(addr_file);
+  absl::StatusOr<Child> gw = SpawnSelf(
+      "gateway",
+      {"gateway", "--data-dir", client.data_dir, "--listen", "127.0.0.1:0", "--address-file",
+       addr_file, "--sync-interval", "0.2"},
+      client.data_dir + "/logs/gateway.log");
+  if (!gw.ok()) {
+    std::fprintf(stderr, "meridian dev: %s\n", std::string(gw.status().message()).c_str());
+    return kExitError;
+  }
+  absl::StatusOr<std::string> addr = WaitForFile(addr_file, 20, &*gw);
+  if (!addr.ok()) {
+    StopChild(*gw, 2);
+    std::fprintf(stderr, "meridian dev: gateway: %s\n", std::string(addr.status().message()).c_str());
+    return kExitError;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // its first sync
+  std::printf("\n== traffic: held-out digits through the gateway at %s\n", addr->c_str());
+  std::fflush(stdout);
+  PredictArgs pa;
+  pa.server = *addr;
+  pa.endpoint = e.name();
+  pa.token = e.token();
+  pa.samples = 300;
+  pa.dataset = fs::exists(DigitsPath()) ? "digits" : "synthetic";
+  int rc = RunPredict(pa);
+  nlohmann::json status = nlohmann::json::parse(HttpGet(*addr, "/gateway/status"), nullptr, false);
+  if (status.is_object() && status.contains("endpoints")) {
+    for (const auto& ep : status["endpoints"]) {
+      std::vector<std::string> parts;
+      for (const auto& r : ep["replicas"])
+        parts.push_back(absl::StrCat(r.value("region", "?"), " ", r.value("requests", 0)));
+      std::printf("gateway (%s): requests per replica: %s\n",
+                  ep.value("policy", "").c_str(), absl::StrJoin(parts, ", ").c_str());
+    }
+  }
+  std::printf("gateway status: http://%s/gateway/status (health, latency, ejections)\n",
+              addr->c_str());
+  std::fflush(stdout);
+  StopChild(*gw, 2);
+  return rc;
 }
 
 void AddEndpointCommands(CLI::App& app, std::function<int()>* action) {

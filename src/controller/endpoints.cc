@@ -37,10 +37,6 @@ std::string HostOf(const std::string& address) {
   return host.empty() ? "127.0.0.1" : host;
 }
 
-bool IsLive(v1::JobState s) {
-  return s == v1::JOB_PENDING || s == v1::JOB_SCHEDULED || s == v1::JOB_RUNNING;
-}
-
 }  // namespace
 
 int32_t Autoscaler::Decide(double now_s, double in_flight, int32_t current,
