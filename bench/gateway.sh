@@ -7,14 +7,16 @@
 #   equal    4 replicas, each prediction takes DELAY ms
 #   slow     one of them 5x slower
 #   failing  one of them answers 500 to every request
-# Prints one JSON line per scenario and proxy: requests/s, p50, p99, errors
+# Each scenario runs ROUNDS times (default 3), alternating which proxy goes
+# first. Prints one JSON line per scenario and proxy: the median requests/s,
+# p50 and p99 over the rounds, every round's requests/s, and errors summed
 # (non-2xx answers and socket errors seen by wrk).
 #
 #   bench/gateway.sh [--duration S] [--connections C] [--delay-ms D] [--replicas N]
-#                    [--policy P] [--scenarios "equal slow failing"]
+#                    [--policy P] [--scenarios "equal slow failing"] [--rounds 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10 CONNECTIONS=32 DELAY=10 REPLICAS=4 POLICY=least_request SCENARIOS="equal slow failing" GW_THREADS=2 PROXIES="meridian nginx"
+DURATION=10 CONNECTIONS=32 DELAY=10 REPLICAS=4 POLICY=least_request SCENARIOS="equal slow failing" GW_THREADS=2 PROXIES="meridian nginx" ROUNDS=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --gateway-threads) GW_THREADS=$2; shift 2 ;;
     --proxies) PROXIES=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "bench/gateway.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
   esac
@@ -112,15 +115,21 @@ $servers    keepalive 256;
 NGX
   "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>>"$WORK/nginx/error.log"
   wait_file "$WORK/gw.addr"
-  for proxy in $PROXIES; do
-    local port=$gport
-    [ "$proxy" = nginx ] && port=$nport
-    # A short warm-up fills the connection pools (and lets the gateway find
-    # the failing replica, as its first ejection happens there).
-    wrk -t 1 -c "$CONNECTIONS" -d 2s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/predict" >/dev/null
-    wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$WORK/post.lua" \
-      "http://127.0.0.1:$port/v1/predict" > "$WORK/wrk-$proxy.txt"
-    python3 - "$name" "$proxy" "$WORK/wrk-$proxy.txt" "$CONNECTIONS" "$DURATION" "$POLICY" <<'PY'
+  # Rounds alternate which proxy goes first; each proxy's runs are kept
+  # apart and summarised by their medians (this machine is noisy).
+  rm -f "$WORK/runs-$name.jsonl"
+  local order=$PROXIES
+  for round in $(seq "$ROUNDS"); do
+    for proxy in $order; do
+      local port=$gport
+      [ "$proxy" = nginx ] && port=$nport
+      # A short warm-up fills the connection pools (and lets the gateway find
+      # the failing replica, as its first ejection happens there).
+      wrk -t 1 -c "$CONNECTIONS" -d 2s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/predict" >/dev/null
+      wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$WORK/post.lua" \
+        "http://127.0.0.1:$port/v1/predict" > "$WORK/wrk-$proxy.txt"
+      python3 - "$name" "$proxy" "$WORK/wrk-$proxy.txt" "$CONNECTIONS" "$DURATION" "$POLICY" \
+        >> "$WORK/runs-$name.jsonl" <<'PY'
 import json, re, sys
 name, proxy, path, conns, dur, policy = sys.argv[1:7]
 text = open(path).read()
@@ -134,14 +143,29 @@ total = int(re.search(r"(\d+) requests in", text).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
 errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
-out = {"benchmark": "gateway", "scenario": name, "proxy": proxy, "requests": total,
-       "rps": round(rps, 1), "p50_ms": round(lat.get("50", 0), 3), "p99_ms": round(lat.get("99", 0), 3),
-       "errors": errors, "connections": int(conns), "duration_s": int(dur)}
-if proxy == "meridian":
-    out["policy"] = policy
-print(json.dumps(out))
+print(json.dumps({"proxy": proxy, "requests": total, "rps": rps, "p50_ms": lat.get("50", 0),
+                  "p99_ms": lat.get("99", 0), "errors": errors}))
 PY
+    done
+    order=$(echo "$order" | awk '{for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "")}')
   done
+  python3 - "$name" "$WORK/runs-$name.jsonl" "$CONNECTIONS" "$DURATION" "$POLICY" "$ROUNDS" <<'PY'
+import json, statistics, sys
+name, path, conns, dur, policy, rounds = sys.argv[1:7]
+runs = [json.loads(l) for l in open(path)]
+for proxy in dict.fromkeys(r["proxy"] for r in runs):
+    mine = [r for r in runs if r["proxy"] == proxy]
+    med = lambda k: statistics.median(r[k] for r in mine)
+    out = {"benchmark": "gateway", "scenario": name, "proxy": proxy,
+           "requests": sum(r["requests"] for r in mine), "rps": round(med("rps"), 1),
+           "p50_ms": round(med("p50_ms"), 3), "p99_ms": round(med("p99_ms"), 3),
+           "errors": sum(r["errors"] for r in mine), "rounds": int(rounds),
+           "rps_runs": [round(r["rps"], 1) for r in mine], "connections": int(conns),
+           "duration_s": int(dur)}
+    if proxy == "meridian":
+        out["policy"] = policy
+    print(json.dumps(out))
+PY
   kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   kill "$gpid" "${pids[@]}" 2>/dev/null || true
   wait "$gpid" "${pids[@]}" 2>/dev/null || true
