@@ -142,14 +142,15 @@ std::string Controller::RunKey(uint64_t job, int32_t replica, int32_t attempt) c
   return absl::StrCat("j", job, "-r", replica, "-a", attempt);
 }
 
-std::string Controller::NodeHost(const NodeEntry& n) const {
-  const std::string& a = n.rec.address;
+std::string HostOfAddress(const std::string& a) {
   size_t colon = a.rfind(':');
   std::string host = colon == std::string::npos ? a : a.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   return host.empty() ? "127.0.0.1" : host;
 }
+
+std::string Controller::NodeHost(const NodeEntry& n) const { return HostOfAddress(n.rec.address); }
 
 void Controller::Persist(JobEntry& j, store::Batch* batch, bool replicas) {
   j.rec.updated_s = clock_->NowSeconds();

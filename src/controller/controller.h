@@ -71,6 +71,10 @@ struct ControllerOptions {
   bool start_loop = true;    // false: the caller drives Tick() (tests)
 };
 
+// The host part of a node's address ("host:port", "[v6]:port"), where its
+// replicas are reached; "127.0.0.1" when it has none.
+std::string HostOfAddress(const std::string& address);
+
 class Controller {
  public:
   // `store` and `clock` must outlive the controller.

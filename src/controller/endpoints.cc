@@ -29,14 +29,6 @@ bool ParseChildName(const std::string& job, std::string* name, int32_t* gen, int
   return !name->empty();
 }
 
-std::string HostOf(const std::string& address) {
-  size_t colon = address.rfind(':');
-  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  return host.empty() ? "127.0.0.1" : host;
-}
-
 }  // namespace
 
 int32_t Autoscaler::Decide(double now_s, double in_flight, int32_t current,
@@ -242,7 +234,7 @@ void EndpointManager::Tick() {
   std::map<std::string, std::string> node_host;
   std::set<std::string> ready_regions, all_regions;
   for (const v1::Node& n : controller_->ListNodes()) {
-    node_host[n.name()] = HostOf(n.address());
+    node_host[n.name()] = HostOfAddress(n.address());
     all_regions.insert(n.region());
     if (n.ready() && !n.cordoned()) ready_regions.insert(n.region());
   }
