@@ -32,6 +32,18 @@ using tcp = net::ip::tcp;
 using Json = nlohmann::json;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
+// One concrete executor type, not Asio's type-erased default: every
+// operation and coroutine resumption would otherwise go through
+// any_executor, a sixth of the gateway's user time per request.
+using Executor = net::io_context::executor_type;
+template <typename T>
+using Task = net::awaitable<T, Executor>;
+constexpr net::use_awaitable_t<Executor> use_task;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Acceptor = net::basic_socket_acceptor<tcp, Executor>;
+using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                        net::wait_traits<std::chrono::steady_clock>, Executor>;
 
 std::chrono::steady_clock::duration Seconds(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -71,12 +83,96 @@ struct Endpoint {
   std::atomic<uint64_t> requests{0}, failed{0};
 };
 
+using TimePoint = std::chrono::steady_clock::time_point;
+
+// Timeouts of one worker's sockets. Each socket carries a deadline, set
+// before an operation and cleared after it; one sweep every 100 ms cancels
+// the operations of sockets past theirs. A timer per operation (what
+// beast::tcp_stream arms) costs two more trips through the event loop per
+// operation, one of them for the cancelled timer's handler. Timeouts here
+// are whole seconds, so 100 ms late is fine.
+class Watchdog {
+ public:
+  struct Deadline {
+    explicit Deadline(Socket* s) : socket(s) {}
+    Socket* socket;
+    TimePoint at = TimePoint::max();
+    bool expired = false;  // the sweep cancelled this socket's operations
+    void Set(TimePoint t) {
+      at = t;
+      expired = false;
+    }
+    void Clear() { at = TimePoint::max(); }
+  };
+  // Registered from the worker's thread, unregistered from any thread
+  // (pools are emptied by SetEndpoints and Stop).
+  void Add(Deadline* d) {
+    std::lock_guard<std::mutex> l(mu_);
+    all_.insert(d);
+  }
+  void Remove(Deadline* d) {
+    std::lock_guard<std::mutex> l(mu_);
+    all_.erase(d);
+  }
+  void Sweep(TimePoint now) {
+    std::lock_guard<std::mutex> l(mu_);
+    for (Deadline* d : all_) {
+      if (d->at > now) continue;
+      d->expired = true;  // again each sweep, until the operation ends
+      beast::error_code ignored;
+      d->socket->cancel(ignored);
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<Deadline*> all_;
+};
+
+// A socket whose operations the worker's watchdog times out.
+struct GuardedSocket {
+  GuardedSocket(Socket s, Watchdog* w) : socket(std::move(s)), deadline(&socket), watchdog(w) {
+    watchdog->Add(&deadline);
+  }
+  ~GuardedSocket() { watchdog->Remove(&deadline); }
+  GuardedSocket(const GuardedSocket&) = delete;
+  GuardedSocket& operator=(const GuardedSocket&) = delete;
+  // An aborted operation of an expired socket timed out.
+  beast::error_code Outcome(beast::error_code ec) const {
+    if (deadline.expired && (!ec || ec == net::error::operation_aborted))
+      return beast::error::timeout;
+    return ec;
+  }
+  Socket socket;
+  Watchdog::Deadline deadline;
+  Watchdog* watchdog;
+};
+
 // A keep-alive connection to a replica and its read buffer.
 struct Upstream {
-  explicit Upstream(net::io_context& ioc) : stream(ioc) {}
-  beast::tcp_stream stream;
+  Upstream(net::io_context& ioc, Watchdog* w) : conn(Socket(ioc), w) {}
+  GuardedSocket conn;
   beast::flat_buffer buffer;
 };
+
+// Writes `msg`: at once when the socket takes all of it, as it nearly always
+// does (a few hundred bytes), and asynchronously only for what is left.
+// An async_write that completes at once still resumes its coroutine from
+// the back of the event loop's queue, behind every event ready then; a
+// proxy pays that wait twice per request. Needs the socket in non-blocking
+// mode (a would-block write then returns, it does not wait).
+template <bool isRequest>
+Task<beast::error_code> WriteMessage(Socket& socket,
+                                     const http::message<isRequest, http::string_body>& msg) {
+  http::serializer<isRequest, http::string_body> sr(msg);
+  beast::error_code ec;
+  http::write(socket, sr, ec);
+  if (ec == net::error::would_block || ec == net::error::try_again) {
+    ec = {};
+    co_await http::async_write(socket, sr, net::redirect_error(use_task, ec));
+  }
+  co_return ec;
+}
 
 // The outcome of one forwarded request: an answer, or why there is none.
 struct Forwarded {
@@ -93,9 +189,11 @@ struct Gateway::Impl {
   // One io_context per thread, as nginx has one event loop per worker: a
   // connection, its coroutines and its upstream pool stay on one thread
   // (one shared multi-threaded context costs a third more CPU per request).
-  // Declared first: destroyed last, after everything that refers to them.
+  // Declared first: destroyed last, after everything that refers to them
+  // (but the watchdogs, which the sockets in them refer to).
+  std::vector<std::unique_ptr<Watchdog>> watchdogs;  // one per worker
   std::vector<std::unique_ptr<net::io_context>> iocs;
-  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<Acceptor> acceptor;
   std::atomic<size_t> next_worker{0};
   GatewayOptions options;
   const Clock* clock;
@@ -118,14 +216,15 @@ struct Gateway::Impl {
   absl::Status SetEndpoints(std::vector<EndpointConfig> configs);
   std::shared_ptr<Endpoint> Find(const std::string& name, std::string* known) const;
 
-  net::awaitable<void> Listen();
-  net::awaitable<void> Session(tcp::socket socket, size_t worker);
-  net::awaitable<Response> Handle(Request& req, size_t worker);
-  net::awaitable<Response> Proxy(std::shared_ptr<Endpoint> ep, Request& req, std::string target,
+  Task<void> Listen();
+  Task<void> Session(Socket socket, size_t worker);
+  Task<Response> Handle(Request& req, size_t worker);
+  Task<Response> Proxy(std::shared_ptr<Endpoint> ep, Request& req, std::string target,
                                  size_t worker);
-  net::awaitable<Forwarded> Forward(const std::string& host, const Request& req, size_t worker);
-  net::awaitable<void> HealthLoop();
-  net::awaitable<void> Check(std::shared_ptr<Endpoint> ep, std::string host);
+  Task<Forwarded> Forward(const std::string& host, const Request& req, size_t worker);
+  Task<void> HealthLoop();
+  Task<void> Sweep(size_t worker);  // the worker's watchdog, every 100 ms
+  Task<void> Check(std::shared_ptr<Endpoint> ep, std::string host);
 
   std::unique_ptr<Upstream> TakeIdle(size_t worker, const std::string& host) {
     Pool& p = *pools[worker];
@@ -201,32 +300,35 @@ std::shared_ptr<Endpoint> Gateway::Impl::Find(const std::string& name, std::stri
   return nullptr;
 }
 
-net::awaitable<void> Gateway::Impl::Listen() {
+Task<void> Gateway::Impl::Listen() {
   for (;;) {
     beast::error_code ec;
     size_t worker = next_worker++ % iocs.size();
-    tcp::socket socket(*iocs[worker]);
-    co_await acceptor->async_accept(socket, net::redirect_error(net::use_awaitable, ec));
+    Socket socket(*iocs[worker]);
+    co_await acceptor->async_accept(socket, net::redirect_error(use_task, ec));
     if (stopping) co_return;
     if (ec) {
       if (ec == net::error::operation_aborted || ec == net::error::bad_descriptor) co_return;
       continue;  // EMFILE and the like: go on accepting
     }
     socket.set_option(tcp::no_delay(true), ec);
+    socket.non_blocking(true, ec);  // for WriteMessage
     net::co_spawn(*iocs[worker], Session(std::move(socket), worker), net::detached);
   }
 }
 
-net::awaitable<void> Gateway::Impl::Session(tcp::socket socket, size_t worker) {
-  beast::tcp_stream stream(std::move(socket));
+Task<void> Gateway::Impl::Session(Socket socket, size_t worker) {
+  GuardedSocket client(std::move(socket), watchdogs[worker].get());
   beast::flat_buffer buffer;
+  const auto client_timeout = std::chrono::seconds(120);  // idle keep-alive, slow readers
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
     parser.header_limit(16 * 1024);
     beast::error_code ec;
-    stream.expires_after(std::chrono::seconds(120));  // idle keep-alive connections
-    co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    client.deadline.Set(std::chrono::steady_clock::now() + client_timeout);
+    co_await http::async_read(client.socket, buffer, parser, net::redirect_error(use_task, ec));
+    ec = client.Outcome(ec);
     Response res;
     bool keep_alive = false;
     if (ec == http::error::body_limit) {
@@ -246,14 +348,15 @@ net::awaitable<void> Gateway::Impl::Session(tcp::socket socket, size_t worker) {
     }
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+    client.deadline.Set(std::chrono::steady_clock::now() + client_timeout);
+    ec = client.Outcome(co_await WriteMessage(client.socket, res));
     if (ec || !keep_alive) break;
   }
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  client.socket.shutdown(Socket::shutdown_both, ignored);
 }
 
-net::awaitable<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
+Task<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
   std::string target(req.target());
   std::string path = target.substr(0, target.find('?'));
   if (path == "/healthz") co_return JsonResponse(200, Json{{"status", "ok"}});
@@ -300,7 +403,7 @@ net::awaitable<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
   co_return co_await Proxy(std::move(ep), req, std::move(upstream_target), worker);
 }
 
-net::awaitable<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req,
+Task<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req,
                                                std::string target, size_t worker) {
   ++ep->requests;
   lb::PickContext ctx;
@@ -357,7 +460,7 @@ net::awaitable<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Requ
                                     ep->upstreams->Describe(), ")"));
 }
 
-net::awaitable<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& req,
+Task<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& req,
                                                  size_t worker) {
   Forwarded out;
   for (int round = 0; round < 2; ++round) {
@@ -370,29 +473,36 @@ net::awaitable<Forwarded> Gateway::Impl::Forward(const std::string& host, const 
         out.error = std::string(to.status().message());
         co_return out;
       }
-      conn = std::make_unique<Upstream>(*iocs[worker]);
-      conn->stream.expires_after(Seconds(options.connect_timeout_s));
-      co_await conn->stream.async_connect(*to, net::redirect_error(net::use_awaitable, ec));
+      conn = std::make_unique<Upstream>(*iocs[worker], watchdogs[worker].get());
+      Socket& socket = conn->conn.socket;
+      conn->conn.deadline.Set(std::chrono::steady_clock::now() +
+                              Seconds(options.connect_timeout_s));
+      co_await socket.async_connect(*to, net::redirect_error(use_task, ec));
+      ec = conn->conn.Outcome(ec);
       if (ec) {
         out.error = ec == beast::error::timeout
                         ? absl::StrCat("connect timed out after ", options.connect_timeout_s, " s")
                         : absl::StrCat("connect: ", ec.message());
         co_return out;
       }
-      conn->stream.socket().set_option(tcp::no_delay(true), ec);
+      socket.set_option(tcp::no_delay(true), ec);
+      socket.non_blocking(true, ec);  // for WriteMessage
     }
-    conn->stream.expires_after(Seconds(options.upstream_timeout_s));
-    co_await http::async_write(conn->stream, req, net::redirect_error(net::use_awaitable, ec));
+    // One deadline for sending the request and reading the whole answer.
+    conn->conn.deadline.Set(std::chrono::steady_clock::now() +
+                            Seconds(options.upstream_timeout_s));
+    ec = conn->conn.Outcome(co_await WriteMessage(conn->conn.socket, req));
     if (!ec) {
       http::response_parser<http::string_body> parser;
       parser.body_limit(64 << 20);
-      co_await http::async_read(conn->stream, conn->buffer, parser,
-                                net::redirect_error(net::use_awaitable, ec));
+      co_await http::async_read(conn->conn.socket, conn->buffer, parser,
+                                net::redirect_error(use_task, ec));
+      ec = conn->conn.Outcome(ec);
       if (!ec) {
         out.ok = true;
         out.response = parser.release();
         if (out.response.keep_alive() && !stopping) {
-          conn->stream.expires_never();
+          conn->conn.deadline.Clear();
           PutIdle(worker, host, std::move(conn));
         }
         out.response.keep_alive(true);
@@ -413,8 +523,19 @@ net::awaitable<Forwarded> Gateway::Impl::Forward(const std::string& host, const 
   co_return out;
 }
 
-net::awaitable<void> Gateway::Impl::HealthLoop() {
-  net::steady_timer timer(*iocs[0]);
+Task<void> Gateway::Impl::Sweep(size_t worker) {
+  Timer timer(*iocs[worker]);
+  while (!stopping) {
+    timer.expires_after(std::chrono::milliseconds(100));
+    beast::error_code ec;
+    co_await timer.async_wait(net::redirect_error(use_task, ec));
+    if (ec) co_return;
+    watchdogs[worker]->Sweep(std::chrono::steady_clock::now());
+  }
+}
+
+Task<void> Gateway::Impl::HealthLoop() {
+  Timer timer(*iocs[0]);
   while (!stopping) {
     std::vector<std::pair<std::shared_ptr<Endpoint>, std::string>> checks;
     {
@@ -425,28 +546,28 @@ net::awaitable<void> Gateway::Impl::HealthLoop() {
     for (auto& [ep, h] : checks) net::co_spawn(*iocs[0], Check(ep, h), net::detached);
     timer.expires_after(Seconds(options.health.interval_s));
     beast::error_code ec;
-    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    co_await timer.async_wait(net::redirect_error(use_task, ec));
   }
 }
 
-net::awaitable<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) {
+Task<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) {
   bool ok = false;
   int64_t in_flight = -1;
   absl::StatusOr<tcp::endpoint> to = ParseHostPort(host);
   if (to.ok()) {
-    beast::tcp_stream conn(*iocs[0]);
+    Stream conn(*iocs[0]);
     beast::error_code ec;
     conn.expires_after(Seconds(options.health.timeout_s));
-    co_await conn.async_connect(*to, net::redirect_error(net::use_awaitable, ec));
+    co_await conn.async_connect(*to, net::redirect_error(use_task, ec));
     beast::flat_buffer buffer;
     for (const char* path : {"/readyz", "/metrics"}) {
       if (ec) break;
       Request req(http::verb::get, path, 11);
       req.set(http::field::host, host);
       req.keep_alive(true);
-      co_await http::async_write(conn, req, net::redirect_error(net::use_awaitable, ec));
+      co_await http::async_write(conn, req, net::redirect_error(use_task, ec));
       Response res;
-      if (!ec) co_await http::async_read(conn, buffer, res, net::redirect_error(net::use_awaitable, ec));
+      if (!ec) co_await http::async_read(conn, buffer, res, net::redirect_error(use_task, ec));
       if (ec) break;
       if (std::string(path) == "/readyz") {
         ok = res.result_int() == 200;
@@ -457,7 +578,7 @@ net::awaitable<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::str
           in_flight = std::max<int64_t>(0, m["in_flight"].get<int64_t>() - 1);  // not this probe
       }
     }
-    conn.socket().shutdown(tcp::socket::shutdown_both, ec);
+    conn.socket().shutdown(Socket::shutdown_both, ec);
   }
   ep->upstreams->HealthResult(host, ok, in_flight, options.health.unhealthy_threshold,
                               options.health.healthy_threshold);
@@ -505,8 +626,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options,
   for (int i = 0; i < impl->options.threads; ++i) {
     impl->iocs.push_back(std::make_unique<net::io_context>(1));
     impl->pools.push_back(std::make_unique<Impl::Pool>());
+    impl->watchdogs.push_back(std::make_unique<Watchdog>());
   }
-  impl->acceptor = std::make_unique<tcp::acceptor>(*impl->iocs[0]);
+  impl->acceptor = std::make_unique<Acceptor>(*impl->iocs[0]);
   lb::RegisterBuiltinLbPolicies(impl->registry);
   if (absl::Status s = impl->SetEndpoints(std::move(endpoints)); !s.ok()) return s;
   beast::error_code ec;
@@ -521,6 +643,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options,
   Impl* p = impl.get();
   net::co_spawn(*p->iocs[0], p->Listen(), net::detached);
   if (p->options.health.interval_s > 0) net::co_spawn(*p->iocs[0], p->HealthLoop(), net::detached);
+  for (size_t w = 0; w < p->iocs.size(); ++w) net::co_spawn(*p->iocs[w], p->Sweep(w), net::detached);
   for (auto& ioc : p->iocs) {
     net::io_context* c = ioc.get();
     p->threads.emplace_back([c] {

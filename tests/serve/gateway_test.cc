@@ -185,6 +185,19 @@ TEST_F(GatewayTest, NoReachableReplicaIsA503NotAHang) {
   }
 }
 
+TEST_F(GatewayTest, AReplicaPastTheUpstreamTimeoutIsA504NotAHang) {
+  GatewayOptions o;
+  o.upstream_timeout_s = 0.2;  // the watchdog cancels the read; the replica takes 1.5 s
+  o.retries = 0;
+  Gateway* g = Start({EndpointConfig{"digits", {{Replica(1500)->address(), ""}}, ""}}, o);
+  Client c(g->port());
+  Answer a = c.Send(http::verb::post, "/v1/endpoints/digits/predict", Input());
+  EXPECT_EQ(a.status, 504) << a.body;
+  EXPECT_THAT(a.body, HasSubstr("timed out after 0.2 s"));
+  // The gateway itself still answers on the same client connection.
+  EXPECT_EQ(c.Send(http::verb::get, "/healthz", "").status, 200);
+}
+
 TEST_F(GatewayTest, AnEndpointWithoutReplicasIsA503AtOnce) {
   Gateway* g = Start({EndpointConfig{"digits", {}, ""}});
   Client c(g->port());
