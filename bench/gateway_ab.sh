@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Paired comparison of gateway builds or settings against nginx (docs/benchmarks.md,
+# "Gateway"): keeps one set of replicas, nginx (least_conn) and every variant up at
+# once, and runs short wrk rounds against each in a shuffled order per round, so
+# that the machine's drift hits all of them alike. Prints each round, then per
+# variant the median requests/s and its ratio to nginx within the same round.
+#
+#   bench/gateway_ab.sh [--rounds 8] [--duration 5] [--connections 32] [--delay-ms 10]
+#                       [--variant NAME=BINARY[:FLAG,FLAG...]]...
+# Without --variant: one variant, build/meridian with --threads 2.
+# Example: --variant old=/tmp/meridian-old --variant new=build/meridian:--threads,2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=8 DURATION=5 CONNECTIONS=32 DELAY=10 VARIANTS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --delay-ms) DELAY=$2; shift 2 ;;
+    --variant) VARIANTS+=("$2"); shift 2 ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    *) echo "bench/gateway_ab.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
+  esac
+done
+[ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=("meridian=build/meridian:--threads,2")
+M=${MERIDIAN_BIN:-build/meridian}
+[ -x "$M" ] || scripts/build.sh release
+scripts/install-deps.sh bench >&2
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+WORK=$(mktemp -d /tmp/meridian-gateway-ab.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_file() {
+  for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done
+  echo "bench/gateway_ab.sh: $1 never appeared" >&2; exit 2
+}
+
+"$M" train --dataset synthetic --epochs 1 --save "$WORK/model" --quiet >/dev/null
+python3 -c 'import json; print(json.dumps({"input": [0.5] * 64}))' > "$WORK/body.json"
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$WORK/body.json", "r")
+wrk.body = f:read("*a")
+f:close()
+LUA
+ups=() servers=""
+for i in 0 1 2 3; do
+  "$M" serve --model "$WORK/model" --listen 127.0.0.1:0 --address-file "$WORK/r$i.addr" \
+    --inject-delay-ms "$DELAY" > "$WORK/r$i.log" 2>&1 &
+  PIDS+=($!)
+done
+for i in 0 1 2 3; do
+  wait_file "$WORK/r$i.addr"; a=$(cat "$WORK/r$i.addr")
+  ups+=(--upstream "$a"); servers+="    server $a max_fails=5 fail_timeout=5s;"$'\n'
+done
+declare -A PORT
+names=(nginx)
+for v in "${VARIANTS[@]}"; do
+  name=${v%%=*}; rest=${v#*=}; bin=${rest%%:*}; flags=""
+  [ "$rest" != "$bin" ] && flags=${rest#*:}
+  [ -x "$bin" ] || { echo "bench/gateway_ab.sh: variant $name: no executable $bin" >&2; exit 1; }
+  PORT[$name]=$(free_port)
+  # shellcheck disable=SC2086  # the flags are split on purpose
+  "$bin" gateway --listen "127.0.0.1:${PORT[$name]}" --address-file "$WORK/$name.addr" \
+    ${flags//,/ } "${ups[@]}" > "$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  names+=("$name")
+done
+PORT[nginx]=$(free_port)
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx.conf" <<NGX
+worker_processes 2;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream replicas {
+    least_conn;
+$servers    keepalive 256;
+  }
+  server {
+    listen 127.0.0.1:${PORT[nginx]};
+    location / {
+      proxy_pass http://replicas;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;
+    }
+  }
+}
+NGX
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>>"$WORK/nginx/error.log"
+for n in "${names[@]}"; do [ "$n" = nginx ] || wait_file "$WORK/$n.addr"; done
+for n in "${names[@]}"; do
+  wrk -t 1 -c "$CONNECTIONS" -d 2s -s "$WORK/post.lua" "http://127.0.0.1:${PORT[$n]}/v1/predict" >/dev/null
+done
+for r in $(seq "$ROUNDS"); do
+  for n in $(printf '%s\n' "${names[@]}" | shuf --random-source=<(yes "$r")); do
+    out=$(wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$WORK/post.lua" \
+      "http://127.0.0.1:${PORT[$n]}/v1/predict")
+    rps=$(echo "$out" | grep -oP 'Requests/sec:\s+\K[\d.]+')
+    p99=$(echo "$out" | grep -P '^\s+99(\.000)?%' | awk '{print $2}')
+    echo "round $r $n rps $rps p99 $p99" | tee -a "$WORK/rounds.txt" >&2
+  done
+done
+python3 - "$WORK/rounds.txt" <<'PY'
+import collections, json, statistics, sys
+by = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    _, r, name, _, rps, _, _ = line.split()
+    by[r][name] = float(rps)
+names = list(dict.fromkeys(n for r in by.values() for n in r))
+for n in names:
+    ratios = [by[r][n] / by[r]["nginx"] for r in by]
+    print(json.dumps({"benchmark": "gateway_ab", "variant": n, "rounds": len(by),
+                      "rps_median": round(statistics.median(by[r][n] for r in by), 1),
+                      "ratio_to_nginx_mean": round(statistics.mean(ratios), 4),
+                      "ratio_to_nginx_median": round(statistics.median(ratios), 4),
+                      "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4)}))
+PY
