@@ -27,31 +27,11 @@ done
 M=${MERIDIAN_BIN:-build/meridian}
 [ -x "$M" ] || scripts/build.sh release
 scripts/install-deps.sh bench >&2
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-WORK=$(mktemp -d /tmp/meridian-gateway-ab.XXXXXX)
+NAME=bench/gateway_ab.sh
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_file() {
-  for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done
-  echo "bench/gateway_ab.sh: $1 never appeared" >&2; exit 2
-}
+# shellcheck source=bench/gateway_lib.sh
+. bench/gateway_lib.sh
 
-"$M" train --dataset synthetic --epochs 1 --save "$WORK/model" --quiet >/dev/null
-python3 -c 'import json; print(json.dumps({"input": [0.5] * 64}))' > "$WORK/body.json"
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$WORK/body.json", "r")
-wrk.body = f:read("*a")
-f:close()
-LUA
 ups=() servers=""
 for i in 0 1 2 3; do
   "$M" serve --model "$WORK/model" --listen 127.0.0.1:0 --address-file "$WORK/r$i.addr" \
@@ -76,36 +56,7 @@ for v in "${VARIANTS[@]}"; do
   names+=("$name")
 done
 PORT[nginx]=$(free_port)
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx.conf" <<NGX
-worker_processes 2;
-daemon on;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  upstream replicas {
-    least_conn;
-$servers    keepalive 256;
-  }
-  server {
-    listen 127.0.0.1:${PORT[nginx]};
-    location / {
-      proxy_pass http://replicas;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;
-    }
-  }
-}
-NGX
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>>"$WORK/nginx/error.log"
+nginx_start "${PORT[nginx]}" "$servers"
 for n in "${names[@]}"; do [ "$n" = nginx ] || wait_file "$WORK/$n.addr"; done
 for n in "${names[@]}"; do
   wrk -t 1 -c "$CONNECTIONS" -d 2s -s "$WORK/post.lua" "http://127.0.0.1:${PORT[$n]}/v1/predict" >/dev/null

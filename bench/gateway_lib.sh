@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# Shared by bench/gateway.sh and bench/gateway_ab.sh (sourced, not run):
+# a work folder with a model and a wrk script, helpers, and the nginx
+# configuration both compare against. Expects M (the meridian binary), NAME
+# (the calling script, for messages) and PIDS (an array of pids to stop).
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+WORK=$(mktemp -d /tmp/meridian-gateway-bench.XXXXXX)
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -f "$WORK/nginx.pid" ]; then kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_file() {
+  for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done
+  echo "$NAME: $1 never appeared" >&2; exit 2
+}
+
+# A small model to serve (its accuracy does not matter here) and a wrk script
+# that posts one 64-value input.
+"$M" train --dataset synthetic --epochs 1 --save "$WORK/model" --quiet >/dev/null
+python3 -c 'import json; print(json.dumps({"input": [0.5] * 64}))' > "$WORK/body.json"
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$WORK/body.json", "r")
+wrk.body = f:read("*a")
+f:close()
+LUA
+
+# nginx_start PORT SERVERS: nginx on 127.0.0.1:PORT in front of SERVERS (nginx
+# `server ...;` lines): least_conn, a keep-alive pool, HTTP/1.1 upstream, and the
+# next upstream on errors and 5xx, POST included (predictions are idempotent, as
+# the gateway treats them).
+nginx_start() {
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx.conf" <<NGX
+worker_processes 2;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream replicas {
+    least_conn;
+$2    keepalive 256;
+  }
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      proxy_pass http://replicas;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;
+    }
+  }
+}
+NGX
+  "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>>"$WORK/nginx/error.log"
+}
