@@ -134,6 +134,9 @@ struct GuardedSocket {
   GuardedSocket(Socket s, Watchdog* w) : socket(std::move(s)), deadline(&socket), watchdog(w) {
     watchdog->Add(&deadline);
   }
+  GuardedSocket(net::io_context& ioc, Watchdog* w) : socket(ioc), deadline(&socket), watchdog(w) {
+    watchdog->Add(&deadline);
+  }
   ~GuardedSocket() { watchdog->Remove(&deadline); }
   GuardedSocket(const GuardedSocket&) = delete;
   GuardedSocket& operator=(const GuardedSocket&) = delete;
@@ -150,7 +153,7 @@ struct GuardedSocket {
 
 // A keep-alive connection to a replica and its read buffer.
 struct Upstream {
-  Upstream(net::io_context& ioc, Watchdog* w) : conn(Socket(ioc), w) {}
+  Upstream(net::io_context& ioc, Watchdog* w) : conn(ioc, w) {}
   GuardedSocket conn;
   beast::flat_buffer buffer;
 };
