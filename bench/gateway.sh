@@ -32,11 +32,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench/gateway.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
   esac
 done
-M=${MERIDIAN_BIN:-build/meridian}
-[ -x "$M" ] || scripts/build.sh release
-scripts/install-deps.sh bench >&2
 NAME=bench/gateway.sh
-PIDS=()
 # shellcheck source=bench/gateway_lib.sh
 . bench/gateway_lib.sh
 

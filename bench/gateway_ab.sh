@@ -24,11 +24,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=("meridian=build/meridian:--threads,2")
-M=${MERIDIAN_BIN:-build/meridian}
-[ -x "$M" ] || scripts/build.sh release
-scripts/install-deps.sh bench >&2
 NAME=bench/gateway_ab.sh
-PIDS=()
 # shellcheck source=bench/gateway_lib.sh
 . bench/gateway_lib.sh
 

@@ -1,9 +1,14 @@
 # shellcheck shell=bash
 # Shared by bench/gateway.sh and bench/gateway_ab.sh (sourced, not run):
 # a work folder with a model and a wrk script, helpers, and the nginx
-# configuration both compare against. Expects M (the meridian binary), NAME
-# (the calling script, for messages) and PIDS (an array of pids to stop).
+# configuration both compare against. Expects NAME (the calling script, for
+# messages); sets M (the meridian binary, built if missing) and PIDS (pids that
+# the exit trap stops: add every process started).
 
+M=${MERIDIAN_BIN:-build/meridian}
+[ -x "$M" ] || scripts/build.sh release
+scripts/install-deps.sh bench >&2
+PIDS=()
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 WORK=$(mktemp -d /tmp/meridian-gateway-bench.XXXXXX)
 cleanup() {

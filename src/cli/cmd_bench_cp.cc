@@ -28,10 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 // CPU seconds (user + system) used so far by process `pid`.
 double ProcessCpuSeconds(int pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
@@ -99,8 +95,8 @@ class Pump {
       cv_.wait(l, [&] { return in_flight_ < limit_; });
       ++in_flight_;
       l.unlock();
-      double t0 = Now();
-      issue(i, [this, t0](bool ok) { Done(ok, Now() - t0); });
+      double t0 = SteadySeconds();
+      issue(i, [this, t0](bool ok) { Done(ok, SteadySeconds() - t0); });
       l.lock();
     }
     cv_.wait(l, [&] { return in_flight_ == 0; });
@@ -149,7 +145,7 @@ int RunBenchSubmit(const BenchSubmitArgs& a) {
   if (!a.json)
     std::fprintf(stderr, "bench submit: %lld jobs, %d in flight, controller %s\n",
                  static_cast<long long>(a.jobs), a.concurrency, cluster.address.c_str());
-  double t0 = Now();
+  double t0 = SteadySeconds();
   double cpu0 = ProcessCpuSeconds(cluster.controller.pid);
   pump.Run(a.jobs, [&](int64_t i, auto done) {
     auto* c = new Call();
@@ -165,7 +161,7 @@ int RunBenchSubmit(const BenchSubmitArgs& a) {
       delete c;
     });
   });
-  double elapsed = Now() - t0;
+  double elapsed = SteadySeconds() - t0;
   double cpu = ProcessCpuSeconds(cluster.controller.pid) - cpu0;
   // Every answered submit must be listed.
   grpc::ClientContext lctx;
@@ -260,7 +256,7 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
     bool Beat() {
       bool expected = false;
       if (!busy_.compare_exchange_strong(expected, true)) return false;
-      sent_at_ = Now();
+      sent_at_ = SteadySeconds();
       StartWrite(&req_);
       return true;
     }
@@ -268,7 +264,7 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
       if (ok) {
         ++ok_count;
         std::lock_guard<std::mutex> l(mu);
-        latencies.push_back(Now() - sent_at_);
+        latencies.push_back(SteadySeconds() - sent_at_);
       } else {
         ++errors;
       }
@@ -315,14 +311,14 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
   int64_t skipped = 0;
   double cpu0 = ProcessCpuSeconds(cluster.controller.pid);
   double self0 = ProcessCpuSeconds(static_cast<int>(::getpid()));
-  double t0 = Now();
+  double t0 = SteadySeconds();
   for (int64_t i = 0; i < total; ++i) {
-    double wait = t0 + static_cast<double>(i) / rate - Now();  // evenly paced
+    double wait = t0 + static_cast<double>(i) / rate - SteadySeconds();  // evenly paced
     if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
     if (!streams[size_t(i % a.agents)]->Beat()) ++skipped;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // last answers
-  double elapsed = Now() - t0;
+  double elapsed = SteadySeconds() - t0;
   double cpu = ProcessCpuSeconds(cluster.controller.pid) - cpu0;
   double self = ProcessCpuSeconds(static_cast<int>(::getpid())) - self0;
   int64_t ok = 0, errors = 0, answers = 0;

@@ -32,10 +32,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 // Blocks SIGINT/SIGTERM in this thread and every thread it starts later;
 // WaitForSignal() then returns the one that arrived.
 void BlockStopSignals() {
@@ -125,12 +121,12 @@ bool ChildAlive(const Child& c) {
 int StopChild(Child& c, double grace_s) {
   if (c.pid <= 0) return 0;
   ::kill(c.pid, SIGTERM);
-  double deadline = Now() + grace_s;
+  double deadline = SteadySeconds() + grace_s;
   int status = 0;
   for (;;) {
     pid_t r = ::waitpid(c.pid, &status, WNOHANG);
     if (r == c.pid || r < 0) break;
-    if (Now() > deadline) {
+    if (SteadySeconds() > deadline) {
       ::kill(c.pid, SIGKILL);
       ::waitpid(c.pid, &status, 0);
       break;
@@ -143,8 +139,8 @@ int StopChild(Child& c, double grace_s) {
 
 absl::StatusOr<std::string> WaitForFile(const std::string& path, double timeout_s,
                                         const Child* watched) {
-  double deadline = Now() + timeout_s;
-  while (Now() < deadline) {
+  double deadline = SteadySeconds() + timeout_s;
+  while (SteadySeconds() < deadline) {
     std::ifstream in(path);
     if (in) {
       std::stringstream ss;

@@ -22,10 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 std::function<int()>* g_endpoint_action = nullptr;
 
 struct EndpointArgs {
@@ -189,9 +185,9 @@ int RunDemoEndpoint(const std::string& file, const std::string& text, const Clie
   }
   std::printf("\n== endpoint %s: %d replicas of %s (%s)\n", e.name().c_str(),
               e.desired_replicas(), e.model().c_str(), fs::path(file).filename().c_str());
-  double deadline = Now() + 60;
+  double deadline = SteadySeconds() + 60;
   int ready = 0;
-  while (Now() < deadline) {
+  while (SteadySeconds() < deadline) {
     grpc::ClientContext ctx;
     rpc::Prepare(&ctx, client.token, 5);
     v1::GetEndpointRequest req;

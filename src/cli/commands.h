@@ -3,6 +3,7 @@
 // config files are parsed only in cli/ (DESIGN.md).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,6 +14,12 @@ namespace meridian::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitInvalid = 1;  // invalid input (specs, flags)
 inline constexpr int kExitError = 2;    // could not run (I/O, internal)
+
+// Seconds on the monotonic clock, for the commands' waits and deadlines.
+inline double SteadySeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct ValidateArgs {
   std::vector<std::string> files;
