@@ -31,16 +31,20 @@ bool ParseChildName(const std::string& job, std::string* name, int32_t* gen, int
 
 }  // namespace
 
-int32_t Autoscaler::Decide(double now_s, double in_flight, int32_t current,
+int32_t Autoscaler::Decide(double now_s, std::optional<double> in_flight, int32_t current,
                            const spec::EndpointSpec& spec) {
   if (spec.max_replicas <= spec.min_replicas) return current;
-  int32_t want = static_cast<int32_t>(std::ceil(in_flight / spec.target_in_flight - 1e-9));
+  if (!in_flight) {
+    above_since_ = below_since_ = -1;
+    return current;
+  }
+  int32_t want = static_cast<int32_t>(std::ceil(*in_flight / spec.target_in_flight - 1e-9));
   want = std::clamp(want, spec.min_replicas, spec.max_replicas);
   if (want > current) {
     below_since_ = -1;
     if (above_since_ < 0) above_since_ = now_s;
     if (now_s - above_since_ >= spec.scale_up_delay_s) {
-      reason_ = absl::StrCat("scaled up to ", want, ": ", in_flight, " requests in flight, target ",
+      reason_ = absl::StrCat("scaled up to ", want, ": ", *in_flight, " requests in flight, target ",
                              spec.target_in_flight, " per replica");
       above_since_ = -1;
       return want;
@@ -49,7 +53,7 @@ int32_t Autoscaler::Decide(double now_s, double in_flight, int32_t current,
     above_since_ = -1;
     if (below_since_ < 0) below_since_ = now_s;
     if (now_s - below_since_ >= spec.scale_down_delay_s) {
-      reason_ = absl::StrCat("scaled down to ", want, ": ", in_flight,
+      reason_ = absl::StrCat("scaled down to ", want, ": ", *in_flight,
                              " requests in flight, target ", spec.target_in_flight,
                              " per replica");
       below_since_ = -1;
@@ -338,12 +342,12 @@ void EndpointManager::Tick() {
         }
       }
       // Autoscaling.
-      double in_flight = 0;
+      std::optional<double> in_flight;  // none: no gateway reported lately
       for (auto lit = e.loads.begin(); lit != e.loads.end();) {
         if (now - lit->second.first > options_.load_stale_s) {
           lit = e.loads.erase(lit);
         } else {
-          in_flight += lit->second.second;
+          in_flight = in_flight.value_or(0) + lit->second.second;
           ++lit;
         }
       }

@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <condition_variable>
@@ -47,7 +48,10 @@ namespace meridian::controller {
 class Autoscaler {
  public:
   // Returns the new desired count (== current when nothing changes).
-  int32_t Decide(double now_s, double in_flight, int32_t current,
+  // `in_flight` is empty when no gateway has reported load lately: then the
+  // count holds, and so do no pending delays. No report is not zero load (a
+  // gateway restarting must not scale an endpoint down to its minimum).
+  int32_t Decide(double now_s, std::optional<double> in_flight, int32_t current,
                  const spec::EndpointSpec& spec);
   std::string last_reason() const { return reason_; }
 

@@ -8,9 +8,10 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
+#include "core/secret.h"
 
 namespace meridian::rpc {
 
@@ -26,12 +27,7 @@ class TokenProcessor final : public grpc::AuthMetadataProcessor {
     if (it == auth_metadata.end())
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                           "missing bearer token (authorization metadata)");
-    absl::string_view got(it->second.data(), it->second.size());
-    // Constant-time comparison of equal-length values.
-    bool same = got.size() == expected_.size();
-    unsigned char diff = 0;
-    for (size_t i = 0; same && i < got.size(); ++i) diff |= got[i] ^ expected_[i];
-    if (!same || diff != 0)
+    if (!SameSecret(std::string_view(it->second.data(), it->second.size()), expected_))
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid bearer token");
     consumed->insert(std::make_pair(std::string("authorization"),
                                     std::string(it->second.data(), it->second.size())));

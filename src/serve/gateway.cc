@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/secret.h"
 #include "nlohmann/json.hpp"
 #include "serve/lb/policy/builtin.h"
 
@@ -393,8 +394,9 @@ Task<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
   }
   if (!token.empty()) {
     auto it = req.find(http::field::authorization);
-    std::string given = it == req.end() ? "" : std::string(it->value());
-    if (given != "Bearer " + token) {
+    std::string_view given;
+    if (it != req.end()) given = std::string_view(it->value().data(), it->value().size());
+    if (!SameSecret(given, "Bearer " + token)) {
       Response res = Error(401, it == req.end()
                                     ? absl::StrCat("endpoint ", ep->name,
                                                    " needs a bearer token (Authorization: Bearer ...)")

@@ -1,4 +1,6 @@
 // Autoscaler: replica count from requests in flight, with delays.
+#include <optional>
+
 #include "controller/endpoints.h"
 #include "gtest/gtest.h"
 
@@ -43,6 +45,22 @@ TEST(AutoscalerTest, FixedReplicasNeverChange) {
   s.min_replicas = s.max_replicas = 3;
   EXPECT_EQ(a.Decide(0, 1000, 3, s), 3);
   EXPECT_EQ(a.Decide(1000, 1000, 3, s), 3);
+}
+
+TEST(AutoscalerTest, NoLoadReportHoldsTheCountAndItsDelays) {
+  Autoscaler a;
+  spec::EndpointSpec s = Spec();
+  // No gateway has reported: not zero load, so no scale-down to the minimum.
+  EXPECT_EQ(a.Decide(0, std::nullopt, 4, s), 4);
+  EXPECT_EQ(a.Decide(1000, std::nullopt, 4, s), 4);
+  // A gap in the reports restarts a pending delay: the low load seen from
+  // t=1000 stops counting when the reports stop at t=1030; the 60 s
+  // scale-down delay runs again from t=1040.
+  EXPECT_EQ(a.Decide(1000, 1, 4, s), 4);
+  EXPECT_EQ(a.Decide(1030, std::nullopt, 4, s), 4);
+  EXPECT_EQ(a.Decide(1040, 1, 4, s), 4);
+  EXPECT_EQ(a.Decide(1099, 1, 4, s), 4);
+  EXPECT_EQ(a.Decide(1100, 1, 4, s), 1);  // 60 s of reported low load since t=1040
 }
 
 }  // namespace
