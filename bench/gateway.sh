@@ -53,7 +53,7 @@ run_scenario() {  # name, then the extra flags of replica 0
   gport=$(free_port); nport=$(free_port)
   for a in "${addrs[@]}"; do ups+=(--upstream "$a"); servers+="    server $a max_fails=5 fail_timeout=5s;"$'\n'; done
   rm -f "$WORK/gw.addr"
-  "$M" gateway --listen "127.0.0.1:$gport" --address-file "$WORK/gw.addr" --threads "$GW_THREADS" \
+  as_service "$M" gateway --listen "127.0.0.1:$gport" --address-file "$WORK/gw.addr" --threads "$GW_THREADS" \
     --policy "$POLICY" "${ups[@]}" > "$WORK/gw.log" 2>&1 &
   local gpid=$!
   nginx_start "$nport" "$servers"

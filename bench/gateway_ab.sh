@@ -46,7 +46,7 @@ for v in "${VARIANTS[@]}"; do
   [ -x "$bin" ] || { echo "bench/gateway_ab.sh: variant $name: no executable $bin" >&2; exit 1; }
   PORT[$name]=$(free_port)
   # shellcheck disable=SC2086  # the flags are split on purpose
-  "$bin" gateway --listen "127.0.0.1:${PORT[$name]}" --address-file "$WORK/$name.addr" \
+  as_service "$bin" gateway --listen "127.0.0.1:${PORT[$name]}" --address-file "$WORK/$name.addr" \
     ${flags//,/ } "${ups[@]}" > "$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   names+=("$name")

@@ -19,6 +19,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# as_service CMD...: runs CMD in a session of its own, as nginx runs once it
+# daemonizes (`daemon on` calls setsid). Where the kernel's autogroup
+# scheduling is on (kernel.sched_autogroup_enabled=1, as on the machine of
+# docs/benchmarks.md), each session is a scheduling group with its own CPU
+# share: a proxy left in this script's session would share one group with wrk
+# and every replica while nginx has a group to itself, and it would wait for
+# a CPU longer after each wake-up. Start it in the background
+# (`as_service CMD &`): $! is then CMD's pid, since a background job of a
+# script leads no process group and setsid needs no fork.
+as_service() { exec setsid "$@"; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_file() {
