@@ -14,6 +14,7 @@
 #
 #   bench/gateway.sh [--duration S] [--connections C] [--delay-ms D] [--replicas N]
 #                    [--policy P] [--scenarios "equal slow failing"] [--rounds 3]
+#                    [--gateway-threads 2] [--proxies "meridian nginx"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=10 CONNECTIONS=32 DELAY=10 REPLICAS=4 POLICY=least_request SCENARIOS="equal slow failing" GW_THREADS=2 PROXIES="meridian nginx" ROUNDS=3
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --gateway-threads) GW_THREADS=$2; shift 2 ;;
     --proxies) PROXIES=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
     *) echo "bench/gateway.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
   esac
 done

@@ -3,7 +3,8 @@
 # "Gateway"): keeps one set of replicas, nginx (least_conn) and every variant up at
 # once, and runs short wrk rounds against each in a shuffled order per round, so
 # that the machine's drift hits all of them alike. Prints each round, then per
-# variant the median requests/s and its ratio to nginx within the same round.
+# variant the median requests/s and its ratio to nginx within the same round,
+# and the median p99 and its difference to nginx's in the same round.
 #
 #   bench/gateway_ab.sh [--rounds 8] [--duration 5] [--connections 32] [--delay-ms 10]
 #                       [--variant NAME=BINARY[:FLAG,FLAG...]]...
@@ -68,10 +69,17 @@ for r in $(seq "$ROUNDS"); do
 done
 python3 - "$WORK/rounds.txt" <<'PY'
 import collections, json, statistics, sys
+def ms(v):
+    for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if v.endswith(unit):
+            return float(v[: -len(unit)]) * f
+    return float("nan")
 by = collections.defaultdict(dict)
+p99 = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    _, r, name, _, rps, _, _ = line.split()
+    _, r, name, _, rps, _, lat = line.split()
     by[r][name] = float(rps)
+    p99[r][name] = ms(lat)
 names = list(dict.fromkeys(n for r in by.values() for n in r))
 for n in names:
     ratios = [by[r][n] / by[r]["nginx"] for r in by]
@@ -79,5 +87,9 @@ for n in names:
                       "rps_median": round(statistics.median(by[r][n] for r in by), 1),
                       "ratio_to_nginx_mean": round(statistics.mean(ratios), 4),
                       "ratio_to_nginx_median": round(statistics.median(ratios), 4),
-                      "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4)}))
+                      "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4),
+                      "p99_ms_median": round(statistics.median(p99[r][n] for r in by), 2),
+                      # p99 minus nginx's p99 in the same round (negative: better)
+                      "p99_vs_nginx_ms_median": round(
+                          statistics.median(p99[r][n] - p99[r]["nginx"] for r in by), 3)}))
 PY
