@@ -216,6 +216,17 @@ struct Gateway::Impl {
     std::map<std::string, std::vector<std::unique_ptr<Upstream>>> idle;
   };
   std::vector<std::unique_ptr<Pool>> pools;
+  // One keep-alive connection per replica for health checks, kept between
+  // checks (a replica serves a connection with a thread: a new one each
+  // second would start and end a thread there each time), and the replicas
+  // being checked now (a check does not start while one of the same replica
+  // runs). Touched only on the first worker's thread, where every check runs.
+  // Both by HealthKey. Declared after `iocs`: destroyed before them.
+  std::map<std::string, std::unique_ptr<Stream>> health_conns;
+  std::set<std::string> checking;
+  static std::string HealthKey(const Endpoint& ep, const std::string& host) {
+    return absl::StrCat(ep.name, " ", host);  // a replica may serve two endpoints
+  }
 
   absl::Status SetEndpoints(std::vector<EndpointConfig> configs);
   std::shared_ptr<Endpoint> Find(const std::string& name, std::string* known) const;
@@ -229,6 +240,8 @@ struct Gateway::Impl {
   Task<void> HealthLoop();
   Task<void> Sweep(size_t worker);  // the worker's watchdog, every 100 ms
   Task<void> Check(std::shared_ptr<Endpoint> ep, std::string host);
+  Task<bool> Probe(Stream& conn, const std::string& host, int64_t* in_flight,
+                   beast::error_code* error);
 
   std::unique_ptr<Upstream> TakeIdle(size_t worker, const std::string& host) {
     Pool& p = *pools[worker];
@@ -541,32 +554,78 @@ Task<void> Gateway::Impl::Sweep(size_t worker) {
 
 Task<void> Gateway::Impl::HealthLoop() {
   Timer timer(*iocs[0]);
-  while (!stopping) {
+  for (;;) {
+    // SetEndpoints checked every replica at once: the first round waits.
+    timer.expires_after(Seconds(options.health.interval_s));
+    beast::error_code ec;
+    co_await timer.async_wait(net::redirect_error(use_task, ec));
+    if (stopping) co_return;
     std::vector<std::pair<std::shared_ptr<Endpoint>, std::string>> checks;
     {
       std::lock_guard<std::mutex> l(mu);
       for (const auto& [name, ep] : endpoints)
         for (const std::string& h : ep->upstreams->HostIds()) checks.emplace_back(ep, h);
     }
+    std::set<std::string> keys;
+    for (auto& [ep, h] : checks) keys.insert(HealthKey(*ep, h));
+    for (auto it = health_conns.begin(); it != health_conns.end();)  // replicas now gone
+      it = keys.count(it->first) ? std::next(it) : health_conns.erase(it);
     for (auto& [ep, h] : checks) net::co_spawn(*iocs[0], Check(ep, h), net::detached);
-    timer.expires_after(Seconds(options.health.interval_s));
-    beast::error_code ec;
-    co_await timer.async_wait(net::redirect_error(use_task, ec));
   }
 }
 
 Task<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) {
+  const std::string key = HealthKey(*ep, host);
+  if (!checking.insert(key).second) co_return;  // the running check reports
   bool ok = false;
   int64_t in_flight = -1;
   absl::StatusOr<tcp::endpoint> to = ParseHostPort(host);
   if (to.ok()) {
-    Stream conn(*iocs[0]);
+    std::unique_ptr<Stream> conn;
+    if (auto it = health_conns.find(key); it != health_conns.end()) {
+      conn = std::move(it->second);
+      health_conns.erase(it);
+    }
     beast::error_code ec;
-    conn.expires_after(Seconds(options.health.timeout_s));
-    co_await conn.async_connect(*to, net::redirect_error(use_task, ec));
+    for (int round = 0; round < 2; ++round) {
+      bool reused = conn != nullptr;
+      if (!reused) {
+        conn = std::make_unique<Stream>(*iocs[0]);
+        conn->expires_after(Seconds(options.health.timeout_s));
+        co_await conn->async_connect(*to, net::redirect_error(use_task, ec));
+        if (ec) {
+          conn.reset();
+          break;
+        }
+      }
+      conn->expires_after(Seconds(options.health.timeout_s));
+      ok = co_await Probe(*conn, host, &in_flight, &ec);
+      if (!ec) break;  // answered, ready or not
+      ok = false;
+      conn.reset();
+      // A kept connection the replica closed meanwhile: once more, fresh.
+      if (!reused || ec == beast::error::timeout) break;
+    }
+    if (ok && conn && !stopping) {
+      conn->expires_never();
+      health_conns[key] = std::move(conn);  // keep it for the next check
+    }
+  }
+  checking.erase(key);
+  ep->upstreams->HealthResult(host, ok, in_flight, options.health.unhealthy_threshold,
+                              options.health.healthy_threshold);
+}
+
+// GET /readyz, then (when ready) /metrics on `conn`: true when ready, with
+// the replica's requests in flight (less this probe) in *in_flight when it
+// says. *error: why there was no answer, if there was none.
+Task<bool> Gateway::Impl::Probe(Stream& conn, const std::string& host, int64_t* in_flight,
+                                beast::error_code* error) {
+  bool ok = false;
+  beast::error_code ec;
+  {
     beast::flat_buffer buffer;
     for (const char* path : {"/readyz", "/metrics"}) {
-      if (ec) break;
       Request req(http::verb::get, path, 11);
       req.set(http::field::host, host);
       req.keep_alive(true);
@@ -580,13 +639,12 @@ Task<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) 
       } else {
         Json m = Json::parse(res.body(), nullptr, false);
         if (m.is_object() && m.contains("in_flight") && m["in_flight"].is_number_integer())
-          in_flight = std::max<int64_t>(0, m["in_flight"].get<int64_t>() - 1);  // not this probe
+          *in_flight = std::max<int64_t>(0, m["in_flight"].get<int64_t>() - 1);  // not this probe
       }
     }
-    conn.socket().shutdown(Socket::shutdown_both, ec);
   }
-  ep->upstreams->HealthResult(host, ok, in_flight, options.health.unhealthy_threshold,
-                              options.health.healthy_threshold);
+  *error = ec;
+  co_return ok;
 }
 
 Json Gateway::Impl::Status() const {

@@ -117,6 +117,7 @@ void ModelServer::AcceptLoop() {
       if (ec == net::error::invalid_argument || ec == net::error::bad_descriptor) return;
       continue;
     }
+    ++connections_;
     sock.set_option(tcp::no_delay(true), ec);
     int fd = sock.release(ec);
     std::lock_guard<std::mutex> l(mu_);
@@ -211,6 +212,7 @@ Metrics ModelServer::metrics() const {
     lat.assign(latencies_ms_.begin(), latencies_ms_.end());
   }
   m.in_flight = in_flight_;
+  m.connections = connections_;
   if (!lat.empty()) {
     std::sort(lat.begin(), lat.end());
     m.p50_ms = lat[lat.size() / 2];
@@ -249,6 +251,7 @@ std::pair<int, std::string> ModelServer::Handle(const std::string& method,
                       {"errors", m.errors},
                       {"in_flight", m.in_flight},
                       {"predictions", m.predictions},
+                      {"connections", m.connections},
                       {"latency_p50_ms", m.p50_ms},
                       {"latency_p99_ms", m.p99_ms}}
                      .dump()};

@@ -5,7 +5,8 @@
 //                     -> {"predictions": [class, ...], "probabilities": [[p, ...], ...]}
 //   GET  /healthz     200 while the process runs
 //   GET  /readyz      200 when the model is loaded and the server is not draining
-//   GET  /metrics     JSON: requests, errors, in flight, latency percentiles
+//   GET  /metrics     JSON: requests, errors, in flight, connections accepted,
+//                     latency percentiles
 //
 // Bad input is answered, never crashes the server: malformed JSON or a wrong
 // input size -> 400 with a message, a body over the limit -> 413, an unknown
@@ -41,6 +42,7 @@ struct ServerOptions {
 // What one request did, for the server's metrics.
 struct Metrics {
   uint64_t requests = 0, errors = 0, in_flight = 0, predictions = 0;
+  uint64_t connections = 0;  // accepted since the start
   double p50_ms = 0, p99_ms = 0;
 };
 
@@ -73,6 +75,7 @@ class ModelServer {
   int port_ = 0;
   std::atomic<bool> stopping_{false}, draining_{false};
   std::atomic<uint64_t> in_flight_{0};
+  std::atomic<uint64_t> connections_{0};
   mutable std::mutex mu_;
   uint64_t requests_ = 0, errors_ = 0, predictions_ = 0;
   std::atomic<uint64_t> predict_calls_{0};

@@ -270,6 +270,18 @@ TEST_F(GatewayTest, ADrainingReplicaGetsNoNewRequests) {
   }
 }
 
+TEST_F(GatewayTest, HealthChecksKeepOneConnectionPerReplica) {
+  ModelServer* a = Replica();
+  Start({EndpointConfig{"digits", {{a->address(), ""}}, ""}});  // a check every 50 ms
+  // Wait (bounded) for ten checks, two requests each (/readyz, /metrics).
+  for (int i = 0; i < 400 && a->metrics().requests < 20; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_GE(a->metrics().requests, 20u);
+  // One connection, kept from check to check: a replica serves each
+  // connection with a thread, and a new one per check would cost a thread.
+  EXPECT_EQ(a->metrics().connections, 1u);
+}
+
 TEST_F(GatewayTest, EndpointsCanBeReplacedWhileServing) {
   ModelServer* a = Replica();
   ModelServer* b = Replica();
