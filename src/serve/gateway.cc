@@ -623,24 +623,22 @@ Task<bool> Gateway::Impl::Probe(Stream& conn, const std::string& host, int64_t* 
                                 beast::error_code* error) {
   bool ok = false;
   beast::error_code ec;
-  {
-    beast::flat_buffer buffer;
-    for (const char* path : {"/readyz", "/metrics"}) {
-      Request req(http::verb::get, path, 11);
-      req.set(http::field::host, host);
-      req.keep_alive(true);
-      co_await http::async_write(conn, req, net::redirect_error(use_task, ec));
-      Response res;
-      if (!ec) co_await http::async_read(conn, buffer, res, net::redirect_error(use_task, ec));
-      if (ec) break;
-      if (std::string(path) == "/readyz") {
-        ok = res.result_int() == 200;
-        if (!ok) break;
-      } else {
-        Json m = Json::parse(res.body(), nullptr, false);
-        if (m.is_object() && m.contains("in_flight") && m["in_flight"].is_number_integer())
-          *in_flight = std::max<int64_t>(0, m["in_flight"].get<int64_t>() - 1);  // not this probe
-      }
+  beast::flat_buffer buffer;
+  for (const char* path : {"/readyz", "/metrics"}) {
+    Request req(http::verb::get, path, 11);
+    req.set(http::field::host, host);
+    req.keep_alive(true);
+    co_await http::async_write(conn, req, net::redirect_error(use_task, ec));
+    Response res;
+    if (!ec) co_await http::async_read(conn, buffer, res, net::redirect_error(use_task, ec));
+    if (ec) break;
+    if (std::string(path) == "/readyz") {
+      ok = res.result_int() == 200;
+      if (!ok) break;
+    } else {
+      Json m = Json::parse(res.body(), nullptr, false);
+      if (m.is_object() && m.contains("in_flight") && m["in_flight"].is_number_integer())
+        *in_flight = std::max<int64_t>(0, m["in_flight"].get<int64_t>() - 1);  // not this probe
     }
   }
   *error = ec;
