@@ -11,7 +11,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
 #include <map>
+#include <thread>
 
 #include "nlohmann/json.hpp"
 #include "serve/gateway.h"
@@ -63,6 +65,59 @@ class Client {
   net::io_context ioc_;
   net::ip::tcp::socket sock_;
   boost::beast::flat_buffer buf_;
+};
+
+// A replica that answers exactly one health check (GET /readyz, GET
+// /metrics, both keep-alive) per connection and then closes it: every check
+// finds the connection the gateway kept closed. Notes, at each connection
+// after the first, whether the watched gateway saw the replica as healthy.
+class OneCheckPerConnection {
+ public:
+  OneCheckPerConnection() : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~OneCheckPerConnection() {
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // ends the blocking accept
+    thread_.join();
+  }
+  std::string address() const {
+    return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  void Watch(const Gateway* g) { gateway_ = g; }
+  int connections() const { return connections_; }
+  int unhealthy_at_accept() const { return unhealthy_at_accept_; }
+
+ private:
+  void Run() {
+    for (;;) {
+      net::ip::tcp::socket sock(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(sock, ec);
+      if (ec) return;
+      if (++connections_ > 1 && gateway_ != nullptr) {
+        Json s = Json::parse(gateway_.load()->StatusJson());
+        if (s["endpoints"][0]["replicas"][0]["healthy"] != true) ++unhealthy_at_accept_;
+      }
+      boost::beast::flat_buffer buf;
+      for (const char* body : {R"({"status": "ready"})", R"({"in_flight": 0})"}) {
+        http::request<http::string_body> req;
+        http::read(sock, buf, req, ec);
+        if (ec) break;
+        http::response<http::string_body> res(http::status::ok, 11);
+        res.keep_alive(true);
+        res.body() = body;
+        res.prepare_payload();
+        http::write(sock, res, ec);
+      }
+      sock.close(ec);
+    }
+  }
+
+  net::io_context ioc_;
+  net::ip::tcp::acceptor acceptor_;
+  std::atomic<const Gateway*> gateway_{nullptr};
+  std::atomic<int> connections_{0}, unhealthy_at_accept_{0};
+  std::thread thread_;
 };
 
 class GatewayTest : public ::testing::Test {
@@ -280,6 +335,22 @@ TEST_F(GatewayTest, HealthChecksKeepOneConnectionPerReplica) {
   // One connection, kept from check to check: a replica serves each
   // connection with a thread, and a new one per check would cost a thread.
   EXPECT_EQ(a->metrics().connections, 1u);
+}
+
+TEST_F(GatewayTest, AKeptHealthCheckConnectionTheReplicaClosedIsReplacedInTheSameCheck) {
+  OneCheckPerConnection replica;
+  GatewayOptions o;
+  o.health.unhealthy_threshold = 1;  // one failed check would mark it unhealthy
+  o.health.healthy_threshold = 1;
+  Gateway* g = Start({EndpointConfig{"digits", {{replica.address(), ""}}, ""}}, o);
+  replica.Watch(g);
+  // Wait (bounded) for six connections: one per check, as each finds the last closed.
+  for (int i = 0; i < 400 && replica.connections() < 6; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_GE(replica.connections(), 6);
+  // Each new connection came from a check that found the kept one closed and
+  // tried again at once: no check failed, so the replica never looked unhealthy.
+  EXPECT_EQ(replica.unhealthy_at_accept(), 0);
 }
 
 TEST_F(GatewayTest, EndpointsCanBeReplacedWhileServing) {
