@@ -1,7 +1,8 @@
 // meridian gateway on real sockets: model servers started in this process
 // (some slow or failing by fault injection), the gateway in front, and a
 // plain HTTP client. Checks the answers a client sees: tokens, bad input,
-// no replica, retries around a failing replica, ejection, draining.
+// no replica, retries around a failing replica, ejection, draining; and the
+// health checks' kept connections.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>

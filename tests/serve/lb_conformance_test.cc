@@ -151,7 +151,9 @@ TEST_P(LbConformanceTest, AvoidsAFiveTimesSlowerReplica) {
     bool ejected = false;
     for (const HostStatus& h : up->Status())
       if (h.id == replicas[0].id) ejected = h.ejections > 0;
-    if (!LoadAware(GetParam())) EXPECT_TRUE(ejected) << GetParam();
+    if (!LoadAware(GetParam())) {
+      EXPECT_TRUE(ejected) << GetParam();
+    }
   }
   // Without it, the policy alone: load-aware ones send it well under an
   // equal share; the others an equal share, as documented.
