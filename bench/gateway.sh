@@ -72,24 +72,7 @@ run_scenario() {  # name, then the extra flags of replica 0
       wrk -t 1 -c "$CONNECTIONS" -d 2s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/predict" >/dev/null
       wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$WORK/post.lua" \
         "http://127.0.0.1:$port/v1/predict" > "$WORK/wrk-$proxy.txt"
-      python3 - "$name" "$proxy" "$WORK/wrk-$proxy.txt" "$CONNECTIONS" "$DURATION" "$POLICY" \
-        >> "$WORK/runs-$name.jsonl" <<'PY'
-import json, re, sys
-name, proxy, path, conns, dur, policy = sys.argv[1:7]
-text = open(path).read()
-def ms(v, unit):
-    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-lat = {}
-for q, v, unit in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M):
-    lat[q] = ms(v, unit)
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-total = int(re.search(r"(\d+) requests in", text).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
-print(json.dumps({"proxy": proxy, "requests": total, "rps": rps, "p50_ms": lat.get("50", 0),
-                  "p99_ms": lat.get("99", 0), "errors": errors}))
-PY
+      bench/wrk_json.py "$WORK/wrk-$proxy.txt" proxy="$proxy" >> "$WORK/runs-$name.jsonl"
     done
     order=$(echo "$order" | awk '{for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "")}')
   done

@@ -62,24 +62,19 @@ for r in $(seq "$ROUNDS"); do
   for n in $(printf '%s\n' "${names[@]}" | shuf --random-source=<(yes "$r")); do
     out=$(wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$WORK/post.lua" \
       "http://127.0.0.1:${PORT[$n]}/v1/predict")
-    rps=$(echo "$out" | grep -oP 'Requests/sec:\s+\K[\d.]+')
-    p99=$(echo "$out" | grep -P '^\s+99(\.000)?%' | awk '{print $2}')
-    echo "round $r $n rps $rps p99 $p99" | tee -a "$WORK/rounds.txt" >&2
+    line=$(bench/wrk_json.py - round="$r" variant="$n" <<< "$out")
+    echo "$line" >> "$WORK/rounds.jsonl"
+    echo "round $r $n $line" >&2
   done
 done
-python3 - "$WORK/rounds.txt" <<'PY'
+python3 - "$WORK/rounds.jsonl" <<'PY'
 import collections, json, statistics, sys
-def ms(v):
-    for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-        if v.endswith(unit):
-            return float(v[: -len(unit)]) * f
-    return float("nan")
 by = collections.defaultdict(dict)
 p99 = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    _, r, name, _, rps, _, lat = line.split()
-    by[r][name] = float(rps)
-    p99[r][name] = ms(lat)
+    run = json.loads(line)
+    by[run["round"]][run["variant"]] = run["rps"]
+    p99[run["round"]][run["variant"]] = run["p99_ms"]
 names = list(dict.fromkeys(n for r in by.values() for n in r))
 for n in names:
     ratios = [by[r][n] / by[r]["nginx"] for r in by]
