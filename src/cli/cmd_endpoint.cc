@@ -3,10 +3,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -98,7 +98,8 @@ int List(EndpointArgs a) {
   for (const v1::Endpoint& e : resp.endpoints()) {
     std::vector<std::string> regions;
     for (const v1::EndpointReplica& r : e.replicas())
-      if (!r.region().empty() && std::find(regions.begin(), regions.end(), r.region()) == regions.end())
+      if (!r.region().empty() &&
+          std::find(regions.begin(), regions.end(), r.region()) == regions.end())
         regions.push_back(r.region());
     std::string msg = e.message();
     if (msg.size() > 60) msg = msg.substr(0, 57) + "...";
@@ -158,11 +159,11 @@ void PrintEndpoint(const v1::Endpoint& e) {
   std::printf("  auth:       %s\n", e.token().empty() ? "none" : "bearer token");
   std::printf("  message:    %s\n", e.message().c_str());
   std::vector<std::vector<std::string>> rows = {
-      {"JOB", "GEN", "STATE", "READY", "REGION", "NODE", "ADDRESS"}};
+      {"JOB", "GEN", "STATE", "READY", "REGION", "ZONE", "NODE", "ADDRESS"}};
   for (const v1::EndpointReplica& r : e.replicas())
-    rows.push_back({absl::StrCat(r.job_id()), absl::StrCat(r.generation()),
-                    JobStateName(r.state()), r.ready() ? "yes" : "no",
-                    r.region().empty() ? "-" : r.region(), r.node().empty() ? "-" : r.node(),
+    rows.push_back({absl::StrCat(r.job_id()), absl::StrCat(r.generation()), JobStateName(r.state()),
+                    r.ready() ? "yes" : "no", r.region().empty() ? "-" : r.region(),
+                    r.zone().empty() ? "-" : r.zone(), r.node().empty() ? "-" : r.node(),
                     r.address().empty() ? "-" : r.address()});
   std::printf("\n");
   PrintTable(rows);
@@ -183,8 +184,8 @@ int RunDemoEndpoint(const std::string& file, const std::string& text, const Clie
     grpc::Status st = stub->Apply(&ctx, req, &e);
     if (!st.ok()) return Fail("dev", st);
   }
-  std::printf("\n== endpoint %s: %d replicas of %s (%s)\n", e.name().c_str(),
-              e.desired_replicas(), e.model().c_str(), fs::path(file).filename().c_str());
+  std::printf("\n== endpoint %s: %d replicas of %s (%s)\n", e.name().c_str(), e.desired_replicas(),
+              e.model().c_str(), fs::path(file).filename().c_str());
   double deadline = SteadySeconds() + 60;
   int ready = 0;
   while (SteadySeconds() < deadline) {
@@ -207,11 +208,11 @@ int RunDemoEndpoint(const std::string& file, const std::string& text, const Clie
   }
   std::string addr_file = client.data_dir + "/gateway.addr";
   fs::remove(addr_file);
-  absl::StatusOr<Child> gw = SpawnSelf(
-      "gateway",
-      {"gateway", "--data-dir", client.data_dir, "--listen", "127.0.0.1:0", "--address-file",
-       addr_file, "--sync-interval", "0.2"},
-      client.data_dir + "/logs/gateway.log");
+  absl::StatusOr<Child> gw =
+      SpawnSelf("gateway",
+                {"gateway", "--data-dir", client.data_dir, "--listen", "127.0.0.1:0",
+                 "--address-file", addr_file, "--sync-interval", "0.2"},
+                client.data_dir + "/logs/gateway.log");
   if (!gw.ok()) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(gw.status().message()).c_str());
     return kExitError;
@@ -219,7 +220,8 @@ int RunDemoEndpoint(const std::string& file, const std::string& text, const Clie
   absl::StatusOr<std::string> addr = WaitForFile(addr_file, 20, &*gw);
   if (!addr.ok()) {
     StopChild(*gw, 2);
-    std::fprintf(stderr, "meridian dev: gateway: %s\n", std::string(addr.status().message()).c_str());
+    std::fprintf(stderr, "meridian dev: gateway: %s\n",
+                 std::string(addr.status().message()).c_str());
     return kExitError;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // its first sync
@@ -238,8 +240,8 @@ int RunDemoEndpoint(const std::string& file, const std::string& text, const Clie
       std::vector<std::string> parts;
       for (const auto& r : ep["replicas"])
         parts.push_back(absl::StrCat(r.value("region", "?"), " ", r.value("requests", 0)));
-      std::printf("gateway (%s): requests per replica: %s\n",
-                  ep.value("policy", "").c_str(), absl::StrJoin(parts, ", ").c_str());
+      std::printf("gateway (%s): requests per replica: %s\n", ep.value("policy", "").c_str(),
+                  absl::StrJoin(parts, ", ").c_str());
     }
   }
   std::printf("gateway status: http://%s/gateway/status (health, latency, ejections)\n",
@@ -252,8 +254,9 @@ int RunDemoEndpoint(const std::string& file, const std::string& text, const Clie
 void AddEndpointCommands(CLI::App& app, std::function<int()>* action) {
   g_endpoint_action = action;
   auto* ep = app.add_subcommand(
-      "endpoint", "Model endpoints: replicas of `meridian serve` the controller keeps running, "
-                  "spread over regions, scaled with load, updated without dropping requests");
+      "endpoint",
+      "Model endpoints: replicas of `meridian serve` the controller keeps running, "
+      "spread over regions, scaled with load, updated without dropping requests");
   ep->require_subcommand(1);
   static EndpointArgs apply_args, list_args, get_args, delete_args;
   for (const char* verb : {"apply", "create"}) {

@@ -5,6 +5,7 @@
 #include <future>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -44,8 +45,8 @@ int32_t Autoscaler::Decide(double now_s, std::optional<double> in_flight, int32_
     below_since_ = -1;
     if (above_since_ < 0) above_since_ = now_s;
     if (now_s - above_since_ >= spec.scale_up_delay_s) {
-      reason_ = absl::StrCat("scaled up to ", want, ": ", *in_flight, " requests in flight, target ",
-                             spec.target_in_flight, " per replica");
+      reason_ = absl::StrCat("scaled up to ", want, ": ", *in_flight,
+                             " requests in flight, target ", spec.target_in_flight, " per replica");
       above_since_ = -1;
       return want;
     }
@@ -54,8 +55,7 @@ int32_t Autoscaler::Decide(double now_s, std::optional<double> in_flight, int32_
     if (below_since_ < 0) below_since_ = now_s;
     if (now_s - below_since_ >= spec.scale_down_delay_s) {
       reason_ = absl::StrCat("scaled down to ", want, ": ", *in_flight,
-                             " requests in flight, target ", spec.target_in_flight,
-                             " per replica");
+                             " requests in flight, target ", spec.target_in_flight, " per replica");
       below_since_ = -1;
       return want;
     }
@@ -116,9 +116,10 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Apply(const std::string& text,
   for (const v1::Region& r : controller_->ListRegions()) known.insert(r.name());
   for (size_t i = 0; i < s->regions.size(); ++i)
     if (!known.count(s->regions[i].name))
-      return absl::InvalidArgumentError(absl::StrCat(
-          filename.empty() ? "spec" : filename, ": regions[", i, "]: no registered node in region '",
-          s->regions[i].name, "'; regions: ", known.empty() ? "none" : absl::StrJoin(known, ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrCat(filename.empty() ? "spec" : filename, ": regions[", i,
+                       "]: no registered node in region '", s->regions[i].name,
+                       "'; regions: ", known.empty() ? "none" : absl::StrJoin(known, ", ")));
   store::EndpointRecord rec;
   std::string what;
   {
@@ -212,19 +213,24 @@ void EndpointManager::ReportLoad(const v1::ReportLoadRequest& report) {
   }
 }
 
-std::string EndpointManager::ChildSpec(const Entry& e, int32_t n, const std::string& region) const {
+std::string EndpointManager::ChildSpec(const Entry& e, int32_t n, const std::string& region,
+                                       const std::string& zone) const {
   using Json = nlohmann::json;
-  std::string shape = absl::StrCat("{cpu: ", e.spec.cpu_milli, "m, memory: ", e.spec.memory_mib,
-                                   "Mi", e.spec.gpus > 0 ? absl::StrCat(", gpus: ", e.spec.gpus) : "",
-                                   "}");
-  Json command = Json::array({options_.meridian, "serve", "--model", e.spec.model, "--listen", "job",
-                              "--drain-seconds", "1"});
-  return absl::StrCat("kind: job\n", "name: ", kChildPrefix, e.rec.name, "-g", e.rec.generation, "-",
-                      n, "\n", "tenant: ", Json(e.spec.tenant).dump(), "\n", "replicas: 1\n",
-                      "shape: ", shape, "\n", "allowed_regions: [", Json(region).dump(), "]\n",
-                      "retries: 100\n", "backoff: 1s\n", "grace: 5s\n",
-                      "env: {MERIDIAN_ENDPOINT: ", Json(e.rec.name).dump(), "}\n",
-                      "command: ", command.dump(), "\n");
+  std::string shape =
+      absl::StrCat("{cpu: ", e.spec.cpu_milli, "m, memory: ", e.spec.memory_mib, "Mi",
+                   e.spec.gpus > 0 ? absl::StrCat(", gpus: ", e.spec.gpus) : "", "}");
+  Json command = Json::array({options_.meridian, "serve", "--model", e.spec.model, "--listen",
+                              "job", "--drain-seconds", "1"});
+  return absl::StrCat(
+      "kind: job\n", "name: ", kChildPrefix, e.rec.name, "-g", e.rec.generation, "-", n, "\n",
+      "tenant: ", Json(e.spec.tenant).dump(), "\n", "replicas: 1\n", "shape: ", shape, "\n",
+      "allowed_regions: [", Json(region).dump(), "]\n",
+      zone.empty()
+          ? ""
+          : absl::StrCat("allowed_zones: [", Json(absl::StrCat(region, "/", zone)).dump(), "]\n"),
+      "retries: 100\n", "backoff: 1s\n", "grace: 5s\n",
+      "env: {MERIDIAN_ENDPOINT: ", Json(e.rec.name).dump(), "}\n", "command: ", command.dump(),
+      "\n");
 }
 
 void EndpointManager::Tick() {
@@ -234,19 +240,33 @@ void EndpointManager::Tick() {
     if (endpoints_.empty()) return;
   }
   double now = clock_->NowSeconds();
-  // What the controller has: ready regions, node hosts, live replica jobs.
-  std::map<std::string, std::string> node_host;
+  // What the controller has: ready regions and zones, node hosts and room,
+  // live replica jobs.
+  std::map<std::string, std::string> node_host, node_zone;
   std::set<std::string> ready_regions, all_regions;
+  std::map<std::string, std::set<std::string>> ready_zones;  // region -> zones
+  struct Room {
+    std::string region, zone;
+    int64_t cpu_milli, memory_mib;
+    int32_t gpus;
+  };
+  std::vector<Room> rooms;  // free resources of the ready, uncordoned nodes
   for (const v1::Node& n : controller_->ListNodes()) {
     node_host[n.name()] = HostOfAddress(n.address());
+    node_zone[n.name()] = n.zone();
     all_regions.insert(n.region());
-    if (n.ready() && !n.cordoned()) ready_regions.insert(n.region());
+    if (n.ready() && !n.cordoned()) {
+      ready_regions.insert(n.region());
+      ready_zones[n.region()].insert(n.zone());
+      rooms.push_back(Room{n.region(), n.zone(), n.cpu_milli() - n.used().cpu_milli(),
+                           n.memory_mib() - n.used().memory_mib(), n.gpus() - n.used().gpus()});
+    }
   }
   std::map<std::string, std::vector<Child>> children;
   std::map<std::string, int32_t> max_n;
   std::set<uint64_t> live_ids;
-  for (const v1::Job& j : controller_->ListJobs(
-           {v1::JOB_PENDING, v1::JOB_SCHEDULED, v1::JOB_RUNNING}, 0)) {
+  for (const v1::Job& j :
+       controller_->ListJobs({v1::JOB_PENDING, v1::JOB_SCHEDULED, v1::JOB_RUNNING}, 0)) {
     std::string name;
     int32_t gen = 0, n = 0;
     if (!ParseChildName(j.name(), &name, &gen, &n)) continue;
@@ -262,33 +282,44 @@ void EndpointManager::Tick() {
       c.node = j.replica_status(0).node();
       if (j.master_port() > 0) c.address = absl::StrCat(node_host[c.node], ":", j.master_port());
     }
+    std::optional<Pin> pin;
     {
       std::lock_guard<std::mutex> l(mu_);
-      auto r = child_region_.find(j.id());
-      if (r != child_region_.end()) c.region = r->second;
+      auto r = child_pin_.find(j.id());
+      if (r != child_pin_.end()) pin = r->second;
     }
-    if (c.region.empty()) {
-      // Read once from the job's spec: "allowed_regions: ["REGION"]".
+    if (!pin) {
+      // Read once from the job's spec: `allowed_regions: ["REGION"]` and
+      // maybe `allowed_zones: ["REGION/ZONE"]`.
+      pin.emplace();
       absl::StatusOr<v1::Job> full = controller_->GetJob(j.id());
       if (full.ok()) {
-        const std::string& t = full->spec();
-        size_t at = t.find("allowed_regions: [");
-        if (at != std::string::npos) {
-          size_t start = at + 18, end = t.find(']', start);
-          nlohmann::json r = nlohmann::json::parse(t.substr(start, end - start), nullptr, false);
-          if (r.is_string()) c.region = r.get<std::string>();
-        }
+        auto first = [&](const std::string& key) -> std::string {
+          const std::string& t = full->spec();
+          size_t at = t.find(key);
+          if (at == std::string::npos) return "";
+          size_t start = at + key.size(), end = t.find(']', start);
+          nlohmann::json v = nlohmann::json::parse(t.substr(start, end - start), nullptr, false);
+          return v.is_string() ? v.get<std::string>() : "";
+        };
+        pin->region = first("allowed_regions: [");
+        std::string zone = first("allowed_zones: [");
+        if (absl::StartsWith(zone, pin->region + "/"))
+          pin->zone = zone.substr(pin->region.size() + 1);
       }
       std::lock_guard<std::mutex> l(mu_);
-      child_region_[j.id()] = c.region;
+      child_pin_[j.id()] = *pin;
     }
+    c.region = pin->region;
+    c.pinned_zone = pin->zone;
+    c.zone = c.node.empty() ? pin->zone : node_zone[c.node];
     children[name].push_back(std::move(c));
   }
 
   struct Submit {
     std::string endpoint, spec;
     int32_t n;
-    std::string region;
+    std::string region, zone;
   };
   std::vector<Submit> submits;
   std::vector<std::pair<uint64_t, std::string>> cancels;  // job, why
@@ -297,8 +328,8 @@ void EndpointManager::Tick() {
     std::lock_guard<std::mutex> l(mu_);
     for (auto it = running_since_.begin(); it != running_since_.end();)
       it = live_ids.count(it->first) ? std::next(it) : running_since_.erase(it);
-    for (auto it = child_region_.begin(); it != child_region_.end();)
-      it = live_ids.count(it->first) ? std::next(it) : child_region_.erase(it);
+    for (auto it = child_pin_.begin(); it != child_pin_.end();)
+      it = live_ids.count(it->first) ? std::next(it) : child_pin_.erase(it);
     for (auto eit = endpoints_.begin(); eit != endpoints_.end();) {
       Entry& e = eit->second;
       std::vector<Child>& mine = children[eit->first];
@@ -337,6 +368,11 @@ void EndpointManager::Tick() {
           cancels.emplace_back(c.job_id, absl::StrCat("region ", c.region, " has no ready node"));
           event = absl::StrCat("replica job ", c.job_id, " moved: region ", c.region,
                                " has no ready node");
+        } else if (!c.pinned_zone.empty() && !ready_zones[c.region].count(c.pinned_zone)) {
+          cancels.emplace_back(
+              c.job_id, absl::StrCat("zone ", c.region, "/", c.pinned_zone, " has no ready node"));
+          event = absl::StrCat("replica job ", c.job_id, " moved: zone ", c.region, "/",
+                               c.pinned_zone, " has no ready node");
         } else {
           live.push_back(c);
         }
@@ -361,8 +397,42 @@ void EndpointManager::Tick() {
       int32_t gen = e.rec.generation, want = e.rec.desired;
       std::vector<Child> cur, old;
       for (const Child& c : live) (c.generation == gen ? cur : old).push_back(c);
-      std::map<std::string, int> count;
-      for (const Child& c : cur) ++count[c.region];
+      std::map<std::string, int> count, zcount;  // replicas per region, per "REGION/ZONE"
+      auto zkey = [](const std::string& region, const std::string& zone) {
+        return absl::StrCat(region, "/", zone);
+      };
+      for (const Child& c : cur) {
+        ++count[c.region];
+        if (!c.zone.empty()) ++zcount[zkey(c.region, c.zone)];
+      }
+      // The zone of `region` for one more replica: fewest replicas among
+      // zones with a node that has room for it; "" when the region has one
+      // zone, or no zone has room. Takes the room it counts on.
+      auto pick_zone = [&](const std::string& region) -> std::string {
+        const std::set<std::string>& zones = ready_zones[region];
+        if (zones.size() < 2) return "";
+        std::string best;
+        Room* best_room = nullptr;
+        for (const std::string& z : zones) {
+          Room* room = nullptr;
+          for (Room& r : rooms)
+            if (r.region == region && r.zone == z && r.cpu_milli >= e.spec.cpu_milli &&
+                r.memory_mib >= e.spec.memory_mib && r.gpus >= e.spec.gpus &&
+                (room == nullptr || r.cpu_milli > room->cpu_milli))
+              room = &r;
+          if (room == nullptr) continue;
+          if (best.empty() || zcount[zkey(region, z)] < zcount[zkey(region, best)]) {
+            best = z;
+            best_room = room;
+          }
+        }
+        if (best_room != nullptr) {
+          best_room->cpu_milli -= e.spec.cpu_milli;
+          best_room->memory_mib -= e.spec.memory_mib;
+          best_room->gpus -= e.spec.gpus;
+        }
+        return best;
+      };
       size_t total = live.size();
       size_t cap = static_cast<size_t>(want) + (old.empty() ? 0 : 1);  // surge one while rolling
       while (static_cast<int32_t>(cur.size()) < want && total < cap) {
@@ -381,8 +451,10 @@ void EndpointManager::Tick() {
           break;
         }
         int32_t n = e.next_child++;
-        submits.push_back(Submit{e.rec.name, ChildSpec(e, n, best), n, best});
+        std::string zone = pick_zone(best);
+        submits.push_back(Submit{e.rec.name, ChildSpec(e, n, best, zone), n, best, zone});
         ++count[best];
+        if (!zone.empty()) ++zcount[zkey(best, zone)];
         cur.push_back(Child{});
         ++total;
       }
@@ -399,18 +471,22 @@ void EndpointManager::Tick() {
           --ready;
         }
       }
-      // Scale down: the not-ready first, then the most crowded region.
+      // Scale down: the not-ready first, then the most crowded region, then
+      // the most crowded zone.
       if (old.empty() && static_cast<int32_t>(cur.size()) > want) {
         std::vector<Child> order = cur;
         std::stable_sort(order.begin(), order.end(), [&](const Child& a, const Child& b) {
           if (a.ready != b.ready) return !a.ready;
           double wa = weight.count(a.region) ? weight[a.region] : 1;
           double wb = weight.count(b.region) ? weight[b.region] : 1;
-          return count[a.region] / wa > count[b.region] / wb;
+          double ca = count[a.region] / wa, cb = count[b.region] / wb;
+          if (ca != cb) return ca > cb;
+          return zcount[zkey(a.region, a.zone)] > zcount[zkey(b.region, b.zone)];
         });
         for (size_t i = 0; i < cur.size() - static_cast<size_t>(want); ++i) {
           cancels.emplace_back(order[i].job_id, "scaled down");
           --count[order[i].region];
+          --zcount[zkey(order[i].region, order[i].zone)];
         }
       }
       // The message: where things stand, then the last event.
@@ -444,7 +520,7 @@ void EndpointManager::Tick() {
         it->second.message = absl::StrCat("cannot start a replica: ", j.status().message());
       continue;
     }
-    child_region_[j->id()] = s.region;
+    child_pin_[j->id()] = Pin{s.region, s.zone};
   }
   if (!writes.empty()) {
     store::Batch b;
@@ -477,6 +553,7 @@ v1::Endpoint EndpointManager::ToProto(const Entry& e) const {
     r->set_job_id(c.job_id);
     r->set_address(c.address);
     r->set_region(c.region);
+    r->set_zone(c.zone);
     r->set_node(c.node);
     r->set_generation(c.generation);
     r->set_state(c.state);

@@ -4,11 +4,15 @@
 // each replica is a one-replica job `ep-NAME-gGEN-N` running
 // `meridian serve --listen job` (it binds MASTER_ADDR:MASTER_PORT, the port
 // the controller reserved for it), pinned by `allowed_regions` to one
-// region. A reconcile pass (Tick) compares the live replica jobs with the
+// region and, where the region has several zones, by `allowed_zones` to one
+// zone. A reconcile pass (Tick) compares the live replica jobs with the
 // spec and submits or cancels jobs through the Controller's public API:
 //   - spread: a new replica goes to the region with the fewest replicas
-//     for its weight, among regions with a ready, uncordoned node;
-//   - failover: a replica pinned to a region with no ready node is
+//     for its weight, among regions with a ready, uncordoned node; inside
+//     it, to the zone with the fewest replicas among zones with a ready
+//     node that has room for one (no zone has room: the region only, so
+//     the replica takes the first room that frees anywhere in it);
+//   - failover: a replica pinned to a region or zone with no ready node is
 //     cancelled and replaced elsewhere (its own job would wait forever);
 //   - rolling update (a new generation): one extra replica at a time; an
 //     old one is stopped only once the replicas that are ready (running for
@@ -23,6 +27,7 @@
 // the controller or the store. Time comes from the injected Clock.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,7 +35,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <condition_variable>
 
 #include "absl/status/statusor.h"
 #include "controller/controller.h"
@@ -61,10 +65,10 @@ class Autoscaler {
 };
 
 struct EndpointManagerOptions {
-  double interval_s = 0.2;        // reconcile period
-  double load_stale_s = 5.0;      // gateway reports older than this are ignored
+  double interval_s = 0.2;            // reconcile period
+  double load_stale_s = 5.0;          // gateway reports older than this are ignored
   std::string meridian = "meridian";  // program name in replica commands
-  bool start_loop = true;         // false: the caller drives Tick() (tests)
+  bool start_loop = true;             // false: the caller drives Tick() (tests)
 };
 
 class EndpointManager {
@@ -72,7 +76,7 @@ class EndpointManager {
   // `controller`, `store` and `clock` must outlive the manager.
   EndpointManager(EndpointManagerOptions options, Controller* controller, store::Store* store,
                   const Clock* clock);
-  ~EndpointManager();  // Stop()
+  ~EndpointManager();    // Stop()
   absl::Status Start();  // loads the store, starts the loop
   void Stop();
 
@@ -92,6 +96,8 @@ class EndpointManager {
     uint64_t job_id = 0;
     int32_t generation = 0;
     std::string region;
+    std::string zone;         // where it runs, else where it is pinned; empty: any
+    std::string pinned_zone;  // from its spec; empty: any zone of its region
     v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
     std::string node, address;
     bool ready = false;
@@ -103,14 +109,15 @@ class EndpointManager {
     spec::EndpointSpec spec;
     Autoscaler autoscaler;
     std::map<std::string, std::pair<double, double>> loads;  // gateway -> (time, in flight)
-    std::vector<Child> children;  // from the last pass
-    std::string message;     // status; last event
-    std::string last_event;  // created, updated, moved, scaled
+    std::vector<Child> children;                             // from the last pass
+    std::string message;                                     // status; last event
+    std::string last_event;                                  // created, updated, moved, scaled
     int32_t next_child = 0;
   };
 
   v1::Endpoint ToProto(const Entry& e) const;
-  std::string ChildSpec(const Entry& e, int32_t n, const std::string& region) const;
+  std::string ChildSpec(const Entry& e, int32_t n, const std::string& region,
+                        const std::string& zone) const;
   void Loop();
 
   EndpointManagerOptions options_;
@@ -119,8 +126,11 @@ class EndpointManager {
   const Clock* clock_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> endpoints_;
-  std::map<uint64_t, std::string> child_region_;  // job id -> pinned region (cache)
-  std::map<uint64_t, double> running_since_;      // job id -> first seen running
+  struct Pin {
+    std::string region, zone;  // zone empty: any zone of the region
+  };
+  std::map<uint64_t, Pin> child_pin_;         // job id -> where its spec pins it (cache)
+  std::map<uint64_t, double> running_since_;  // job id -> first seen running
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread loop_;

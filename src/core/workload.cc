@@ -28,4 +28,9 @@ bool Job::AllowsRegion(RegionId r) const {
          std::find(allowed_regions.begin(), allowed_regions.end(), r) != allowed_regions.end();
 }
 
+bool Job::AllowsZone(ZoneId z) const {
+  return allowed_zones.empty() ||
+         std::find(allowed_zones.begin(), allowed_zones.end(), z) != allowed_zones.end();
+}
+
 }  // namespace meridian

@@ -52,6 +52,9 @@ struct Job {
   DatasetId dataset;         // invalid: no input data
   // Residency: regions the job may run in. Empty: every region.
   std::vector<RegionId> allowed_regions;
+  // Zones the job may run in (each in an allowed region). Empty: every zone
+  // of the allowed regions.
+  std::vector<ZoneId> allowed_zones;
   Objective objective = Objective::kTime;
   double cost_weight = 0.5;  // kWeighted: weight of cost vs completion time
   bool spot_allowed = false;
@@ -64,6 +67,7 @@ struct Job {
   // Speed of `type` for this job; 0 when the type is not allowed.
   double SpeedOn(GpuTypeId type) const;
   bool AllowsRegion(RegionId r) const;
+  bool AllowsZone(ZoneId z) const;
 };
 
 struct Tenant {

@@ -57,7 +57,7 @@ absl::StatusOr<Workload> ParseWorkload(std::string_view text, std::string_view f
 
 // A control-plane job document (`kind: job`): the scheduling fields of one
 // workload job (name, tenant, replicas, shape, gpu_types, duration, dataset,
-// allowed_regions, objective, cost_weight, spot, cross_region, priority,
+// allowed_regions, allowed_zones, objective, cost_weight, spot, cross_region, priority,
 // tolerations) plus how to run it: `command` (a list of arguments, or one
 // string run by /bin/sh -c), `env` (NAME: value), `retries` (0..100),
 // `backoff` (first retry delay, doubled per failure) and `grace` (SIGTERM to

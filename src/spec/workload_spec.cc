@@ -70,6 +70,12 @@ std::vector<std::string> RegionNames(const Fleet& fleet) {
   return out;
 }
 
+std::vector<std::string> ZoneNames(const Fleet& fleet) {
+  std::vector<std::string> out;
+  for (const Zone& z : fleet.zones()) out.push_back(z.name);
+  return out;
+}
+
 std::vector<std::string> DatasetNames(const Fleet& fleet) {
   std::vector<std::string> out;
   for (const Dataset& d : fleet.datasets()) out.push_back(d.name);
@@ -385,6 +391,36 @@ std::optional<Job> WorkloadParser::ParseJob(MapReader& m) {
   } else if (m.Has("allowed_regions")) {
     ok = false;
   }
+  if (std::optional<std::vector<NameAt>> zones = m.NameList("allowed_zones", Need::kOptional)) {
+    // A zone implies its region: with no allowed_regions, the zones' regions
+    // become the allowed ones; with them, every zone must be in one.
+    bool regions_given = !job.allowed_regions.empty();
+    for (const NameAt& z : *zones) {
+      ZoneId id;
+      if (fleet_ != nullptr) {
+        id = fleet_->FindZone(z.name);
+        if (!id.Valid()) {
+          sink_->Add(z.mark, z.path, internal::UnknownName("zone", z.name, ZoneNames(*fleet_)));
+          ok = false;
+          continue;
+        }
+        RegionId r = fleet_->zone(id).region;
+        if (regions_given && !job.AllowsRegion(r)) {
+          sink_->Add(z.mark, z.path,
+                     absl::StrCat("zone '", z.name, "' is in region '", fleet_->region(r).name,
+                                  "', which allowed_regions does not list"));
+          ok = false;
+          continue;
+        }
+        if (!regions_given && std::find(job.allowed_regions.begin(), job.allowed_regions.end(),
+                                        r) == job.allowed_regions.end())
+          job.allowed_regions.push_back(r);
+      }
+      job.allowed_zones.push_back(id);
+    }
+  } else if (m.Has("allowed_zones")) {
+    ok = false;
+  }
   if (std::optional<std::string> obj = m.String("objective", Need::kOptional)) {
     if (*obj == "cost") {
       job.objective = Objective::kCost;
@@ -428,8 +464,9 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   if (!root) return std::nullopt;
   MapReader m(sink_, *root, "",
               {"kind", "name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
-               "allowed_regions", "objective", "cost_weight", "spot", "cross_region", "priority",
-               "tolerations", "command", "env", "retries", "backoff", "grace", "training"});
+               "allowed_regions", "allowed_zones", "objective", "cost_weight", "spot",
+               "cross_region", "priority", "tolerations", "command", "env", "retries", "backoff",
+               "grace", "training"});
   if (!m.ok()) return std::nullopt;
   bool training = false;
   if (root->IsMap() && (*root)["kind"] && (*root)["kind"].IsScalar() &&
@@ -641,8 +678,8 @@ void WorkloadParser::ParseJobs(const YAML::Node& seq) {
   for (const YAML::Node& item : seq) {
     MapReader m(sink_, item, IndexPath("jobs", i++),
                 {"name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
-                 "allowed_regions", "objective", "cost_weight", "spot", "cross_region", "priority",
-                 "tolerations", "submit_time"});
+                 "allowed_regions", "allowed_zones", "objective", "cost_weight", "spot",
+                 "cross_region", "priority", "tolerations", "submit_time"});
     if (!m.ok()) continue;
     std::optional<std::string> name = m.Name("name", Need::kRequired);
     if (name) {

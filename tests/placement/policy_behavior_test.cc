@@ -99,6 +99,15 @@ TEST_F(PolicyBehaviorTest, ResidencyFilterKeepsAllowedRegionsOnly) {
   EXPECT_TRUE(f->Feasible(Ctx(job_), Node("b-0")));
 }
 
+TEST_F(PolicyBehaviorTest, ResidencyFilterKeepsAllowedZonesOnly) {
+  auto f = MakeFilter("residency");
+  job_.allowed_regions = {a_};
+  job_.allowed_zones = {fleet_.node(Node("a-z1-0")).zone};
+  EXPECT_TRUE(f->Feasible(Ctx(job_), Node("a-z1-0")));
+  EXPECT_FALSE(f->Feasible(Ctx(job_), Node("a-0")));  // region a, zone a-z0
+  EXPECT_FALSE(f->Feasible(Ctx(job_), Node("b-0")));
+}
+
 TEST_F(PolicyBehaviorTest, GpuTypeFilterKeepsAllowedTypes) {
   auto f = MakeFilter("gpu_type");
   EXPECT_TRUE(f->Feasible(Ctx(job_), Node("h-0")));  // any type

@@ -206,6 +206,33 @@ TEST_F(WorkloadSpecTest, UnknownReferences) {
               "jobs[0].priority", "out of range");
 }
 
+TEST_F(WorkloadSpecTest, AllowedZonesImplyTheirRegionsAndMustLieInAllowedOnes) {
+  absl::StatusOr<Workload> w = ParseWorkload(
+      With("duration: 1h", "duration: 1h\n    allowed_zones: [us-central1-b, us-east4-a]"),
+      "w.yaml", &fleet_, nullptr);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const Job& j = w->jobs[0];
+  EXPECT_EQ(j.allowed_zones,
+            (std::vector<ZoneId>{fleet_.FindZone("us-central1-b"), fleet_.FindZone("us-east4-a")}));
+  EXPECT_EQ(j.allowed_regions,
+            (std::vector<RegionId>{fleet_.FindRegion("us-central1"), fleet_.FindRegion("us-east4")}));
+  EXPECT_TRUE(j.AllowsZone(fleet_.FindZone("us-central1-b")));
+  EXPECT_FALSE(j.AllowsZone(fleet_.FindZone("us-central1-a")));
+  EXPECT_FALSE(j.AllowsRegion(fleet_.FindRegion("europe-west4")));
+
+  // With allowed_regions, the zones must lie in them.
+  EXPECT_DIAG(Diags(With("duration: 1h",
+                         "duration: 1h\n    allowed_regions: [us-east4]\n"
+                         "    allowed_zones: [us-east4-a, us-central1-a]")),
+              14, 33, "jobs[0].allowed_zones[1]",
+              "zone 'us-central1-a' is in region 'us-central1', which allowed_regions does not "
+              "list");
+  EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    allowed_zones: [us-central1-z]")), 13,
+              21, "jobs[0].allowed_zones[0]", "unknown zone 'us-central1-z'");
+  EXPECT_DIAG(Diags(With("duration: 1h", "duration: 1h\n    allowed_zone: [us-east4-a]")), 13, 5,
+              "jobs[0].allowed_zone", "did you mean 'allowed_zones'?");
+}
+
 TEST_F(WorkloadSpecTest, TenantChecks) {
   EXPECT_DIAG(Diags(With("weight: 2", "weight: 0")), 6, 13, "tenants[0].weight",
               "must be positive");

@@ -9,7 +9,8 @@ class ResidencyFilter final : public Filter {
  public:
   std::string_view name() const override { return "residency"; }
   bool Feasible(const PlacementContext& ctx, NodeId id) const override {
-    return ctx.job.AllowsRegion(ctx.fleet.node(id).region);
+    const Node& n = ctx.fleet.node(id);
+    return ctx.job.AllowsRegion(n.region) && ctx.job.AllowsZone(n.zone);
   }
 };
 }  // namespace

@@ -1,4 +1,5 @@
-// Filter "residency": the node's region is one the job's residency rules allow.
+// Filter "residency": the node's region and zone are ones the job's residency
+// rules (allowed_regions, allowed_zones) allow.
 // Registered by RegisterBuiltinPolicies; takes no options.
 #pragma once
 

@@ -1,0 +1,178 @@
+// The EndpointManager's placement of replicas driven directly: a real
+// Controller and SQLite store in process, a FakeClock, Tick() instead of the
+// loops, no agents (nodes register and heartbeat through the API). Covers
+// the spread of one endpoint's replicas over the zones of a region and the
+// move of a replica whose zone has no ready node left.
+#include "controller/endpoints.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace meridian::controller {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class EndpointPlacementTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           absl::StrCat("ep-", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                        "-", ::getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store::StoreOptions so;
+    so.path = dir_ + "/state.db";
+    store_ = *store::Store::Open(so);
+    ControllerOptions o;
+    o.start_loop = false;
+    o.heartbeat_timeout_s = 5;
+    o.address = "127.0.0.1:7000";
+    ctl_ = std::make_unique<Controller>(o, store_.get(), &clock_);
+    ASSERT_TRUE(ctl_->Start().ok());
+    EndpointManagerOptions eo;
+    eo.start_loop = false;
+    em_ = std::make_unique<EndpointManager>(eo, ctl_.get(), store_.get(), &clock_);
+    ASSERT_TRUE(em_->Start().ok());
+  }
+  void TearDown() override {
+    em_.reset();
+    ctl_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void AddNode(const std::string& name, const std::string& region, const std::string& zone,
+               int64_t cpu_milli = 4000) {
+    v1::Node n;
+    n.set_name(name);
+    n.set_region(region);
+    n.set_zone(zone);
+    n.set_cpu_milli(cpu_milli);
+    n.set_memory_mib(4096);
+    n.set_address(absl::StrCat("127.0.0.1:", 9000 + nodes_++));
+    ASSERT_TRUE(ctl_->Register(n).ok());
+  }
+  void Beat(const std::string& node) {
+    v1::HeartbeatRequest req;
+    req.set_node(node);
+    ASSERT_TRUE(ctl_->Heartbeat(req).ok());
+  }
+  // One reconcile pass of the manager, then one scheduling pass.
+  void Pass() {
+    em_->Tick();
+    ctl_->Tick();
+  }
+  // Zone of each placed replica job of the endpoint, by job id.
+  std::map<uint64_t, std::string> PlacedZones() {
+    std::map<std::string, std::string> zone_of;
+    for (const v1::Node& n : ctl_->ListNodes()) zone_of[n.name()] = n.zone();
+    std::map<uint64_t, std::string> out;
+    for (const v1::Job& j :
+         ctl_->ListJobs({v1::JOB_PENDING, v1::JOB_SCHEDULED, v1::JOB_RUNNING}, 0)) {
+      if (j.replica_status_size() == 0 || j.replica_status(0).node().empty()) continue;
+      out[j.id()] = zone_of[j.replica_status(0).node()];
+    }
+    return out;
+  }
+  std::string Spec(int replicas) {
+    return absl::StrCat("kind: endpoint\nname: digits\nmodel: m.model\nreplicas: {min: ", replicas,
+                        ", max: ", replicas,
+                        "}\nshape: {cpu: 500m, memory: 128Mi}\nregions: [us-east]\n");
+  }
+
+  std::string dir_;
+  FakeClock clock_{1000};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Controller> ctl_;
+  std::unique_ptr<EndpointManager> em_;
+  int nodes_ = 0;
+};
+
+TEST_F(EndpointPlacementTest, ReplicasSpreadOverTheZonesOfARegion) {
+  // Zone "a" has two nodes and more room than "b": packing or "most room"
+  // alone would put every replica in "a".
+  AddNode("e1", "us-east", "a");
+  AddNode("e2", "us-east", "a");
+  AddNode("e3", "us-east", "b", 2000);
+  AddNode("w1", "eu-west", "a");
+  ASSERT_TRUE(em_->Apply(Spec(4), "ep.yaml").ok());
+  Pass();
+  std::map<uint64_t, std::string> zones = PlacedZones();
+  ASSERT_EQ(zones.size(), 4u);
+  std::map<std::string, int> per_zone;
+  for (const auto& [id, z] : zones) ++per_zone[z];
+  EXPECT_EQ(per_zone, (std::map<std::string, int>{{"a", 2}, {"b", 2}}));
+
+  // The endpoint shows each replica's zone.
+  em_->Tick();
+  absl::StatusOr<v1::Endpoint> e = em_->Get("digits");
+  ASSERT_TRUE(e.ok());
+  std::multiset<std::string> shown;
+  for (const v1::EndpointReplica& r : e->replicas()) {
+    EXPECT_EQ(r.region(), "us-east");
+    shown.insert(r.zone());
+  }
+  EXPECT_EQ(shown, (std::multiset<std::string>{"a", "a", "b", "b"}));
+}
+
+TEST_F(EndpointPlacementTest, AZoneWithoutRoomForAReplicaIsSkipped) {
+  // "b" cannot hold a replica (shape 500m): both go to "a".
+  AddNode("e1", "us-east", "a");
+  AddNode("e2", "us-east", "b", 250);
+  ASSERT_TRUE(em_->Apply(Spec(2), "ep.yaml").ok());
+  Pass();
+  std::map<uint64_t, std::string> zones = PlacedZones();
+  ASSERT_EQ(zones.size(), 2u);
+  for (const auto& [id, z] : zones) {
+    EXPECT_EQ(z, "a");
+    // Pinned to "a", so that a replica does not wait for room in "b".
+    absl::StatusOr<v1::Job> j = ctl_->GetJob(id);
+    ASSERT_TRUE(j.ok());
+    EXPECT_THAT(j->spec(), HasSubstr("allowed_zones: [\"us-east/a\"]"));
+  }
+}
+
+TEST_F(EndpointPlacementTest, AReplicaWhoseZoneHasNoReadyNodeIsMovedWithinItsRegion) {
+  AddNode("e1", "us-east", "a");
+  AddNode("e2", "us-east", "b");
+  ASSERT_TRUE(em_->Apply(Spec(2), "ep.yaml").ok());
+  Pass();
+  std::map<uint64_t, std::string> zones = PlacedZones();
+  ASSERT_EQ(zones.size(), 2u);
+  uint64_t in_b = 0;
+  for (const auto& [id, z] : zones)
+    if (z == "b") in_b = id;
+  ASSERT_NE(in_b, 0u);
+
+  // e2, the only node of zone b, goes silent: its replica is re-queued, and
+  // pinned to zone b it would wait forever. The manager replaces it in "a".
+  clock_.Advance(6);
+  Beat("e1");
+  ctl_->Tick();
+  Pass();
+  absl::StatusOr<v1::Endpoint> e = em_->Get("digits");
+  ASSERT_TRUE(e.ok());
+  EXPECT_THAT(e->message(), HasSubstr(absl::StrCat("replica job ", in_b,
+                                                   " moved: zone us-east/b has no ready node")));
+  Pass();
+  zones = PlacedZones();
+  EXPECT_FALSE(zones.count(in_b));
+  ASSERT_EQ(zones.size(), 2u);
+  for (const auto& [id, z] : zones) EXPECT_EQ(z, "a");
+  // With one ready zone left, the replacement is pinned to the region only.
+  for (const auto& [id, z] : zones) {
+    if (id <= in_b) continue;
+    absl::StatusOr<v1::Job> j = ctl_->GetJob(id);
+    ASSERT_TRUE(j.ok());
+    EXPECT_THAT(j->spec(), Not(HasSubstr("allowed_zones")));
+  }
+}
+
+}  // namespace
+}  // namespace meridian::controller
