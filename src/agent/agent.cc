@@ -17,7 +17,9 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "agent/probe.h"
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "rpc/rpc.h"
 
@@ -201,6 +203,18 @@ struct Agent::Impl {
   std::thread reader;  // reads the stream's responses into `responses`
   std::deque<v1::HeartbeatResponse> responses;
   bool stream_broken = false;
+  // Readiness probes: what to probe (runs alive with a readiness path) and
+  // the last answers, by run key; guarded by probe_mu.
+  struct ProbeTarget {
+    std::string host, path;
+    int port = 0;
+  };
+  std::mutex probe_mu;
+  std::condition_variable probe_cv;
+  std::map<std::string, ProbeTarget> probe_targets;
+  std::map<std::string, bool> probe_ready;
+  std::atomic<bool> probe_changed{false};  // a result changed: beat now
+  std::thread prober;
 };
 
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
@@ -263,7 +277,34 @@ absl::Status Agent::Start() {
 
 void Agent::Stop() {
   stop_ = true;
-  if (impl_) impl_->wake.notify_all();
+  if (impl_) {
+    impl_->wake.notify_all();
+    impl_->probe_cv.notify_all();
+  }
+}
+
+void Agent::ProbeLoop() {
+  std::unique_lock<std::mutex> l(impl_->probe_mu);
+  while (!stop_) {
+    std::map<std::string, Impl::ProbeTarget> targets = impl_->probe_targets;
+    l.unlock();
+    std::map<std::string, bool> results;
+    for (const auto& [key, t] : targets)
+      results[key] = ProbeHttp(t.host, t.port, t.path, 1.0).ready;
+    l.lock();
+    bool changed = false;
+    for (const auto& [key, ready] : results) {
+      if (!impl_->probe_targets.contains(key)) continue;  // ended meanwhile
+      auto [it, inserted] = impl_->probe_ready.try_emplace(key, ready);
+      if (inserted ? ready : it->second != ready) changed = true;
+      it->second = ready;
+    }
+    if (changed) {
+      impl_->probe_changed = true;
+      impl_->wake.notify_all();
+    }
+    impl_->probe_cv.wait_for(l, std::chrono::milliseconds(500), [&] { return stop_.load(); });
+  }
 }
 
 grpc::Status Agent::CloseStream() {
@@ -353,9 +394,17 @@ bool Agent::ApplyResponses() {
 void Agent::Apply(const v1::HeartbeatResponse& resp) {
   double now = Now();
   std::set<std::string> wanted;
+  std::map<std::string, Impl::ProbeTarget> targets;
   for (const v1::Assignment& a : resp.assignments()) {
     wanted.insert(a.key());
-    if (impl_->runs.contains(a.key()) || !KeyOk(a.key())) continue;
+    if (!KeyOk(a.key())) continue;
+    auto addr = a.env().find("MASTER_ADDR");
+    auto port = a.env().find("MASTER_PORT");
+    int port_num = 0;
+    if (!a.readiness_path().empty() && addr != a.env().end() && port != a.env().end() &&
+        absl::SimpleAtoi(port->second, &port_num) && port_num > 0 && port_num < 65536)
+      targets[a.key()] = Impl::ProbeTarget{addr->second, a.readiness_path(), port_num};
+    if (impl_->runs.contains(a.key())) continue;
     RunInfo info;
     info.job_id = a.job_id();
     info.replica = a.replica();
@@ -379,6 +428,14 @@ void Agent::Apply(const v1::HeartbeatResponse& resp) {
     }
     impl_->runs[a.key()] = info;
   }
+  {
+    // Probe the wanted runs only: one being stopped is not ready.
+    std::lock_guard<std::mutex> l(impl_->probe_mu);
+    for (auto it = impl_->probe_ready.begin(); it != impl_->probe_ready.end();)
+      it = targets.contains(it->first) ? std::next(it) : impl_->probe_ready.erase(it);
+    impl_->probe_targets = std::move(targets);
+  }
+  impl_->probe_cv.notify_all();  // probe new runs soon
   for (auto& [key, info] : impl_->runs) {
     if (wanted.contains(key) || info.stopping || info.failed_to_launch) continue;
     absl::StatusOr<RunStatus> s = driver_->Poll(key);
@@ -405,6 +462,7 @@ void Agent::Run() {
   bool registered = false;
   double interval = options_.heartbeat_interval_s > 0 ? options_.heartbeat_interval_s : 1.0;
   bool warned = false;
+  impl_->prober = std::thread([this] { ProbeLoop(); });
   while (!stop_) {
     if (!registered) {
       v1::RegisterRequest req;
@@ -473,6 +531,12 @@ void Agent::Run() {
         }
       }
       r->set_state(state);
+      if (state == v1::REPLICA_RUNNING) {
+        std::lock_guard<std::mutex> l(impl_->probe_mu);
+        auto p = impl_->probe_ready.find(key);
+        r->set_ready(impl_->probe_targets.contains(key) ? p != impl_->probe_ready.end() && p->second
+                                                        : true);
+      }
       impl_->last_state[key] = state;
     }
     grpc::Status st = Beat(req);
@@ -492,7 +556,8 @@ void Agent::Run() {
       {
         std::unique_lock<std::mutex> l(impl_->wake_mu);
         impl_->wake.wait_for(l, std::chrono::milliseconds(50), [&] {
-          return stop_.load() || !impl_->responses.empty() || impl_->stream_broken;
+          return stop_.load() || !impl_->responses.empty() || impl_->stream_broken ||
+                 impl_->probe_changed.load();
         });
         broken = impl_->stream_broken && impl_->stream != nullptr;
       }
@@ -503,7 +568,7 @@ void Agent::Run() {
         break;
       }
       if (broken) break;  // reconnect now
-      bool changed = false;
+      bool changed = impl_->probe_changed.exchange(false);
       double t = Now();
       for (auto& [key, info] : impl_->runs) {
         if (info.failed_to_launch) continue;
@@ -522,6 +587,8 @@ void Agent::Run() {
       if (changed) break;
     }
   }
+  impl_->probe_cv.notify_all();
+  impl_->prober.join();
 }
 
 }  // namespace meridian::agent

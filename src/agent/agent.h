@@ -7,6 +7,9 @@
 // the agent launches the missing ones through the ProcessDriver, stops the
 // ones no longer wanted (SIGTERM, then SIGKILL after the grace period) and
 // reports each run's state until the controller acknowledges its outcome.
+// A run whose assignment names a readiness path is probed (HTTP GET on its
+// MASTER_ADDR:MASTER_PORT every 0.5 s, from a thread of its own) and reported
+// ready while it answers 200; a change is reported at once.
 // It serves the runs' logs (AgentLogService). After a restart it re-adopts
 // the runs its driver finds on disk and reports them.
 #pragma once
@@ -79,6 +82,7 @@ class Agent {
   // Applies the queued answers; false when the controller asks to register again.
   bool ApplyResponses();
   void Apply(const v1::HeartbeatResponse& resp);
+  void ProbeLoop();  // the readiness prober thread
   AgentOptions options_;
   std::unique_ptr<ProcessDriver> driver_;
   std::unique_ptr<Impl> impl_;

@@ -226,6 +226,7 @@ v1::Job Controller::ToProto(const JobEntry& j, bool with_spec) const {
     p->set_state(static_cast<v1::ReplicaState>(r.rec.state));
     p->set_exit_code(r.rec.exit_code);
     p->set_message(r.rec.message);
+    p->set_ready(r.rec.state == v1::REPLICA_RUNNING && r.ready);
   }
   for (const std::string& a : j.spec.command) out.add_command(a);
   if (with_spec) out.set_spec(j.rec.spec);
@@ -581,6 +582,7 @@ v1::Assignment Controller::MakeAssignment(const JobEntry& j, const ReplicaEntry&
   a.mutable_shape()->set_gpus(j.spec.job.shape.gpus);
   a.mutable_shape()->set_gpu_milli(j.spec.job.shape.gpu_milli);
   a.set_grace_s(j.spec.grace_s);
+  a.set_readiness_path(j.spec.readiness_path);
   auto& env = *a.mutable_env();
   for (const auto& [k, v] : j.spec.env) env[k] = v;
   const NodeEntry* master = nullptr;
@@ -664,6 +666,10 @@ absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatR
       continue;
     }
     if (run.state() == v1::REPLICA_RUNNING) {
+      bool ready = j.spec.readiness_path.empty() || run.ready();
+      bool changed = ready != r.ready && r.rec.state == v1::REPLICA_RUNNING;
+      r.ready = ready;
+      if (changed) Emit(j);
       if (r.rec.state == v1::REPLICA_SCHEDULED) {
         r.rec.state = v1::REPLICA_RUNNING;
         bool all = std::all_of(j.replicas.begin(), j.replicas.end(), [](const ReplicaEntry& o) {

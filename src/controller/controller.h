@@ -120,6 +120,10 @@ class Controller {
  private:
   struct ReplicaEntry {
     store::ReplicaRecord rec;
+    // The agent's last report: running and answering the job's
+    // readiness_path (any running replica when the job has none). Not
+    // durable: the next heartbeat says it again.
+    bool ready = false;
   };
   struct JobEntry {
     store::JobRecord rec;

@@ -228,7 +228,7 @@ std::string EndpointManager::ChildSpec(const Entry& e, int32_t n, const std::str
       zone.empty()
           ? ""
           : absl::StrCat("allowed_zones: [", Json(absl::StrCat(region, "/", zone)).dump(), "]\n"),
-      "retries: 100\n", "backoff: 1s\n", "grace: 5s\n",
+      "retries: 100\n", "backoff: 1s\n", "grace: 5s\n", "readiness_path: /readyz\n",
       "env: {MERIDIAN_ENDPOINT: ", Json(e.rec.name).dump(), "}\n", "command: ", command.dump(),
       "\n");
 }
@@ -280,6 +280,7 @@ void EndpointManager::Tick() {
     max_n[name] = std::max(max_n[name], n);
     if (j.replica_status_size() > 0 && !j.replica_status(0).node().empty()) {
       c.node = j.replica_status(0).node();
+      c.answering = j.state() == v1::JOB_RUNNING && j.replica_status(0).ready();
       if (j.master_port() > 0) c.address = absl::StrCat(node_host[c.node], ":", j.master_port());
     }
     std::optional<Pin> pin;
@@ -335,9 +336,11 @@ void EndpointManager::Tick() {
       std::vector<Child>& mine = children[eit->first];
       std::string failing;  // a replica that keeps failing says why
       for (Child& c : mine) {
-        if (c.state == v1::JOB_RUNNING) {
+        if (c.answering) {
           auto [r, inserted] = running_since_.emplace(c.job_id, now);
           c.ready = now - r->second >= e.spec.min_ready_s;
+        } else {
+          running_since_.erase(c.job_id);  // min_ready counts from its last ready probe
         }
         if (!c.ready && c.failures > 0)
           failing = absl::StrCat("replica job ", c.job_id, " failed ", c.failures,

@@ -14,9 +14,12 @@
 //     the replica takes the first room that frees anywhere in it);
 //   - failover: a replica pinned to a region or zone with no ready node is
 //     cancelled and replaced elsewhere (its own job would wait forever);
+//   - readiness: a replica job carries `readiness_path: /readyz`, which its
+//     agent probes; a replica is ready once it has answered 200 for
+//     `min_ready` (counted again from the next 200 after a failed probe);
 //   - rolling update (a new generation): one extra replica at a time; an
-//     old one is stopped only once the replicas that are ready (running for
-//     `min_ready`) would still number the desired count without it;
+//     old one is stopped only once the replicas that are ready would still
+//     number the desired count without it;
 //   - autoscaling: gateways report requests in flight (ReportLoad); the
 //     Autoscaler moves the desired count within min..max after the
 //     scale-up or scale-down delay.
@@ -100,8 +103,9 @@ class EndpointManager {
     std::string pinned_zone;  // from its spec; empty: any zone of its region
     v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
     std::string node, address;
-    bool ready = false;
-    int32_t failures = 0;  // failed attempts of its job
+    bool answering = false;  // running, and its agent's readiness probe got 200
+    bool ready = false;      // answering for the endpoint's min_ready
+    int32_t failures = 0;    // failed attempts of its job
     std::string message;   // its job's last message
   };
   struct Entry {
@@ -130,7 +134,7 @@ class EndpointManager {
     std::string region, zone;  // zone empty: any zone of the region
   };
   std::map<uint64_t, Pin> child_pin_;         // job id -> where its spec pins it (cache)
-  std::map<uint64_t, double> running_since_;  // job id -> first seen running
+  std::map<uint64_t, double> running_since_;  // job id -> answering since
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread loop_;

@@ -57,11 +57,12 @@ absl::StatusOr<Workload> ParseWorkload(std::string_view text, std::string_view f
 
 // A control-plane job document (`kind: job`): the scheduling fields of one
 // workload job (name, tenant, replicas, shape, gpu_types, duration, dataset,
-// allowed_regions, allowed_zones, objective, cost_weight, spot, cross_region, priority,
-// tolerations) plus how to run it: `command` (a list of arguments, or one
-// string run by /bin/sh -c), `env` (NAME: value), `retries` (0..100),
-// `backoff` (first retry delay, doubled per failure) and `grace` (SIGTERM to
-// SIGKILL on cancel). Priority is an integer or low / normal / high (0, 50,
+// allowed_regions, allowed_zones, objective, cost_weight, spot,
+// cross_region, priority, tolerations) plus how to run it: `command` (a list
+// of arguments, or one string run by /bin/sh -c), `env` (NAME: value),
+// `retries` (0..100), `backoff` (first retry delay, doubled per failure),
+// `grace` (SIGTERM to SIGKILL on cancel) and `readiness_path` (an HTTP path
+// the agent probes). Priority is an integer or low / normal / high (0, 50,
 // 100). The job's tenant id is left 0: the caller maps `tenant` to its own.
 struct JobSpec {
   Job job;
@@ -71,6 +72,9 @@ struct JobSpec {
   int32_t max_retries = 0;
   double backoff_s = 1.0;
   double grace_s = 10.0;
+  // HTTP path the agent probes on MASTER_ADDR:MASTER_PORT while a replica
+  // runs (a replica is ready once it answers 200); empty: ready when running.
+  std::string readiness_path;
 };
 absl::StatusOr<JobSpec> ParseJobSpec(std::string_view text, std::string_view filename,
                                      const Fleet* fleet, std::vector<Diagnostic>* diags);

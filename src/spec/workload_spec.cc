@@ -466,7 +466,7 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
               {"kind", "name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
                "allowed_regions", "allowed_zones", "objective", "cost_weight", "spot",
                "cross_region", "priority", "tolerations", "command", "env", "retries", "backoff",
-               "grace", "training"});
+               "grace", "readiness_path", "training"});
   if (!m.ok()) return std::nullopt;
   bool training = false;
   if (root->IsMap() && (*root)["kind"] && (*root)["kind"].IsScalar() &&
@@ -570,6 +570,20 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   std::optional<double> grace = m.Duration("grace", Need::kOptional, true);
   ok &= grace || !m.Has("grace");
   spec.grace_s = grace.value_or(spec.grace_s);
+  // readiness_path: an HTTP path the agent probes on MASTER_ADDR:MASTER_PORT.
+  if (std::optional<std::string> path = m.String("readiness_path", Need::kOptional)) {
+    bool valid = !path->empty() && (*path)[0] == '/' && path->size() <= 256;
+    for (char c : *path) valid &= c > ' ' && c < 127;
+    if (!valid) {
+      m.Error("readiness_path",
+              "expected an HTTP path: '/' then at most 255 visible characters, no spaces");
+      ok = false;
+    } else {
+      spec.readiness_path = *path;
+    }
+  } else if (m.Has("readiness_path")) {
+    ok = false;
+  }
   if (!ok || !sink_->empty()) return std::nullopt;
   spec.job = *std::move(job);
   spec.job.name = *name;

@@ -213,6 +213,49 @@ TEST_F(ControllerTest, FailureRetriesWithBackoffThenFails) {
   EXPECT_THAT(j.message(), HasSubstr("exited with code 4"));
 }
 
+TEST_F(ControllerTest, ReadinessIsTheAgentsProbeForJobsWithAReadinessPath) {
+  AddNode("a1", "east");
+  uint64_t web = Submit(
+      "kind: job\nname: web\nshape: {cpu: 1, memory: 1Gi}\nreadiness_path: /readyz\n"
+      "command: [serve]\n");
+  uint64_t batch =
+      Submit("kind: job\nname: batch\nshape: {cpu: 1, memory: 1Gi}\ncommand: [work]\n");
+  ctl_->Tick();
+  Sync();
+  v1::HeartbeatResponse r = Beat("a1");
+  ASSERT_EQ(r.assignments_size(), 2);
+  std::string kweb, kbatch;
+  for (const v1::Assignment& a : r.assignments()) {
+    if (a.job_id() == web) {
+      kweb = a.key();
+      EXPECT_EQ(a.readiness_path(), "/readyz");  // the agent probes it
+    } else {
+      kbatch = a.key();
+      EXPECT_EQ(a.readiness_path(), "");
+    }
+  }
+  auto report = [&](bool web_ready) {
+    v1::HeartbeatRequest req;
+    req.set_node("a1");
+    for (const auto& [key, id] : {std::pair{kweb, web}, std::pair{kbatch, batch}}) {
+      v1::RunReport* run = req.add_runs();
+      run->set_key(key);
+      run->set_job_id(id);
+      run->set_state(v1::REPLICA_RUNNING);
+      run->set_ready(key == kweb && web_ready);
+    }
+    ASSERT_TRUE(ctl_->Heartbeat(req).ok());
+  };
+  report(false);
+  EXPECT_EQ(Get(web).state(), v1::JOB_RUNNING);
+  EXPECT_FALSE(Get(web).replica_status(0).ready());  // running, not answering yet
+  EXPECT_TRUE(Get(batch).replica_status(0).ready());  // no probe: running is ready
+  report(true);
+  EXPECT_TRUE(Get(web).replica_status(0).ready());
+  report(false);
+  EXPECT_FALSE(Get(web).replica_status(0).ready());
+}
+
 TEST_F(ControllerTest, CancelDrainAndWaitingReasons) {
   AddNode("a1", "east", 1000);
   uint64_t big = Submit("kind: job\nname: big\nshape: {cpu: 4, memory: 1Gi}\ncommand: [x]\n");

@@ -1,8 +1,9 @@
 // The EndpointManager's placement of replicas driven directly: a real
 // Controller and SQLite store in process, a FakeClock, Tick() instead of the
 // loops, no agents (nodes register and heartbeat through the API). Covers
-// the spread of one endpoint's replicas over the zones of a region and the
-// move of a replica whose zone has no ready node left.
+// the spread of one endpoint's replicas over the zones of a region, the
+// move of a replica whose zone has no ready node left, and readiness from
+// the agents' probes.
 #include "controller/endpoints.h"
 
 #include <filesystem>
@@ -58,10 +59,32 @@ class EndpointPlacementTest : public ::testing::Test {
     n.set_address(absl::StrCat("127.0.0.1:", 9000 + nodes_++));
     ASSERT_TRUE(ctl_->Register(n).ok());
   }
-  void Beat(const std::string& node) {
+  v1::HeartbeatResponse Beat(const std::string& node) {
     v1::HeartbeatRequest req;
     req.set_node(node);
+    absl::StatusOr<v1::HeartbeatResponse> r = ctl_->Heartbeat(req);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : v1::HeartbeatResponse();
+  }
+  // The agent's report of one running run and its readiness probe.
+  void Report(const std::string& node, const v1::Assignment& a, bool ready) {
+    v1::HeartbeatRequest req;
+    req.set_node(node);
+    v1::RunReport* run = req.add_runs();
+    run->set_key(a.key());
+    run->set_job_id(a.job_id());
+    run->set_replica(a.replica());
+    run->set_attempt(a.attempt());
+    run->set_state(v1::REPLICA_RUNNING);
+    run->set_ready(ready);
     ASSERT_TRUE(ctl_->Heartbeat(req).ok());
+  }
+  bool Ready() {
+    em_->Tick();
+    absl::StatusOr<v1::Endpoint> e = em_->Get("digits");
+    EXPECT_TRUE(e.ok());
+    EXPECT_EQ(e->replicas_size(), 1);
+    return e.ok() && e->replicas_size() == 1 && e->replicas(0).ready();
   }
   // One reconcile pass of the manager, then one scheduling pass.
   void Pass() {
@@ -172,6 +195,38 @@ TEST_F(EndpointPlacementTest, AReplicaWhoseZoneHasNoReadyNodeIsMovedWithinItsReg
     ASSERT_TRUE(j.ok());
     EXPECT_THAT(j->spec(), Not(HasSubstr("allowed_zones")));
   }
+}
+
+TEST_F(EndpointPlacementTest, AReplicaIsReadyAfterItsProbeAnswersForMinReady) {
+  AddNode("e1", "us-east", "a");
+  ASSERT_TRUE(em_->Apply(Spec(1), "ep.yaml").ok());  // min_ready: 1 s (default)
+  Pass();
+  ASSERT_TRUE(store_->Write(store::Batch()).ok());  // assignments go out once durable
+  v1::HeartbeatResponse r = Beat("e1");
+  ASSERT_EQ(r.assignments_size(), 1);
+  const v1::Assignment a = r.assignments(0);
+  EXPECT_EQ(a.readiness_path(), "/readyz");
+
+  // Running but not answering: not ready, however long it runs.
+  Report("e1", a, false);
+  EXPECT_FALSE(Ready());
+  clock_.Advance(3);
+  Report("e1", a, false);
+  EXPECT_FALSE(Ready());
+  // Answering: ready once that has lasted min_ready.
+  Report("e1", a, true);
+  EXPECT_FALSE(Ready());
+  clock_.Advance(0.5);
+  EXPECT_FALSE(Ready());
+  clock_.Advance(0.6);
+  EXPECT_TRUE(Ready());
+  // A failed probe takes it out, and min_ready counts again from the next 200.
+  Report("e1", a, false);
+  EXPECT_FALSE(Ready());
+  Report("e1", a, true);
+  EXPECT_FALSE(Ready());
+  clock_.Advance(1.1);
+  EXPECT_TRUE(Ready());
 }
 
 }  // namespace

@@ -214,8 +214,8 @@ TEST_F(WorkloadSpecTest, AllowedZonesImplyTheirRegionsAndMustLieInAllowedOnes) {
   const Job& j = w->jobs[0];
   EXPECT_EQ(j.allowed_zones,
             (std::vector<ZoneId>{fleet_.FindZone("us-central1-b"), fleet_.FindZone("us-east4-a")}));
-  EXPECT_EQ(j.allowed_regions,
-            (std::vector<RegionId>{fleet_.FindRegion("us-central1"), fleet_.FindRegion("us-east4")}));
+  EXPECT_EQ(j.allowed_regions, (std::vector<RegionId>{fleet_.FindRegion("us-central1"),
+                                                      fleet_.FindRegion("us-east4")}));
   EXPECT_TRUE(j.AllowsZone(fleet_.FindZone("us-central1-b")));
   EXPECT_FALSE(j.AllowsZone(fleet_.FindZone("us-central1-a")));
   EXPECT_FALSE(j.AllowsRegion(fleet_.FindRegion("europe-west4")));
@@ -271,6 +271,7 @@ env: {LR: "0.1", MODE: fast}
 retries: 2
 backoff: 30s
 grace: 1m
+readiness_path: /readyz
 )", "job.yaml", &fleet_, nullptr);
   ASSERT_TRUE(j.ok()) << j.status();
   EXPECT_EQ(j->job.name, "train");
@@ -284,6 +285,7 @@ grace: 1m
   EXPECT_EQ(j->max_retries, 2);
   EXPECT_EQ(j->backoff_s, 30);
   EXPECT_EQ(j->grace_s, 60);
+  EXPECT_EQ(j->readiness_path, "/readyz");
   EXPECT_EQ(DetectKind("kind: job\n", "x"), DocumentKind::kJob);
 }
 
@@ -295,6 +297,7 @@ TEST_F(WorkloadSpecTest, JobSpecStringCommandRunsThroughTheShell) {
   EXPECT_EQ(j->command, (std::vector<std::string>{"/bin/sh", "-c", "echo $RANK"}));
   EXPECT_EQ(j->tenant, "default");
   EXPECT_EQ(j->max_retries, 0);
+  EXPECT_EQ(j->readiness_path, "");  // no probe: running is ready
 }
 
 TEST_F(WorkloadSpecTest, JobSpecErrorsNameTheField) {
@@ -314,6 +317,10 @@ TEST_F(WorkloadSpecTest, JobSpecErrorsNameTheField) {
   EXPECT_DIAG(diags(std::string(head) + "command: [x]\ngpu_types: [a100]\n"), 5, 12, "gpu_types",
               "without GPUs");
   EXPECT_DIAG(diags(std::string(head) + "command: [x]\nreplicaz: 2\n"), 5, 1, "replicaz", "");
+  EXPECT_DIAG(diags(std::string(head) + "command: [x]\nreadiness_path: readyz\n"), 5, 17,
+              "readiness_path", "expected an HTTP path");
+  EXPECT_DIAG(diags(std::string(head) + "command: [x]\nreadiness_path: /a b\n"), 5, 17,
+              "readiness_path", "no spaces");
   EXPECT_DIAG(diags("kind: workload\nname: x\n"), 1, 7, "kind", "");
 }
 
