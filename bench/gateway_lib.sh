@@ -53,10 +53,11 @@ LUA
 # `server ...;` lines): least_conn, a keep-alive pool, HTTP/1.1 upstream, and the
 # next upstream on errors and 5xx, POST included (predictions are idempotent, as
 # the gateway treats them).
+# NGINX_WORKERS (default 2, as the gateway's threads) sets worker_processes.
 nginx_start() {
   mkdir -p "$WORK/nginx"
   cat > "$WORK/nginx.conf" <<NGX
-worker_processes 2;
+worker_processes ${NGINX_WORKERS:-2};
 daemon on;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx/error.log error;
