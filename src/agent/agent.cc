@@ -532,10 +532,11 @@ void Agent::Run() {
       }
       r->set_state(state);
       if (state == v1::REPLICA_RUNNING) {
+        // Only a probe that answered 200 says ready; the controller ignores
+        // the flag for jobs without a readiness path.
         std::lock_guard<std::mutex> l(impl_->probe_mu);
         auto p = impl_->probe_ready.find(key);
-        r->set_ready(impl_->probe_targets.contains(key) ? p != impl_->probe_ready.end() && p->second
-                                                        : true);
+        r->set_ready(p != impl_->probe_ready.end() && p->second);
       }
       impl_->last_state[key] = state;
     }

@@ -63,19 +63,23 @@ std::thread ServeOnce(const Listener& l, std::string answer, std::string* reques
   });
 }
 
-TEST(ProbeTest, ReadyOnlyOnA200) {
+// Probes a server that answers `answer` once; its request head in *request.
+ProbeResult ProbeServer(const std::string& answer, std::string* request) {
   Listener l;
-  std::string request;
-  std::thread t = ServeOnce(l, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &request);
+  std::thread t = ServeOnce(l, answer, request);
   ProbeResult r = ProbeHttp("127.0.0.1", l.port(), "/readyz", 2.0);
   t.join();
+  return r;
+}
+
+TEST(ProbeTest, ReadyOnlyOnA200) {
+  std::string request;
+  ProbeResult r = ProbeServer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &request);
   EXPECT_TRUE(r.ready) << r.error;
   EXPECT_EQ(r.status, 200);
   EXPECT_THAT(request, StartsWith("GET /readyz HTTP/1.1\r\n"));
 
-  t = ServeOnce(l, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", &request);
-  r = ProbeHttp("127.0.0.1", l.port(), "/readyz", 2.0);
-  t.join();
+  r = ProbeServer("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", &request);
   EXPECT_FALSE(r.ready);
   EXPECT_EQ(r.status, 503);
 }
@@ -104,11 +108,8 @@ TEST(ProbeTest, AServerThatNeverAnswersEndsAtTheDeadline) {
 }
 
 TEST(ProbeTest, NotHttpIsNotReady) {
-  Listener l;
   std::string request;
-  std::thread t = ServeOnce(l, "SSH-2.0-OpenSSH\r\n", &request);
-  ProbeResult r = ProbeHttp("127.0.0.1", l.port(), "/readyz", 2.0);
-  t.join();
+  ProbeResult r = ProbeServer("SSH-2.0-OpenSSH\r\n", &request);
   EXPECT_FALSE(r.ready);
   EXPECT_EQ(r.status, 0);
   EXPECT_THAT(r.error, HasSubstr("read"));

@@ -6,6 +6,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "controller_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -14,48 +15,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class ControllerTest : public ::testing::Test {
+class ControllerTest : public ControllerFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           absl::StrCat("ctl-", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                        "-", ::getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    Open();
-  }
-  void TearDown() override {
-    ctl_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void Open() {
-    store::StoreOptions so;
-    so.path = dir_ + "/state.db";
-    store_ = *store::Store::Open(so);
-    ControllerOptions o;
-    o.start_loop = false;
-    o.heartbeat_timeout_s = 5;
-    o.address = "127.0.0.1:7000";
-    ctl_ = std::make_unique<Controller>(o, store_.get(), &clock_);
-    ASSERT_TRUE(ctl_->Start().ok());
-  }
   void Restart() {
     ctl_.reset();
     store_.reset();
     Open();
-  }
-  // Everything enqueued so far is durable.
-  void Sync() { ASSERT_TRUE(store_->Write(store::Batch()).ok()); }
-
-  void AddNode(const std::string& name, const std::string& region, int64_t cpu_milli = 2000) {
-    v1::Node n;
-    n.set_name(name);
-    n.set_region(region);
-    n.set_cpu_milli(cpu_milli);
-    n.set_memory_mib(4096);
-    n.set_address(absl::StrCat("127.0.0.1:", 9000 + nodes_++));
-    ASSERT_TRUE(ctl_->Register(n).ok());
   }
   uint64_t Submit(const std::string& spec) {
     std::promise<absl::StatusOr<v1::Job>> p;
@@ -86,12 +51,6 @@ class ControllerTest : public ::testing::Test {
     return *resp;
   }
   v1::Job Get(uint64_t id) { return *ctl_->GetJob(id); }
-
-  std::string dir_;
-  FakeClock clock_{1000};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<Controller> ctl_;
-  int nodes_ = 0;
 };
 
 constexpr char kGang[] =

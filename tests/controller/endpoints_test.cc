@@ -6,11 +6,11 @@
 // the agents' probes.
 #include "controller/endpoints.h"
 
-#include <filesystem>
 #include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "controller_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -20,23 +20,10 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class EndpointPlacementTest : public ::testing::Test {
+class EndpointPlacementTest : public ControllerFixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           absl::StrCat("ep-", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                        "-", ::getpid());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store::StoreOptions so;
-    so.path = dir_ + "/state.db";
-    store_ = *store::Store::Open(so);
-    ControllerOptions o;
-    o.start_loop = false;
-    o.heartbeat_timeout_s = 5;
-    o.address = "127.0.0.1:7000";
-    ctl_ = std::make_unique<Controller>(o, store_.get(), &clock_);
-    ASSERT_TRUE(ctl_->Start().ok());
+    ControllerFixture::SetUp();
     EndpointManagerOptions eo;
     eo.start_loop = false;
     em_ = std::make_unique<EndpointManager>(eo, ctl_.get(), store_.get(), &clock_);
@@ -44,20 +31,12 @@ class EndpointPlacementTest : public ::testing::Test {
   }
   void TearDown() override {
     em_.reset();
-    ctl_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
+    ControllerFixture::TearDown();
   }
-  void AddNode(const std::string& name, const std::string& region, const std::string& zone,
-               int64_t cpu_milli = 4000) {
-    v1::Node n;
-    n.set_name(name);
-    n.set_region(region);
-    n.set_zone(zone);
-    n.set_cpu_milli(cpu_milli);
-    n.set_memory_mib(4096);
-    n.set_address(absl::StrCat("127.0.0.1:", 9000 + nodes_++));
-    ASSERT_TRUE(ctl_->Register(n).ok());
+  // A node in REGION/ZONE with 4 CPUs unless said.
+  void AddZonalNode(const std::string& name, const std::string& region, const std::string& zone,
+                    int64_t cpu_milli = 4000) {
+    AddNode(name, region, cpu_milli, zone);
   }
   v1::HeartbeatResponse Beat(const std::string& node) {
     v1::HeartbeatRequest req;
@@ -83,8 +62,9 @@ class EndpointPlacementTest : public ::testing::Test {
     em_->Tick();
     absl::StatusOr<v1::Endpoint> e = em_->Get("digits");
     EXPECT_TRUE(e.ok());
+    if (!e.ok()) return false;
     EXPECT_EQ(e->replicas_size(), 1);
-    return e.ok() && e->replicas_size() == 1 && e->replicas(0).ready();
+    return e->replicas_size() == 1 && e->replicas(0).ready();
   }
   // One reconcile pass of the manager, then one scheduling pass.
   void Pass() {
@@ -109,21 +89,16 @@ class EndpointPlacementTest : public ::testing::Test {
                         "}\nshape: {cpu: 500m, memory: 128Mi}\nregions: [us-east]\n");
   }
 
-  std::string dir_;
-  FakeClock clock_{1000};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<Controller> ctl_;
   std::unique_ptr<EndpointManager> em_;
-  int nodes_ = 0;
 };
 
 TEST_F(EndpointPlacementTest, ReplicasSpreadOverTheZonesOfARegion) {
   // Zone "a" has two nodes and more room than "b": packing or "most room"
   // alone would put every replica in "a".
-  AddNode("e1", "us-east", "a");
-  AddNode("e2", "us-east", "a");
-  AddNode("e3", "us-east", "b", 2000);
-  AddNode("w1", "eu-west", "a");
+  AddZonalNode("e1", "us-east", "a");
+  AddZonalNode("e2", "us-east", "a");
+  AddZonalNode("e3", "us-east", "b", 2000);
+  AddZonalNode("w1", "eu-west", "a");
   ASSERT_TRUE(em_->Apply(Spec(4), "ep.yaml").ok());
   Pass();
   std::map<uint64_t, std::string> zones = PlacedZones();
@@ -146,8 +121,8 @@ TEST_F(EndpointPlacementTest, ReplicasSpreadOverTheZonesOfARegion) {
 
 TEST_F(EndpointPlacementTest, AZoneWithoutRoomForAReplicaIsSkipped) {
   // "b" cannot hold a replica (shape 500m): both go to "a".
-  AddNode("e1", "us-east", "a");
-  AddNode("e2", "us-east", "b", 250);
+  AddZonalNode("e1", "us-east", "a");
+  AddZonalNode("e2", "us-east", "b", 250);
   ASSERT_TRUE(em_->Apply(Spec(2), "ep.yaml").ok());
   Pass();
   std::map<uint64_t, std::string> zones = PlacedZones();
@@ -162,8 +137,8 @@ TEST_F(EndpointPlacementTest, AZoneWithoutRoomForAReplicaIsSkipped) {
 }
 
 TEST_F(EndpointPlacementTest, AReplicaWhoseZoneHasNoReadyNodeIsMovedWithinItsRegion) {
-  AddNode("e1", "us-east", "a");
-  AddNode("e2", "us-east", "b");
+  AddZonalNode("e1", "us-east", "a");
+  AddZonalNode("e2", "us-east", "b");
   ASSERT_TRUE(em_->Apply(Spec(2), "ep.yaml").ok());
   Pass();
   std::map<uint64_t, std::string> zones = PlacedZones();
@@ -198,10 +173,10 @@ TEST_F(EndpointPlacementTest, AReplicaWhoseZoneHasNoReadyNodeIsMovedWithinItsReg
 }
 
 TEST_F(EndpointPlacementTest, AReplicaIsReadyAfterItsProbeAnswersForMinReady) {
-  AddNode("e1", "us-east", "a");
+  AddZonalNode("e1", "us-east", "a");
   ASSERT_TRUE(em_->Apply(Spec(1), "ep.yaml").ok());  // min_ready: 1 s (default)
   Pass();
-  ASSERT_TRUE(store_->Write(store::Batch()).ok());  // assignments go out once durable
+  Sync();  // assignments go out once durable
   v1::HeartbeatResponse r = Beat("e1");
   ASSERT_EQ(r.assignments_size(), 1);
   const v1::Assignment a = r.assignments(0);
