@@ -146,7 +146,7 @@ int RunServe(const ServeArgs& a);
 
 struct GatewayArgs {
   std::string listen = "127.0.0.1:8080";
-  std::vector<std::string> upstreams;  // HOST:PORT[@REGION]
+  std::vector<std::string> upstreams;  // HOST:PORT[@REGION[/ZONE]]
   std::string endpoint = "default";
   std::string token_file;              // bearer token for --upstream's endpoint
   std::string controller;              // learn endpoints from the controller instead
@@ -155,6 +155,7 @@ struct GatewayArgs {
   std::string policy = "least_request";
   std::vector<std::string> policy_options;  // KEY=VALUE
   std::string region;
+  std::string zone;
   int threads = 2;
   int retries = 1;
   double health_interval_s = 1.0;

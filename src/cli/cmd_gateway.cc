@@ -88,7 +88,7 @@ int FollowController(const GatewayArgs& a, serve::Gateway* g, sigset_t* set) {
       // its model gets no requests.
       for (const v1::EndpointReplica& r : e.replicas())
         if (r.ready() && !r.address().empty())
-          ec.hosts.push_back({r.address(), r.region(), /*presumed_healthy=*/false});
+          ec.hosts.push_back({r.address(), r.region(), /*presumed_healthy=*/false, r.zone()});
       eps.push_back(std::move(ec));
     }
     g->SetEndpoints(std::move(eps));
@@ -105,7 +105,8 @@ int RunGateway(const GatewayArgs& a) {
   bool follow = !a.controller.empty() || !a.data_dir.empty();
   if (a.upstreams.empty() && !follow)
     return fail(kExitInvalid,
-                "give replicas with --upstream HOST:PORT[@REGION], or --controller / --data-dir");
+                "give replicas with --upstream HOST:PORT[@REGION[/ZONE]], or --controller / "
+                "--data-dir");
   if (!a.upstreams.empty() && follow)
     return fail(kExitInvalid, "--upstream and --controller/--data-dir exclude each other");
   serve::GatewayOptions o;
@@ -119,6 +120,9 @@ int RunGateway(const GatewayArgs& a) {
     o.policy_options[p[0]] = p[1];
   }
   o.region = a.region;
+  o.zone = a.zone;
+  if (!a.zone.empty() && a.region.empty())
+    return fail(kExitInvalid, "--zone needs --region: a zone is inside a region");
   o.retries = a.retries;
   o.health.interval_s = a.health_interval_s;
   o.health.timeout_s = a.health_timeout_s;
@@ -137,9 +141,13 @@ int RunGateway(const GatewayArgs& a) {
     ep.name = a.endpoint;
     for (const std::string& u : a.upstreams) {
       std::vector<std::string> p = absl::StrSplit(u, absl::MaxSplits('@', 1));
-      if (p[0].rfind(':') == std::string::npos)
-        return fail(kExitInvalid, absl::StrCat("--upstream '", u, "' is not HOST:PORT[@REGION]"));
-      ep.hosts.push_back(lb::HostConfig{p[0], p.size() > 1 ? p[1] : ""});
+      std::vector<std::string> rz;  // REGION[/ZONE]
+      if (p.size() > 1) rz = absl::StrSplit(p[1], absl::MaxSplits('/', 1));
+      if (p[0].rfind(':') == std::string::npos || (p.size() > 1 && rz[0].empty()))
+        return fail(kExitInvalid,
+                    absl::StrCat("--upstream '", u, "' is not HOST:PORT[@REGION[/ZONE]]"));
+      ep.hosts.push_back(lb::HostConfig{p[0], rz.empty() ? "" : rz[0], true,
+                                        rz.size() > 1 ? rz[1] : ""});
     }
     if (!a.token_file.empty()) {
       absl::StatusOr<std::string> t = rpc::ReadTokenFile(a.token_file);

@@ -1172,7 +1172,8 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       "ejection, bearer tokens. Replicas from --upstream, or every endpoint of --controller");
   gw->add_option("--listen", ga.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
   gw->add_option("--upstream", ga.upstreams,
-                 "A replica as HOST:PORT or HOST:PORT@REGION; repeat for each (static mode)");
+                 "A replica as HOST:PORT, HOST:PORT@REGION or HOST:PORT@REGION/ZONE; repeat for "
+                 "each (static mode)");
   gw->add_option("--endpoint", ga.endpoint, "Name of the --upstream endpoint")
       ->capture_default_str();
   gw->add_option("--token-file", ga.token_file,
@@ -1191,6 +1192,9 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                  "probes, quantile; consistent_hash: vnodes; least_request: latency_aware)");
   gw->add_option("--region", ga.region, "The gateway's region: callers without X-Meridian-Region "
                                         "are taken to be here");
+  gw->add_option("--zone", ga.zone,
+                 "The gateway's zone in --region: such callers without X-Meridian-Zone are taken "
+                 "to be here (the locality policy prefers replicas in it)");
   gw->add_option("--threads", ga.threads, "I/O threads")->capture_default_str()->check(CLI::Range(1, 256));
   gw->add_option("--retries", ga.retries, "Other replicas tried after a failed attempt")
       ->capture_default_str()

@@ -427,6 +427,14 @@ Task<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req,
   lb::PickContext ctx;
   auto region = req.find("X-Meridian-Region");
   ctx.client_region = region == req.end() ? options.region : std::string(region->value());
+  // The caller's zone: its header, else the gateway's when the caller is
+  // taken to be in the gateway's region.
+  auto zone = req.find("X-Meridian-Zone");
+  if (zone != req.end()) {
+    ctx.client_zone = std::string(zone->value());
+  } else if (region == req.end()) {
+    ctx.client_zone = options.zone;
+  }
   auto key = req.find("X-Affinity-Key");
   if (key != req.end()) ctx.affinity_key = std::string(key->value());
   // The client's request, rewritten in place for the replica.
@@ -655,7 +663,7 @@ Json Gateway::Impl::Status() const {
   for (const auto& [name, ep] : copy) {
     Json replicas = Json::array();
     for (const lb::HostStatus& h : ep->upstreams->Status()) {
-      Json r{{"address", h.id},        {"region", h.region},
+      Json r{{"address", h.id},        {"region", h.region},     {"zone", h.zone},
              {"healthy", h.healthy},   {"ejected", h.ejected},
              {"in_flight", h.in_flight}, {"latency_ms", h.latency_ms},
              {"requests", h.requests}, {"errors", h.errors},
@@ -670,7 +678,10 @@ Json Gateway::Impl::Status() const {
                        {"failed", ep->failed.load()},
                        {"replicas", replicas}});
   }
-  return Json{{"endpoints", eps}, {"policy", options.policy}, {"region", options.region}};
+  return Json{{"endpoints", eps},
+              {"policy", options.policy},
+              {"region", options.region},
+              {"zone", options.zone}};
 }
 
 Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

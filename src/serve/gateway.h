@@ -13,8 +13,9 @@
 // request is sent to another replica, up to `retries` times (predictions
 // are idempotent). With no eligible replica the answer is 503 at once.
 // Headers: `Authorization: Bearer T`, `X-Meridian-Region` (the caller's
-// region, default the gateway's), `X-Affinity-Key` (consistent_hash);
-// answers carry `X-Meridian-Replica`.
+// region, default the gateway's), `X-Meridian-Zone` (the caller's zone,
+// default the gateway's when the region is), `X-Affinity-Key`
+// (consistent_hash); answers carry `X-Meridian-Replica`.
 //
 // Active health checks: every `interval_s`, GET /readyz on each replica
 // (then /metrics for its requests in flight, which prequal uses).
@@ -60,6 +61,7 @@ struct GatewayOptions {
   double upstream_timeout_s = 30.0;
   size_t max_body_bytes = 1 << 20;
   std::string region;             // the gateway's region: the default caller region
+  std::string zone;               // the gateway's zone in it: the default caller zone
   size_t max_idle_per_host = 256; // pooled keep-alive connections per replica
   uint64_t seed = 1;
 };

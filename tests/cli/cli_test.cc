@@ -151,7 +151,7 @@ namespace {
 TEST(CliGateway, BadFlagsGetClearErrors) {
   Result none = RunCli("gateway");
   EXPECT_EQ(none.rc, 1);
-  EXPECT_THAT(none.out, HasSubstr("give replicas with --upstream HOST:PORT[@REGION]"));
+  EXPECT_THAT(none.out, HasSubstr("give replicas with --upstream HOST:PORT[@REGION[/ZONE]]"));
   Result policy = RunCli("gateway --upstream 127.0.0.1:1 --policy fastest");
   EXPECT_EQ(policy.rc, 1);
   EXPECT_THAT(policy.out, HasSubstr("unknown load-balancing policy 'fastest'"));
@@ -161,10 +161,16 @@ TEST(CliGateway, BadFlagsGetClearErrors) {
   EXPECT_THAT(option.out, HasSubstr("--policy-option 'x' is not KEY=VALUE"));
   Result upstream = RunCli("gateway --upstream nowhere");
   EXPECT_EQ(upstream.rc, 1);
-  EXPECT_THAT(upstream.out, HasSubstr("--upstream 'nowhere' is not HOST:PORT[@REGION]"));
+  EXPECT_THAT(upstream.out, HasSubstr("--upstream 'nowhere' is not HOST:PORT[@REGION[/ZONE]]"));
   Result both = RunCli("gateway --upstream 127.0.0.1:1 --controller 127.0.0.1:2");
   EXPECT_EQ(both.rc, 1);
   EXPECT_THAT(both.out, HasSubstr("exclude each other"));
+  Result zone = RunCli("gateway --upstream 127.0.0.1:1 --zone a");
+  EXPECT_EQ(zone.rc, 1);
+  EXPECT_THAT(zone.out, HasSubstr("--zone needs --region"));
+  Result empty_region = RunCli("gateway --upstream 127.0.0.1:1@/a");
+  EXPECT_EQ(empty_region.rc, 1);
+  EXPECT_THAT(empty_region.out, HasSubstr("is not HOST:PORT[@REGION[/ZONE]]"));
   Result listen = RunCli("gateway --upstream 127.0.0.1:1 --listen here");
   EXPECT_EQ(listen.rc, 1);
   EXPECT_THAT(listen.out, HasSubstr("--listen: 'here' is not HOST:PORT"));

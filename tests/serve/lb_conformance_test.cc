@@ -10,6 +10,7 @@
 #include <cmath>
 #include <map>
 #include <queue>
+#include <set>
 
 #include "core/clock.h"
 #include "serve/lb/lb.h"
@@ -311,6 +312,50 @@ TEST(LocalityPolicyTest, PanicSpreadsWhenTooFewLocalReplicasAreUp) {
   // 1 of 3 local replicas up (33% < 50%): every region shares the load.
   EXPECT_GT(picks["b1:1"] + picks["b2:1"], 150);
   EXPECT_EQ(picks["a1:1"] + picks["a2:1"], 0);
+}
+
+TEST(LocalityPolicyTest, TheCallersZoneFirstThenItsRegionThenEveryRegion) {
+  FakeClock clock(0);
+  LbRegistry r;
+  RegisterBuiltinLbPolicies(r);
+  Upstreams up(*r.Make("locality"), {}, &clock, 1);  // overflow at 8 in flight per host
+  // Region a: zone z1 (a1, a2), zone z2 (a3); region b: b1.
+  up.SetHosts({{"a1:1", "a", true, "z1"},
+               {"a2:1", "a", true, "z1"},
+               {"a3:1", "a", true, "z2"},
+               {"b1:1", "b", true, "z1"}});
+  PickContext ctx;
+  ctx.client_region = "a";
+  ctx.client_zone = "z1";
+  // Requests that stay in flight fill the tiers one after the other.
+  std::vector<std::string> picks;
+  for (int i = 0; i < 40; ++i) picks.push_back(up.Pick(ctx, {}).value());
+  std::set<std::string> first(picks.begin(), picks.begin() + 16);
+  EXPECT_EQ(first, (std::set<std::string>{"a1:1", "a2:1"})) << "the caller's zone first";
+  std::set<std::string> next(picks.begin() + 16, picks.begin() + 24);
+  EXPECT_FALSE(next.contains("b1:1")) << "then the caller's region";
+  EXPECT_TRUE(next.contains("a3:1"));
+  std::set<std::string> last(picks.begin() + 24, picks.end());
+  EXPECT_TRUE(last.contains("b1:1")) << "then every region";
+  for (const std::string& id : picks) up.Done(id, true, 5);
+
+  // Too few of the zone's hosts up (1 of 2 is below panic_percent 60): its
+  // region takes the requests, not only the one host left in the zone.
+  Upstreams up2(*r.Make("locality", {{"panic_percent", "60"}}), {}, &clock, 1);
+  up2.SetHosts({{"a1:1", "a", true, "z1"},
+                {"a2:1", "a", true, "z1"},
+                {"a3:1", "a", true, "z2"},
+                {"b1:1", "b", true, "z1"}});
+  for (int k = 0; k < 2; ++k) up2.HealthResult("a1:1", false, -1, 2, 1);
+  std::map<std::string, int> count;
+  for (int i = 0; i < 200; ++i) {
+    std::string id = up2.Pick(ctx, {}).value();
+    ++count[id];
+    up2.Done(id, true, 5);
+  }
+  EXPECT_GT(count["a3:1"], 50) << "the region's other zone shares the load";
+  EXPECT_GT(count["a2:1"], 50);
+  EXPECT_EQ(count["b1:1"], 0) << "the region itself is healthy enough (2 of 3 up)";
 }
 
 TEST(ConsistentHashPolicyTest, KeysKeepTheirReplicaAndMoveLittleWhenOneGoes) {

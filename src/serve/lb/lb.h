@@ -34,14 +34,18 @@ struct Host {
   int64_t in_flight = 0;          // requests this gateway has outstanding there
   int64_t probed_in_flight = -1;  // the replica's own count from its last probe (-1 = none)
   double latency_ms = 0;          // moving average of its answers (0 = none yet)
+  std::string_view zone = "";     // zone inside its region (empty = unknown)
 };
 
 struct PickContext {
   std::string client_region;  // the caller's region ("" = unknown)
+  std::string client_zone;    // the caller's zone in that region ("" = unknown)
   std::string affinity_key;   // requests with the same key prefer the same host
-  // Hosts configured in the caller's region, eligible or not: the locality
-  // policy's panic threshold compares the eligible ones against it.
+  // Hosts configured in the caller's region, and in its zone, eligible or
+  // not: the locality policy's panic threshold compares the eligible ones
+  // against them.
   int local_configured = 0;
+  int zone_configured = 0;
 };
 
 class Policy {

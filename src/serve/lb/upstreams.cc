@@ -44,8 +44,12 @@ std::optional<std::string> Upstreams::Pick(const PickContext& in_ctx,
   scratch_index_.clear();
   PickContext ctx = in_ctx;
   ctx.local_configured = 0;
-  for (const State& s : hosts_)
-    if (!ctx.client_region.empty() && s.config.region == ctx.client_region) ++ctx.local_configured;
+  ctx.zone_configured = 0;
+  for (const State& s : hosts_) {
+    if (ctx.client_region.empty() || s.config.region != ctx.client_region) continue;
+    ++ctx.local_configured;
+    if (!ctx.client_zone.empty() && s.config.zone == ctx.client_zone) ++ctx.zone_configured;
+  }
   bool any_healthy = false;
   for (const State& s : hosts_) any_healthy = any_healthy || s.healthy;
   bool panic = !any_healthy && options_.panic_when_all_unhealthy;
@@ -55,7 +59,7 @@ std::optional<std::string> Upstreams::Pick(const PickContext& in_ctx,
         std::find(exclude.begin(), exclude.end(), s.config.id) != exclude.end())
       continue;
     scratch_.push_back(Host{s.config.id, s.config.region, s.in_flight, s.probed_in_flight,
-                            s.latency_samples ? s.latency_ms : 0});
+                            s.latency_samples ? s.latency_ms : 0, s.config.zone});
     scratch_index_.push_back(i);
   }
   if (scratch_.empty()) return std::nullopt;
@@ -145,6 +149,7 @@ std::vector<HostStatus> Upstreams::Status() const {
     HostStatus h;
     h.id = s.config.id;
     h.region = s.config.region;
+    h.zone = s.config.zone;
     h.healthy = s.healthy;
     h.ejected = EjectedLocked(s, now);
     h.in_flight = s.in_flight;

@@ -53,10 +53,11 @@ struct HostConfig {
   // replicas), or only after one passes (replicas that may still be
   // starting, as the controller's).
   bool presumed_healthy = true;
+  std::string zone = "";  // zone inside `region` (empty = unknown)
 };
 
 struct HostStatus {
-  std::string id, region;
+  std::string id, region, zone;
   bool healthy = true, ejected = false;
   int64_t in_flight = 0, probed_in_flight = -1;
   double latency_ms = 0;

@@ -1,9 +1,12 @@
-// locality: requests stay in the caller's region while its hosts average
-// fewer than `overflow_in_flight` requests in flight; past that, or when
-// fewer than `panic_percent` of the region's configured hosts are eligible
-// (Envoy's panic threshold, applied to the region), they go to every
-// region. Within the chosen set: power of two choices by expected wait.
-// A caller without a region, or from a region without hosts, uses all.
+// locality: requests stay as near the caller as load allows, in tiers, as
+// Envoy's zone-aware routing and locality failover do: first the caller's
+// zone (when the caller and the replicas say one), then the caller's
+// region, then every region. A tier is used while its eligible hosts
+// average fewer than `overflow_in_flight` requests in flight and at least
+// `panic_percent` of its configured hosts are eligible (Envoy's panic
+// threshold, per tier); otherwise the next tier. Within the chosen tier:
+// power of two choices by expected wait. A caller without a region, or
+// from a region without hosts, uses all.
 #include "serve/lb/policy/builtin.h"
 
 namespace meridian::lb {
@@ -14,29 +17,39 @@ class Locality final : public Policy {
   Locality(double overflow, double panic) : overflow_(overflow), panic_(panic) {}
   std::string_view name() const override { return "locality"; }
   size_t Pick(const std::vector<Host>& hosts, const PickContext& ctx, Rng& rng) override {
-    local_.clear();
+    zone_.clear();
+    region_.clear();
     all_.resize(hosts.size());
-    int64_t local_load = 0;
+    int64_t zone_load = 0, region_load = 0;
     for (size_t i = 0; i < hosts.size(); ++i) {
       all_[i] = i;
-      if (!ctx.client_region.empty() && hosts[i].region == ctx.client_region) {
-        local_.push_back(i);
-        local_load += hosts[i].in_flight;
+      if (ctx.client_region.empty() || hosts[i].region != ctx.client_region) continue;
+      region_.push_back(i);
+      region_load += hosts[i].in_flight;
+      if (!ctx.client_zone.empty() && hosts[i].zone == ctx.client_zone) {
+        zone_.push_back(i);
+        zone_load += hosts[i].in_flight;
       }
     }
-    bool use_local = !local_.empty();
-    if (use_local && ctx.local_configured > 0 &&
-        100.0 * static_cast<double>(local_.size()) / ctx.local_configured < panic_)
-      use_local = false;  // too few of the region's hosts are up
-    if (use_local &&
-        static_cast<double>(local_load) / static_cast<double>(local_.size()) >= overflow_)
-      use_local = false;  // the region is busy: spill
-    return PickTwoByCost(hosts, use_local ? local_ : all_, true, rng);
+    if (Usable(zone_, zone_load, ctx.zone_configured))
+      return PickTwoByCost(hosts, zone_, true, rng);
+    if (Usable(region_, region_load, ctx.local_configured))
+      return PickTwoByCost(hosts, region_, true, rng);
+    return PickTwoByCost(hosts, all_, true, rng);
   }
 
  private:
+  // A tier takes the request unless it is empty, too few of its configured
+  // hosts are up (panic), or it is busy (overflow).
+  bool Usable(const std::vector<size_t>& tier, int64_t load, int configured) const {
+    if (tier.empty()) return false;
+    if (configured > 0 && 100.0 * static_cast<double>(tier.size()) / configured < panic_)
+      return false;
+    return static_cast<double>(load) / static_cast<double>(tier.size()) < overflow_;
+  }
+
   double overflow_, panic_;
-  std::vector<size_t> local_, all_;
+  std::vector<size_t> zone_, region_, all_;
 };
 
 }  // namespace
