@@ -149,31 +149,25 @@ TEST(CliMisc, HelpAndBadFlags) {
 namespace {
 
 TEST(CliGateway, BadFlagsGetClearErrors) {
-  Result none = RunCli("gateway");
-  EXPECT_EQ(none.rc, 1);
-  EXPECT_THAT(none.out, HasSubstr("give replicas with --upstream HOST:PORT[@REGION[/ZONE]]"));
-  Result policy = RunCli("gateway --upstream 127.0.0.1:1 --policy fastest");
-  EXPECT_EQ(policy.rc, 1);
-  EXPECT_THAT(policy.out, HasSubstr("unknown load-balancing policy 'fastest'"));
-  EXPECT_THAT(policy.out, HasSubstr("least_request"));
-  Result option = RunCli("gateway --upstream 127.0.0.1:1 --policy locality --policy-option x");
-  EXPECT_EQ(option.rc, 1);
-  EXPECT_THAT(option.out, HasSubstr("--policy-option 'x' is not KEY=VALUE"));
-  Result upstream = RunCli("gateway --upstream nowhere");
-  EXPECT_EQ(upstream.rc, 1);
-  EXPECT_THAT(upstream.out, HasSubstr("--upstream 'nowhere' is not HOST:PORT[@REGION[/ZONE]]"));
-  Result both = RunCli("gateway --upstream 127.0.0.1:1 --controller 127.0.0.1:2");
-  EXPECT_EQ(both.rc, 1);
-  EXPECT_THAT(both.out, HasSubstr("exclude each other"));
-  Result zone = RunCli("gateway --upstream 127.0.0.1:1 --zone a");
-  EXPECT_EQ(zone.rc, 1);
-  EXPECT_THAT(zone.out, HasSubstr("--zone needs --region"));
-  Result empty_region = RunCli("gateway --upstream 127.0.0.1:1@/a");
-  EXPECT_EQ(empty_region.rc, 1);
-  EXPECT_THAT(empty_region.out, HasSubstr("is not HOST:PORT[@REGION[/ZONE]]"));
-  Result listen = RunCli("gateway --upstream 127.0.0.1:1 --listen here");
-  EXPECT_EQ(listen.rc, 1);
-  EXPECT_THAT(listen.out, HasSubstr("--listen: 'here' is not HOST:PORT"));
+  const std::pair<const char*, const char*> cases[] = {
+      {"", "give replicas with --upstream HOST:PORT[@REGION[/ZONE]]"},
+      {"--upstream 127.0.0.1:1 --policy fastest", "unknown load-balancing policy 'fastest'"},
+      {"--upstream 127.0.0.1:1 --policy locality --policy-option x",
+       "--policy-option 'x' is not KEY=VALUE"},
+      {"--upstream nowhere", "--upstream 'nowhere' is not HOST:PORT[@REGION[/ZONE]]"},
+      {"--upstream 127.0.0.1:1@/a", "--upstream '127.0.0.1:1@/a' is not HOST:PORT[@REGION"},
+      {"--upstream 127.0.0.1:1 --controller 127.0.0.1:2", "exclude each other"},
+      {"--upstream 127.0.0.1:1 --zone a", "--zone needs --region"},
+      {"--upstream 127.0.0.1:1 --listen here", "--listen: 'here' is not HOST:PORT"},
+  };
+  for (const auto& [args, message] : cases) {
+    Result r = RunCli(std::string("gateway ") + args);
+    EXPECT_EQ(r.rc, 1) << args;
+    EXPECT_THAT(r.out, HasSubstr(message)) << args;
+  }
+  // An unknown policy's error lists the known ones.
+  EXPECT_THAT(RunCli("gateway --upstream 127.0.0.1:1 --policy fastest").out,
+              HasSubstr("least_request"));
 }
 
 TEST(CliEndpoint, MissingFileAndNoControllerAreClear) {
