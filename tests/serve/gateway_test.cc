@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <atomic>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "nlohmann/json.hpp"
@@ -182,6 +183,46 @@ TEST_F(GatewayTest, ForwardsPredictionsAndSpreadsThem) {
   Json status = Json::parse(c.Send(http::verb::get, "/gateway/status", "").body);
   EXPECT_EQ(status["endpoints"][0]["requests"], 61);
   EXPECT_EQ(status["endpoints"][0]["failed"], 0);
+}
+
+TEST_F(GatewayTest, TheLocalityPolicyKeepsCallersInTheirZone) {
+  ModelServer* us_a = Replica();
+  ModelServer* us_b = Replica();
+  ModelServer* eu_a = Replica();
+  ModelServer* eu_b = Replica();
+  EndpointConfig ep{"digits", {}, ""};
+  ep.hosts.push_back({us_a->address(), "us", true, "a"});
+  ep.hosts.push_back({us_b->address(), "us", true, "b"});
+  ep.hosts.push_back({eu_a->address(), "eu", true, "a"});
+  ep.hosts.push_back({eu_b->address(), "eu", true, "b"});
+  GatewayOptions o;
+  o.policy = "locality";
+  o.region = "us";
+  o.zone = "a";
+  Gateway* g = Start({ep}, o);
+  Client c(g->port());
+  auto replicas = [&](const std::map<std::string, std::string>& headers) {
+    std::set<std::string> seen;
+    for (int i = 0; i < 30; ++i) {
+      Answer a = c.Send(http::verb::post, "/v1/predict", Input(), headers);
+      EXPECT_EQ(a.status, 200) << a.body;
+      seen.insert(a.replica);
+    }
+    return seen;
+  };
+  // No headers: the gateway's region and zone.
+  EXPECT_EQ(replicas({}), std::set<std::string>{us_a->address()});
+  // The caller's own zone.
+  EXPECT_EQ(replicas({{"X-Meridian-Zone", "b"}}), std::set<std::string>{us_b->address()});
+  // A caller from another region without a zone: that region, either zone
+  // (the gateway's zone is not the caller's).
+  EXPECT_EQ(replicas({{"X-Meridian-Region", "eu"}}),
+            (std::set<std::string>{eu_a->address(), eu_b->address()}));
+  Json status = Json::parse(c.Send(http::verb::get, "/gateway/status", "").body);
+  EXPECT_EQ(status["zone"], "a");
+  std::set<std::string> zones;
+  for (const Json& r : status["endpoints"][0]["replicas"]) zones.insert(r["zone"]);
+  EXPECT_EQ(zones, (std::set<std::string>{"a", "b"}));
 }
 
 TEST_F(GatewayTest, BadInputGetsAClearAnswer) {
