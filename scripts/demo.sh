@@ -7,7 +7,7 @@
 # over TCP, and the main one a training job across all three regions over
 # emulated WAN links), follows them until they end and prints where each
 # replica ran; then deploys the trained model as an endpoint (07-endpoint.yaml:
-# three `meridian serve` replicas spread over the regions), starts a gateway
+# six `meridian serve` replicas spread over the regions and their zones), starts a gateway
 # that follows the controller, sends it 300 held-out digits, and stops the
 # cluster. Then the scheduling core on its own: place
 # the example job mix on the example fleet with reasons, and replay a synthetic
