@@ -162,6 +162,7 @@ struct GatewayArgs {
   double health_timeout_s = 1.0;
   int consecutive_errors = 5;
   double slow_factor = 3.0;
+  double slow_min_ms = 2.0;
   double base_ejection_s = 5.0;
   double max_ejected_percent = 50.0;
   double upstream_timeout_s = 30.0;

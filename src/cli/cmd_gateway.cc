@@ -128,6 +128,7 @@ int RunGateway(const GatewayArgs& a) {
   o.health.timeout_s = a.health_timeout_s;
   o.outlier.consecutive_errors = a.consecutive_errors;
   o.outlier.slow_factor = a.slow_factor;
+  o.outlier.slow_min_ms = a.slow_min_ms;
   o.outlier.base_ejection_s = a.base_ejection_s;
   o.outlier.max_ejected_percent = a.max_ejected_percent;
   o.upstream_timeout_s = a.upstream_timeout_s;

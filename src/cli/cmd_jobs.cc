@@ -1213,6 +1213,10 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                  "Eject a replica slower than this x the median of the others (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
+  gw->add_option("--slow-min-ms", ga.slow_min_ms,
+                 "... and at least this many milliseconds slower than that median")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600000.0));
   gw->add_option("--base-ejection", ga.base_ejection_s,
                  "Seconds of the first ejection; the k-th lasts k times as long")
       ->capture_default_str()

@@ -199,9 +199,7 @@ TEST_F(GatewayTest, TheLocalityPolicyKeepsCallersInTheirZone) {
   o.policy = "locality";
   o.region = "us";
   o.zone = "a";
-  // Only locality decides here: a replica's first answers (a new connection)
-  // can look 3x slower than a warm one's, and slow ejection would move them.
-  o.outlier.slow_factor = 0;
+  o.outlier.slow_factor = 0;  // only locality decides here
   Gateway* g = Start({ep}, o);
   Client c(g->port());
   auto replicas = [&](const std::map<std::string, std::string>& headers) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <queue>
 #include <set>
 
@@ -356,6 +357,28 @@ TEST(LocalityPolicyTest, TheCallersZoneFirstThenItsRegionThenEveryRegion) {
   EXPECT_GT(count["a3:1"], 50) << "the region's other zone shares the load";
   EXPECT_GT(count["a2:1"], 50);
   EXPECT_EQ(count["b1:1"], 0) << "the region itself is healthy enough (2 of 3 up)";
+}
+
+TEST(OutlierTest, ASubMillisecondLagIsNotSlowTwoMillisecondsAre) {
+  FakeClock clock(0);
+  LbRegistry r;
+  RegisterBuiltinLbPolicies(r);
+  auto run = [&](double lag_ms) {
+    // Three replicas answering in 0.1 ms, one in 0.1 + lag_ms; every
+    // replica gets 40 answers, more than min_latency_samples.
+    Upstreams up(*r.Make("round_robin"), {}, &clock, 1);
+    up.SetHosts({{"a:1", ""}, {"b:1", ""}, {"c:1", ""}, {"d:1", ""}});
+    for (int i = 0; i < 160; ++i) {
+      std::optional<std::string> id = up.Pick(PickContext{}, {});
+      if (!id) break;
+      up.Done(*id, true, *id == "a:1" ? 0.1 + lag_ms : 0.1);
+    }
+    for (const HostStatus& h : up.Status())
+      if (h.id == "a:1") return h.ejections > 0;
+    return false;
+  };
+  EXPECT_FALSE(run(0.8)) << "9x the median, but 0.8 ms: noise, not a slow replica";
+  EXPECT_TRUE(run(2.5)) << "26x and 2.5 ms slower: slow";
 }
 
 TEST(ConsistentHashPolicyTest, KeysKeepTheirReplicaAndMoveLittleWhenOneGoes) {

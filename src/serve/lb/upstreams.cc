@@ -81,7 +81,8 @@ bool Upstreams::SlowLocked(const State& s) const {
   std::nth_element(others.begin(), others.begin() + static_cast<long>(others.size() / 2),
                    others.end());
   double median = others[others.size() / 2];
-  return s.latency_ms > options_.slow_factor * median;
+  return s.latency_ms > options_.slow_factor * median &&
+         s.latency_ms - median >= options_.slow_min_ms;
 }
 
 void Upstreams::MaybeEjectLocked(State& s, double now, const std::string& reason) {

@@ -9,7 +9,8 @@
 //   - `consecutive_errors` failures in a row (5xx, refused or reset
 //     connection, timeout) eject a host;
 //   - a host whose latency average passes `slow_factor` x the median of the
-//     others (each with `min_latency_samples` answers) is ejected as slow;
+//     others (each with `min_latency_samples` answers), and the median by at
+//     least `slow_min_ms`, is ejected as slow;
 //   - the k-th ejection lasts k x `base_ejection_s` (at most
 //     `max_ejection_s`); then the host returns, and a success resets its
 //     error count;
@@ -35,6 +36,9 @@ namespace meridian::lb {
 struct OutlierOptions {
   int consecutive_errors = 5;         // 0 = never eject for errors
   double slow_factor = 3.0;           // 0 = never eject for latency
+  // ... and only this far above the median: between replicas that answer in
+  // under a millisecond, 3x is a cold connection or scheduling noise.
+  double slow_min_ms = 2.0;
   int min_latency_samples = 20;       // answers before a host's latency counts
   double base_ejection_s = 5.0;
   double max_ejection_s = 300.0;
