@@ -1,6 +1,7 @@
 #include "serve/lb/policy/builtin.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace meridian::lb {
 
@@ -15,8 +16,7 @@ void RegisterBuiltinLbPolicies(LbRegistry& r) {
   (void)r.Register("locality",
                    "the caller's region until its load passes a threshold; panic threshold",
                    MakeLocality);
-  (void)r.Register("prequal", "probes: requests in flight (hot/cold), then latency",
-                   MakePrequal);
+  (void)r.Register("prequal", "probes: requests in flight (hot/cold), then latency", MakePrequal);
 }
 
 size_t PickTwoByCost(const std::vector<Host>& hosts, const std::vector<size_t>& among,
@@ -32,14 +32,16 @@ size_t PickTwoByCost(const std::vector<Host>& hosts, const std::vector<size_t>& 
     if (ha.in_flight != hb.in_flight) return ha.in_flight < hb.in_flight ? among[a] : among[b];
     return among[a];
   }
-  // Latencies within kLatencyTolerance of each other are noise: compare
+  // Latencies within kLatencyTolerance of each other, or within
+  // kLatencyNoiseMs, are noise: compare
   // requests in flight only, as the latency-blind policy does; beyond it,
   // the expected wait decides.
   constexpr double kLatencyTolerance = 1.5;
   double mean = MeanLatency(hosts);
   double la = ha.latency_ms > 0 ? ha.latency_ms : mean;
   double lb = hb.latency_ms > 0 ? hb.latency_ms : mean;
-  if (std::max(la, lb) <= kLatencyTolerance * std::min(la, lb))
+  if (std::max(la, lb) <= kLatencyTolerance * std::min(la, lb) ||
+      std::abs(la - lb) < kLatencyNoiseMs)
     return hb.in_flight < ha.in_flight ? among[b] : among[a];
   return ExpectedCost(ha, mean) <= ExpectedCost(hb, mean) ? among[a] : among[b];
 }

@@ -24,6 +24,12 @@ absl::StatusOr<std::unique_ptr<Policy>> MakeLocality(const LbOptions& options);
 // lowest-latency one wins.
 absl::StatusOr<std::unique_ptr<Policy>> MakePrequal(const LbOptions& options);
 
+// Latency averages closer than this are equal for the latency-aware
+// policies, however large their ratio: below a millisecond a difference is a
+// cold connection or scheduling noise, and a host that lost on it would get
+// no requests, so its average would never be corrected.
+constexpr double kLatencyNoiseMs = 1.0;
+
 // Power-of-two-choices over `hosts` by expected cost; shared by policies.
 size_t PickTwoByCost(const std::vector<Host>& hosts, const std::vector<size_t>& among,
                      bool latency_aware, Rng& rng);

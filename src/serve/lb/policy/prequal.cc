@@ -33,10 +33,10 @@ class Prequal final : public Policy {
     for (size_t i = 0; i < n; ++i) order_[i] = i;
     size_t k = std::min(n, static_cast<size_t>(probes_));
     for (size_t i = 0; i < k; ++i)
-      std::swap(order_[i], order_[static_cast<size_t>(rng.Uniform(static_cast<int64_t>(i),
-                                                                   static_cast<int64_t>(n) - 1))]);
+      std::swap(order_[i], order_[static_cast<size_t>(
+                               rng.Uniform(static_cast<int64_t>(i), static_cast<int64_t>(n) - 1))]);
     // Among the cold probes, the lowest latency, where latencies within
-    // kLatencyTolerance of the lowest count as equal and the lighter load
+    // kLatencyTolerance (or kLatencyNoiseMs) of the lowest count as equal and the lighter load
     // decides (latency averages jitter; a strict minimum would pile
     // everything on whichever host is luckiest).
     constexpr double kLatencyTolerance = 1.5;
@@ -51,7 +51,9 @@ class Prequal final : public Policy {
     size_t best = n;
     for (size_t j = 0; j < k && min_latency >= 0; ++j) {
       size_t i = order_[j];
-      if (loads_[i] > hot_above || hosts[i].latency_ms > kLatencyTolerance * min_latency) continue;
+      bool slower = hosts[i].latency_ms > kLatencyTolerance * min_latency &&
+                    hosts[i].latency_ms - min_latency >= kLatencyNoiseMs;
+      if (loads_[i] > hot_above || slower) continue;
       if (best == n || loads_[i] < loads_[best]) best = i;
     }
     return best == n ? coolest : best;
