@@ -1,6 +1,5 @@
 #include "agent/agent.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,6 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/probe.h"
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "rpc/rpc.h"
@@ -59,56 +59,6 @@ int64_t MachineMemoryMib() {
 }
 
 }  // namespace
-
-GpuInventory DiscoverGpus() {
-  GpuInventory inv;
-  void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    inv.note = "NVML not present (libnvidia-ml.so.1 not found): no GPUs";
-    return inv;
-  }
-  using InitFn = int (*)();
-  using CountFn = int (*)(unsigned int*);
-  using HandleFn = int (*)(unsigned int, void**);
-  using NameFn = int (*)(void*, char*, unsigned int);
-  auto init = reinterpret_cast<InitFn>(dlsym(lib, "nvmlInit_v2"));
-  auto count = reinterpret_cast<CountFn>(dlsym(lib, "nvmlDeviceGetCount_v2"));
-  auto handle = reinterpret_cast<HandleFn>(dlsym(lib, "nvmlDeviceGetHandleByIndex_v2"));
-  auto name = reinterpret_cast<NameFn>(dlsym(lib, "nvmlDeviceGetName"));
-  auto shutdown = reinterpret_cast<InitFn>(dlsym(lib, "nvmlShutdown"));
-  if (!init || !count || !handle || !name) {
-    inv.note = "NVML found but incomplete: no GPUs";
-    return inv;
-  }
-  if (init() != 0) {
-    inv.note = "nvmlInit failed: no GPUs";
-    return inv;
-  }
-  unsigned int n = 0;
-  if (count(&n) == 0 && n > 0) {
-    inv.count = static_cast<int32_t>(n);
-    void* dev = nullptr;
-    char buf[96] = {};
-    if (handle(0, &dev) == 0 && name(dev, buf, sizeof buf) == 0) {
-      // "NVIDIA H100 80GB HBM3" -> "h100"
-      std::string full(buf), type;
-      std::istringstream words(full);
-      std::string w;
-      while (words >> w) {
-        if (w == "NVIDIA" || w == "Tesla" || w == "GeForce") continue;
-        type = w;
-        break;
-      }
-      for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      inv.type = type.empty() ? "gpu" : type;
-      inv.note = absl::StrCat("NVML: ", n, " x ", full);
-    }
-  } else {
-    inv.note = "NVML: no GPU devices";
-  }
-  if (shutdown) shutdown();
-  return inv;
-}
 
 struct Agent::RunInfo {
   uint64_t job_id = 0;
@@ -198,6 +148,7 @@ struct Agent::Impl {
   std::unique_ptr<v1::AgentService::Stub> stub;
   std::map<std::string, RunInfo> runs;
   std::map<std::string, v1::ReplicaState> last_state;
+  std::unique_ptr<GpuAllocator> gpus;  // this node's devices and who holds them
   std::mutex wake_mu;  // guards responses and stream_broken too
   std::condition_variable wake;
   std::thread reader;  // reads the stream's responses into `responses`
@@ -235,9 +186,11 @@ absl::Status Agent::Start() {
   if (options_.cpu_milli <= 0)
     options_.cpu_milli = int64_t{1000} * static_cast<int64_t>(std::thread::hardware_concurrency());
   if (options_.memory_mib <= 0) options_.memory_mib = MachineMemoryMib();
+  std::vector<std::string> devices;
   if (options_.gpus < 0) {
     GpuInventory inv = DiscoverGpus();
     options_.gpus = inv.count;
+    devices = inv.devices;
     if (options_.gpu_type.empty()) options_.gpu_type = inv.type;
     std::fprintf(stderr, "agent %s: %s\n", options_.name.c_str(), inv.note.c_str());
   }
@@ -250,6 +203,11 @@ absl::Status Agent::Start() {
   driver_ = std::make_unique<ProcessDriver>(po);
   if (absl::Status st = driver_->Init(); !st.ok()) return st;
   impl_ = std::make_unique<Impl>();
+  if (static_cast<int32_t>(devices.size()) != options_.gpus) {
+    devices.clear();  // --gpus N, or NVML without UUIDs: devices by index
+    for (int32_t i = 0; i < options_.gpus; ++i) devices.push_back(std::to_string(i));
+  }
+  impl_->gpus = std::make_unique<GpuAllocator>(std::move(devices));
   for (const std::string& key : driver_->Recover()) {
     RunInfo info;
     if (!ParseKey(key, &info.job_id, &info.replica, &info.attempt)) continue;
@@ -259,6 +217,16 @@ absl::Status Agent::Start() {
       continue;
     }
     impl_->runs[key] = info;
+    // A run still running keeps its devices across the restart.
+    absl::StatusOr<RunStatus> rs = driver_->Poll(key);
+    absl::StatusOr<std::string> record = driver_->ReadRunFile(key, kGpuRecordFile);
+    int milli = 0;
+    std::vector<std::string> held;
+    if (rs.ok() && rs->state == RunState::kRunning && record.ok() &&
+        ParseGpuRecord(*record, &milli, &held)) {
+      if (absl::Status g = impl_->gpus->Restore(key, held, milli); !g.ok())
+        std::fprintf(stderr, "agent %s: %s\n", options_.name.c_str(), std::string(g.message()).c_str());
+    }
   }
   impl_->logs = std::make_unique<LogService>(po.root_dir);
   grpc::ServerBuilder b;
@@ -391,6 +359,34 @@ bool Agent::ApplyResponses() {
   return true;
 }
 
+absl::Status Agent::AssignGpus(const v1::Assignment& a, LaunchSpec* spec) {
+  GpuAllocator& gpus = *impl_->gpus;
+  if (gpus.devices().empty()) return absl::OkStatus();  // a node without GPUs leaves the env alone
+  // Devices of runs that have ended are free again.
+  for (const std::string& key : gpus.Holders()) {
+    absl::StatusOr<RunStatus> s = driver_->Poll(key);
+    if (!impl_->runs.contains(key) || !s.ok() || s->state != RunState::kRunning) gpus.Release(key);
+  }
+  int count = a.shape().gpus();
+  int milli = a.shape().gpu_milli() > 0 ? a.shape().gpu_milli() : 1000;
+  std::vector<std::string> held;
+  if (count > 0) {
+    absl::StatusOr<std::vector<std::string>> got = gpus.Allocate(a.key(), count, milli);
+    if (!got.ok()) return got.status();
+    held = *std::move(got);
+    spec->files.emplace_back(kGpuRecordFile, FormatGpuRecord(milli, held));
+  }
+  // Ours win over a job's own `env`, and a run without GPUs sees none of the node's.
+  std::string visible = absl::StrJoin(held, ",");
+  std::erase_if(spec->env, [](const auto& kv) {
+    return kv.first == "CUDA_VISIBLE_DEVICES" || kv.first == "MERIDIAN_GPU_DEVICES";
+  });
+  spec->env.emplace_back("CUDA_VISIBLE_DEVICES", visible);
+  spec->env.emplace_back("MERIDIAN_GPU_DEVICES", visible);
+  std::sort(spec->env.begin(), spec->env.end());
+  return absl::OkStatus();
+}
+
 void Agent::Apply(const v1::HeartbeatResponse& resp) {
   double now = Now();
   std::set<std::string> wanted;
@@ -417,7 +413,14 @@ void Agent::Apply(const v1::HeartbeatResponse& resp) {
     std::sort(spec.env.begin(), spec.env.end());
     spec.cpu_milli = a.shape().cpu_milli();
     spec.memory_mib = a.shape().memory_mib();
+    if (absl::Status gs = AssignGpus(a, &spec); !gs.ok()) {
+      info.failed_to_launch = true;
+      info.launch_error = std::string(gs.message());
+      impl_->runs[a.key()] = info;
+      continue;
+    }
     absl::Status ls = driver_->Launch(spec);
+    if (!ls.ok()) impl_->gpus->Release(a.key());
     if (ls.code() == absl::StatusCode::kAlreadyExists) {
       // Launched before (e.g. before a restart, already acknowledged): never twice.
       continue;

@@ -7,6 +7,8 @@
 // the agent launches the missing ones through the ProcessDriver, stops the
 // ones no longer wanted (SIGTERM, then SIGKILL after the grace period) and
 // reports each run's state until the controller acknowledges its outcome.
+// A run that asks for GPUs gets devices of its own (see agent/gpus.h) in
+// CUDA_VISIBLE_DEVICES; a run that asks for none on a node with GPUs sees none.
 // A run whose assignment names a readiness path is probed (HTTP GET on its
 // MASTER_ADDR:MASTER_PORT every 0.5 s, from a thread of its own) and reported
 // ready while it answers 200; a change is reported at once.
@@ -21,6 +23,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "agent/gpus.h"
 #include "agent/process.h"
 
 namespace grpc {
@@ -29,6 +32,7 @@ class Status;
 namespace meridian::v1 {
 class HeartbeatRequest;
 class HeartbeatResponse;
+class Assignment;
 }  // namespace meridian::v1
 
 namespace meridian::agent {
@@ -49,14 +53,6 @@ struct AgentOptions {
   double heartbeat_interval_s = 0;  // 0: what the controller says
 };
 
-// GPUs found through NVML (dlopen of libnvidia-ml.so.1); count 0 and the
-// reason when there is none.
-struct GpuInventory {
-  int32_t count = 0;
-  std::string type;
-  std::string note;
-};
-GpuInventory DiscoverGpus();
 
 class Agent {
  public:
@@ -82,6 +78,9 @@ class Agent {
   // Applies the queued answers; false when the controller asks to register again.
   bool ApplyResponses();
   void Apply(const v1::HeartbeatResponse& resp);
+  // Picks the run's GPUs (recorded in its directory) and sets
+  // CUDA_VISIBLE_DEVICES and MERIDIAN_GPU_DEVICES; an error fails the launch.
+  absl::Status AssignGpus(const v1::Assignment& a, LaunchSpec* spec);
   void ProbeLoop();  // the readiness prober thread
   AgentOptions options_;
   std::unique_ptr<ProcessDriver> driver_;

@@ -386,6 +386,11 @@ absl::Status ValidateSpec(const LaunchSpec& spec) {
           absl::StrCat("run ", spec.key, ": bad environment variable name '", name, "'"));
   if (HasNul(spec.cwd))
     return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": NUL in cwd"));
+  for (const auto& [name, content] : spec.files)
+    if (!KeyValid(name) || name == "record" || name == "exit" || name == "exit.tmp" ||
+        name.ends_with(".log") || name.ends_with(".tmp"))
+      return absl::InvalidArgumentError(
+          absl::StrCat("run ", spec.key, ": '", name, "' cannot be a file of the run directory"));
   if (spec.cpu_milli < 0 || spec.cpu_milli > kMaxCpuMilli || spec.memory_mib < 0 ||
       spec.memory_mib > kMaxMemoryMib)
     return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": limits out of range (cpu ",
@@ -446,6 +451,16 @@ ProcessDriver::~ProcessDriver() = default;
 
 std::string ProcessDriver::RunDir(const std::string& key) const {
   return absl::StrCat(options_.root_dir, "/", key);
+}
+
+absl::StatusOr<std::string> ProcessDriver::ReadRunFile(const std::string& key,
+                                                      const std::string& name) const {
+  if (!KeyValid(key) || !KeyValid(name))
+    return absl::InvalidArgumentError(absl::StrCat("no run file '", name, "' of '", key, "'"));
+  std::string text;
+  if (!ReadFile(absl::StrCat(RunDir(key), "/", name), &text))
+    return absl::NotFoundError(absl::StrCat("run ", key, " has no file ", name));
+  return text;
 }
 
 std::string ProcessDriver::LogPath(const std::string& key, const std::string& stream) const {
@@ -604,6 +619,10 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
     fs::remove_all(dir, ec);
     return st;
   };
+
+  for (const auto& [name, content] : spec.files)
+    if (absl::Status st = WriteFileAtomic(absl::StrCat(dir, "/", name), content); !st.ok())
+      return undo(st);
 
   std::vector<std::string> cgroup_procs;
   if (limits_enforced_) {

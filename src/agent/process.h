@@ -52,6 +52,10 @@ struct LaunchSpec {
   std::string cwd;
   int64_t cpu_milli = 0;   // CPU limit in milli-cores; 0 = none
   int64_t memory_mib = 0;  // memory limit; 0 = none
+  // NAME, CONTENT: written into the run directory before the process starts,
+  // for the caller to read back after a restart (ReadRunFile). Names are
+  // plain file names other than the driver's own (record, exit, *.log).
+  std::vector<std::pair<std::string, std::string>> files;
 };
 
 enum class RunState { kRunning, kExited, kLost };
@@ -108,6 +112,9 @@ class ProcessDriver {
   // Drops a finished run from memory and removes its cgroups; keeps logs (so
   // a later Recover() finds the directory again).
   void Forget(const std::string& key);
+
+  // A file LaunchSpec::files wrote; NotFound when there is none.
+  absl::StatusOr<std::string> ReadRunFile(const std::string& key, const std::string& name) const;
 
   // Paths of the run's logs ("stdout" / "stderr").
   std::string LogPath(const std::string& key, const std::string& stream) const;

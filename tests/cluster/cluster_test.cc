@@ -202,6 +202,75 @@ TEST_F(ClusterTest, RestartedAgentReadoptsItsRunsAndTheJobFinishes) {
   EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
+// GPUs: the agent gives each run devices of its own in CUDA_VISIBLE_DEVICES,
+// hides the node's GPUs from runs that asked for none, keeps what running
+// runs hold across its own restart, and gives ended runs' devices out again.
+TEST_F(ClusterTest, GpuRunsGetDevicesOfTheirOwnAcrossAnAgentRestart) {
+  cluster_ = std::make_unique<Cluster>("gpus");
+  cluster_->StartController(/*hb_timeout_s=*/10.0);
+  cluster_->StartAgent("gpu-1", "east", "4", "2Gi", false, "4");
+  ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 1; }, 30));
+  std::string dir = cluster_->root() + "/seen";
+  fs::create_directories(dir);
+  // Writes what it sees, then runs until its gate file appears.
+  auto spec = [&](const std::string& name, const std::string& gpus) {
+    std::string cmd = absl::StrCat(
+        "echo $$ > ", cluster_->pid_dir(), "/$MERIDIAN_RUN_KEY; echo ",
+        "\"${CUDA_VISIBLE_DEVICES-unset}|$MERIDIAN_GPU_DEVICES\" > ", dir, "/", name,
+        ".tmp; mv ", dir, "/", name, ".tmp ", dir, "/", name, "; while [ ! -e ", dir, "/", name,
+        ".gate ]; do sleep 0.05; done");
+    return absl::StrCat("kind: job\nname: ", name, "\nshape: {cpu: 500m, memory: 64Mi, gpus: ",
+                        gpus.empty() ? "0" : gpus, "}\nenv: {CUDA_VISIBLE_DEVICES: '3'}\n",
+                        "command: ['/bin/sh', '-c', '", cmd, "']\n");
+  };
+  auto seen = [&](const std::string& name) {
+    std::string text;
+    WaitUntil([&] { return !(text = ReadText(absl::StrCat(dir, "/", name))).empty(); }, 30);
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  };
+  auto devices = [](const std::string& text) {
+    std::vector<std::string> f = absl::StrSplit(text, '|');
+    std::vector<std::string> d = absl::StrSplit(f[0], ',', absl::SkipEmpty());
+    return std::set<std::string>(d.begin(), d.end());
+  };
+  v1::Job a, b, cpu, c;
+  ASSERT_TRUE(cluster_->Submit(spec("a", "2"), &a).ok());
+  ASSERT_TRUE(cluster_->Submit(spec("b", "1"), &b).ok());
+  ASSERT_TRUE(cluster_->Submit(spec("cpu", ""), &cpu).ok());
+  std::string sa = seen("a"), sb = seen("b"), scpu = seen("cpu");
+  std::set<std::string> da = devices(sa), db = devices(sb);
+  EXPECT_EQ(da.size(), 2u) << sa;
+  EXPECT_EQ(db.size(), 1u) << sb;
+  for (const std::string& d : db) EXPECT_FALSE(da.contains(d)) << sa << " and " << sb;
+  EXPECT_EQ(sa, absl::StrCat(sa.substr(0, sa.find('|')), "|", sa.substr(0, sa.find('|'))));
+  EXPECT_FALSE(da.contains("3")) << "the job's own CUDA_VISIBLE_DEVICES must not win";
+  EXPECT_EQ(scpu, "|") << "a run without GPUs sees none of the node's";
+
+  // kill -9 and restart the agent: a and b keep running and keep their devices.
+  cluster_->Kill("gpu-1", SIGKILL);
+  cluster_->StartAgent("gpu-1", "east", "4", "2Gi", false, "4");
+  ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 1; }, 30));
+  std::ofstream(dir + "/cpu.gate") << "go";
+  ASSERT_EQ(cluster_->WaitState(cpu.id(), v1::JOB_SUCCEEDED).state(), v1::JOB_SUCCEEDED);
+  // The one free device goes to c: neither a's nor b's.
+  ASSERT_TRUE(cluster_->Submit(spec("c", "1"), &c).ok());
+  std::string sc = seen("c");
+  std::set<std::string> dc = devices(sc);
+  ASSERT_EQ(dc.size(), 1u) << sc;
+  EXPECT_FALSE(da.contains(*dc.begin()) || db.contains(*dc.begin()))
+      << "c got " << sc << " while a holds " << sa << " and b " << sb;
+  // Once a ends, its two devices are free for the next run that asks for two.
+  std::ofstream(dir + "/a.gate") << "go";
+  ASSERT_EQ(cluster_->WaitState(a.id(), v1::JOB_SUCCEEDED).state(), v1::JOB_SUCCEEDED);
+  v1::Job d;
+  ASSERT_TRUE(cluster_->Submit(spec("d", "2"), &d).ok());
+  EXPECT_EQ(devices(seen("d")), da);
+  for (const std::string& n : {"b", "c", "d"}) std::ofstream(absl::StrCat(dir, "/", n, ".gate")) << "go";
+  for (uint64_t id : {b.id(), c.id(), d.id()})
+    EXPECT_EQ(cluster_->WaitState(id, v1::JOB_SUCCEEDED).state(), v1::JOB_SUCCEEDED);
+}
+
 TEST_F(ClusterTest, FollowedLogsStreamUntilTheReplicaEnds) {
   StartCluster(1, {"east"});
   std::string gate = cluster_->root() + "/gate";

@@ -96,8 +96,10 @@ class Cluster {
     nodes_ = v1::NodeService::NewStub(channel_);
   }
 
+  // `gpus` other than "0": that many emulated GPUs of type "fake", devices "0".."N-1".
   void StartAgent(const std::string& name, const std::string& region, const std::string& cpu = "2",
-                  const std::string& memory = "2Gi", bool limits = false) {
+                  const std::string& memory = "2Gi", bool limits = false,
+                  const std::string& gpus = "0") {
     std::vector<std::string> args = {"agent",
                                      "--controller",
                                      address_,
@@ -112,10 +114,14 @@ class Cluster {
                                      "--memory",
                                      memory,
                                      "--gpus",
-                                     "0",
+                                     gpus,
                                      "--state-dir",
                                      root_ + "/agents/" + name};
     if (!limits) args.push_back("--no-limits");
+    if (gpus != "0") {
+      args.push_back("--gpu-type");
+      args.push_back("fake");
+    }
     Spawn(name, args);
   }
 
