@@ -149,6 +149,7 @@ struct Agent::Impl {
   std::map<std::string, RunInfo> runs;
   std::map<std::string, v1::ReplicaState> last_state;
   std::unique_ptr<GpuAllocator> gpus;  // this node's devices and who holds them
+  std::set<std::string> gpu_waiting;   // runs waiting for stopping runs' GPUs (said once)
   std::mutex wake_mu;  // guards responses and stream_broken too
   std::condition_variable wake;
   std::thread reader;  // reads the stream's responses into `responses`
@@ -359,7 +360,8 @@ bool Agent::ApplyResponses() {
   return true;
 }
 
-absl::Status Agent::AssignGpus(const v1::Assignment& a, LaunchSpec* spec) {
+absl::Status Agent::AssignGpus(const v1::Assignment& a, const std::set<std::string>& wanted,
+                               LaunchSpec* spec) {
   GpuAllocator& gpus = *impl_->gpus;
   if (gpus.devices().empty()) return absl::OkStatus();  // a node without GPUs leaves the env alone
   // Devices of runs that have ended are free again.
@@ -372,7 +374,20 @@ absl::Status Agent::AssignGpus(const v1::Assignment& a, LaunchSpec* spec) {
   std::vector<std::string> held;
   if (count > 0) {
     absl::StatusOr<std::vector<std::string>> got = gpus.Allocate(a.key(), count, milli);
-    if (!got.ok()) return got.status();
+    if (!got.ok()) {
+      // The controller reuses what a stopping run held at once (preemption,
+      // cancel); its process may take its grace period to exit. Wait for it
+      // rather than share a device.
+      std::vector<std::string> holders = gpus.Holders();
+      bool stopping = std::any_of(holders.begin(), holders.end(),
+                                  [&](const std::string& key) { return !wanted.contains(key); });
+      if (got.status().code() == absl::StatusCode::kResourceExhausted && stopping)
+        return absl::UnavailableError(absl::StrCat("run ", a.key(),
+                                                   " waits for GPUs that stopping runs hold: ",
+                                                   got.status().message()));
+      return got.status();
+    }
+    impl_->gpu_waiting.erase(a.key());
     held = *std::move(got);
     spec->files.emplace_back(kGpuRecordFile, FormatGpuRecord(milli, held));
   }
@@ -390,9 +405,9 @@ absl::Status Agent::AssignGpus(const v1::Assignment& a, LaunchSpec* spec) {
 void Agent::Apply(const v1::HeartbeatResponse& resp) {
   double now = Now();
   std::set<std::string> wanted;
+  for (const v1::Assignment& a : resp.assignments()) wanted.insert(a.key());
   std::map<std::string, Impl::ProbeTarget> targets;
   for (const v1::Assignment& a : resp.assignments()) {
-    wanted.insert(a.key());
     if (!KeyOk(a.key())) continue;
     auto addr = a.env().find("MASTER_ADDR");
     auto port = a.env().find("MASTER_PORT");
@@ -413,7 +428,14 @@ void Agent::Apply(const v1::HeartbeatResponse& resp) {
     std::sort(spec.env.begin(), spec.env.end());
     spec.cpu_milli = a.shape().cpu_milli();
     spec.memory_mib = a.shape().memory_mib();
-    if (absl::Status gs = AssignGpus(a, &spec); !gs.ok()) {
+    if (absl::Status gs = AssignGpus(a, wanted, &spec); !gs.ok()) {
+      if (gs.code() == absl::StatusCode::kUnavailable) {
+        // Devices of runs being stopped (preempted, cancelled): launch once they exit.
+        if (impl_->gpu_waiting.insert(a.key()).second)
+          std::fprintf(stderr, "agent %s: %s\n", options_.name.c_str(),
+                       std::string(gs.message()).c_str());
+        continue;
+      }
       info.failed_to_launch = true;
       info.launch_error = std::string(gs.message());
       impl_->runs[a.key()] = info;

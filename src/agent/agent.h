@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -79,8 +80,11 @@ class Agent {
   bool ApplyResponses();
   void Apply(const v1::HeartbeatResponse& resp);
   // Picks the run's GPUs (recorded in its directory) and sets
-  // CUDA_VISIBLE_DEVICES and MERIDIAN_GPU_DEVICES; an error fails the launch.
-  absl::Status AssignGpus(const v1::Assignment& a, LaunchSpec* spec);
+  // CUDA_VISIBLE_DEVICES and MERIDIAN_GPU_DEVICES. Unavailable while runs no
+  // longer `wanted` still hold what it needs (try again later); another error
+  // fails the launch.
+  absl::Status AssignGpus(const v1::Assignment& a, const std::set<std::string>& wanted,
+                          LaunchSpec* spec);
   void ProbeLoop();  // the readiness prober thread
   AgentOptions options_;
   std::unique_ptr<ProcessDriver> driver_;

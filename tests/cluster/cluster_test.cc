@@ -271,6 +271,47 @@ TEST_F(ClusterTest, GpuRunsGetDevicesOfTheirOwnAcrossAnAgentRestart) {
     EXPECT_EQ(cluster_->WaitState(id, v1::JOB_SUCCEEDED).state(), v1::JOB_SUCCEEDED);
 }
 
+// Preemption frees a node's GPUs for the controller at once, but the
+// preempted process takes its grace period to exit: the preemptor's run waits
+// for the devices instead of sharing them, and then runs.
+TEST_F(ClusterTest, APreemptorsRunWaitsForThePreemptedRunsGpus) {
+  cluster_ = std::make_unique<Cluster>("preempt-gpus");
+  cluster_->StartController();
+  cluster_->StartAgent("gpu-1", "east", "4", "2Gi", false, "2");
+  ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 1; }, 30));
+  std::string dir = cluster_->root() + "/seen";
+  fs::create_directories(dir);
+  auto spec = [&](const std::string& name, const std::string& priority, const std::string& cmd) {
+    return absl::StrCat("kind: job\nname: ", name, "\npriority: ", priority,
+                        "\ngrace: 10s\nshape: {cpu: 500m, memory: 64Mi, gpus: 2}\n",
+                        "command: ['/bin/sh', '-c', '", cmd, "']\n");
+  };
+  // Low: on SIGTERM it takes a second more, then leaves a marker and exits.
+  v1::Job low, high;
+  ASSERT_TRUE(cluster_
+                  ->Submit(spec("low", "low",
+                                absl::StrCat("echo $$ > ", cluster_->pid_dir(),
+                                             "/$MERIDIAN_RUN_KEY; trap \"sleep 1; touch ", dir,
+                                             "/low.done; exit 0\" TERM; touch ", dir,
+                                             "/low.up; while true; do sleep 0.05; done")),
+                           &low)
+                  .ok());
+  ASSERT_TRUE(WaitUntil([&] { return fs::exists(dir + "/low.up"); }, 30));
+  ASSERT_TRUE(cluster_
+                  ->Submit(spec("high", "high",
+                                absl::StrCat("if [ -e ", dir, "/low.done ]; then echo clean; else ",
+                                             "echo overlap; fi > ", dir, "/high.tmp; echo ",
+                                             "$CUDA_VISIBLE_DEVICES >> ", dir, "/high.tmp; mv ",
+                                             dir, "/high.tmp ", dir, "/high")),
+                           &high)
+                  .ok());
+  v1::Job done = cluster_->WaitState(high.id(), v1::JOB_SUCCEEDED);
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
+  EXPECT_EQ(done.attempt(), 0) << "the first launch must not fail";
+  EXPECT_EQ(ReadText(dir + "/high"), "clean\n0,1\n");
+  cluster_->KillWorkloads();
+}
+
 TEST_F(ClusterTest, FollowedLogsStreamUntilTheReplicaEnds) {
   StartCluster(1, {"east"});
   std::string gate = cluster_->root() + "/gate";
