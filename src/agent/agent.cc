@@ -226,7 +226,8 @@ absl::Status Agent::Start() {
     if (rs.ok() && rs->state == RunState::kRunning && record.ok() &&
         ParseGpuRecord(*record, &milli, &held)) {
       if (absl::Status g = impl_->gpus->Restore(key, held, milli); !g.ok())
-        std::fprintf(stderr, "agent %s: %s\n", options_.name.c_str(), std::string(g.message()).c_str());
+        std::fprintf(stderr, "agent %s: %s\n", options_.name.c_str(),
+                     std::string(g.message()).c_str());
     }
   }
   impl_->logs = std::make_unique<LogService>(po.root_dir);
@@ -382,9 +383,8 @@ absl::Status Agent::AssignGpus(const v1::Assignment& a, const std::set<std::stri
       bool stopping = std::any_of(holders.begin(), holders.end(),
                                   [&](const std::string& key) { return !wanted.contains(key); });
       if (got.status().code() == absl::StatusCode::kResourceExhausted && stopping)
-        return absl::UnavailableError(absl::StrCat("run ", a.key(),
-                                                   " waits for GPUs that stopping runs hold: ",
-                                                   got.status().message()));
+        return absl::UnavailableError(absl::StrCat(
+            "run ", a.key(), " waits for GPUs that stopping runs hold: ", got.status().message()));
       return got.status();
     }
     impl_->gpu_waiting.erase(a.key());
@@ -406,6 +406,7 @@ void Agent::Apply(const v1::HeartbeatResponse& resp) {
   double now = Now();
   std::set<std::string> wanted;
   for (const v1::Assignment& a : resp.assignments()) wanted.insert(a.key());
+  std::erase_if(impl_->gpu_waiting, [&](const std::string& key) { return !wanted.contains(key); });
   std::map<std::string, Impl::ProbeTarget> targets;
   for (const v1::Assignment& a : resp.assignments()) {
     if (!KeyOk(a.key())) continue;

@@ -54,7 +54,6 @@ struct AgentOptions {
   double heartbeat_interval_s = 0;  // 0: what the controller says
 };
 
-
 class Agent {
  public:
   explicit Agent(AgentOptions options);

@@ -128,7 +128,8 @@ absl::Status GpuAllocator::Restore(const std::string& key, const std::vector<std
                                    int milli) {
   if (milli < 1 || milli > 1000)
     return absl::InvalidArgumentError(absl::StrCat("run ", key, ": share ", milli, " milli"));
-  if (held_.contains(key)) return absl::AlreadyExistsError(absl::StrCat("run ", key, " holds GPUs"));
+  if (held_.contains(key))
+    return absl::AlreadyExistsError(absl::StrCat("run ", key, " holds GPUs"));
   Hold h;
   h.milli = milli;
   for (const std::string& id : devices) {
@@ -138,9 +139,9 @@ absl::Status GpuAllocator::Restore(const std::string& key, const std::vector<std
           absl::StrCat("run ", key, " held GPU ", id, ", which this node does not have"));
     size_t d = static_cast<size_t>(it - devices_.begin());
     if (used_[d] + milli > 1000)
-      return absl::InvalidArgumentError(
-          absl::StrCat("run ", key, " held ", milli, " milli of GPU ", id, ", which has ",
-                       1000 - used_[d], " left (", Describe(), ")"));
+      return absl::InvalidArgumentError(absl::StrCat("run ", key, " held ", milli, " milli of GPU ",
+                                                     id, ", which has ", 1000 - used_[d], " left (",
+                                                     Describe(), ")"));
     h.devices.push_back(d);
   }
   for (size_t d : h.devices) used_[d] += milli;

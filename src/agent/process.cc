@@ -454,7 +454,7 @@ std::string ProcessDriver::RunDir(const std::string& key) const {
 }
 
 absl::StatusOr<std::string> ProcessDriver::ReadRunFile(const std::string& key,
-                                                      const std::string& name) const {
+                                                       const std::string& name) const {
   if (!KeyValid(key) || !KeyValid(name))
     return absl::InvalidArgumentError(absl::StrCat("no run file '", name, "' of '", key, "'"));
   std::string text;

@@ -214,14 +214,15 @@ TEST_F(ClusterTest, GpuRunsGetDevicesOfTheirOwnAcrossAnAgentRestart) {
   fs::create_directories(dir);
   // Writes what it sees, then runs until its gate file appears.
   auto spec = [&](const std::string& name, const std::string& gpus) {
-    std::string cmd = absl::StrCat(
-        "echo $$ > ", cluster_->pid_dir(), "/$MERIDIAN_RUN_KEY; echo ",
-        "\"${CUDA_VISIBLE_DEVICES-unset}|$MERIDIAN_GPU_DEVICES\" > ", dir, "/", name,
-        ".tmp; mv ", dir, "/", name, ".tmp ", dir, "/", name, "; while [ ! -e ", dir, "/", name,
-        ".gate ]; do sleep 0.05; done");
-    return absl::StrCat("kind: job\nname: ", name, "\nshape: {cpu: 500m, memory: 64Mi, gpus: ",
-                        gpus.empty() ? "0" : gpus, "}\nenv: {CUDA_VISIBLE_DEVICES: '3'}\n",
-                        "command: ['/bin/sh', '-c', '", cmd, "']\n");
+    std::string cmd =
+        absl::StrCat("echo $$ > ", cluster_->pid_dir(), "/$MERIDIAN_RUN_KEY; echo ",
+                     "\"${CUDA_VISIBLE_DEVICES-unset}|$MERIDIAN_GPU_DEVICES\" > ", dir, "/", name,
+                     ".tmp; mv ", dir, "/", name, ".tmp ", dir, "/", name, "; while [ ! -e ", dir,
+                     "/", name, ".gate ]; do sleep 0.05; done");
+    return absl::StrCat("kind: job\nname: ", name,
+                        "\nshape: {cpu: 500m, memory: 64Mi, gpus: ", gpus.empty() ? "0" : gpus,
+                        "}\nenv: {CUDA_VISIBLE_DEVICES: '3'}\n", "command: ['/bin/sh', '-c', '",
+                        cmd, "']\n");
   };
   auto seen = [&](const std::string& name) {
     std::string text;
@@ -266,7 +267,8 @@ TEST_F(ClusterTest, GpuRunsGetDevicesOfTheirOwnAcrossAnAgentRestart) {
   v1::Job d;
   ASSERT_TRUE(cluster_->Submit(spec("d", "2"), &d).ok());
   EXPECT_EQ(devices(seen("d")), da);
-  for (const std::string& n : {"b", "c", "d"}) std::ofstream(absl::StrCat(dir, "/", n, ".gate")) << "go";
+  for (const char* n : {"b", "c", "d"})
+    std::ofstream(absl::StrCat(dir, "/", n, ".gate")) << "go";
   for (uint64_t id : {b.id(), c.id(), d.id()})
     EXPECT_EQ(cluster_->WaitState(id, v1::JOB_SUCCEEDED).state(), v1::JOB_SUCCEEDED);
 }
