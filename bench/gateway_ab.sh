@@ -7,12 +7,15 @@
 # and the median p99 and its difference to nginx's in the same round.
 #
 #   bench/gateway_ab.sh [--rounds 8] [--duration 5] [--connections 32] [--delay-ms 10]
-#                       [--variant NAME=BINARY[:FLAG,FLAG...]]...
+#                       [--variant NAME=BINARY[:FLAG,FLAG...]]... [--nginx-workers "2 1"]
 # Without --variant: one variant, build/meridian with --threads 2.
 # Example: --variant old=/tmp/meridian-old --variant new=build/meridian:--threads,2
+# --nginx-workers: the first count is the nginx every ratio is taken against
+# ("nginx"); each further count adds an nginx with that many workers as a
+# variant of its own, "nginx-wN" (default: $NGINX_WORKERS, else 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=8 DURATION=5 CONNECTIONS=32 DELAY=10 VARIANTS=()
+ROUNDS=8 DURATION=5 CONNECTIONS=32 DELAY=10 VARIANTS=() NGINX_LIST=${NGINX_WORKERS:-2}
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -20,7 +23,8 @@ while [ $# -gt 0 ]; do
     --connections) CONNECTIONS=$2; shift 2 ;;
     --delay-ms) DELAY=$2; shift 2 ;;
     --variant) VARIANTS+=("$2"); shift 2 ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    --nginx-workers) NGINX_LIST=$2; shift 2 ;;
+    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
     *) echo "bench/gateway_ab.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
   esac
 done
@@ -52,9 +56,18 @@ for v in "${VARIANTS[@]}"; do
   PIDS+=($!)
   names+=("$name")
 done
+read -r -a nginx_workers <<< "$NGINX_LIST"
+for w in "${nginx_workers[@]}"; do
+  [[ "$w" =~ ^[1-9][0-9]*$ ]] || { echo "$NAME: --nginx-workers: '$w' is not a count" >&2; exit 1; }
+done
 PORT[nginx]=$(free_port)
-nginx_start "${PORT[nginx]}" "$servers"
-for n in "${names[@]}"; do [ "$n" = nginx ] || wait_file "$WORK/$n.addr"; done
+NGINX_WORKERS=${nginx_workers[0]} nginx_start "${PORT[nginx]}" "$servers"
+for w in "${nginx_workers[@]:1}"; do
+  PORT[nginx-w$w]=$(free_port)
+  NGINX_WORKERS=$w nginx_start "${PORT[nginx-w$w]}" "$servers" "-w$w"
+  names+=("nginx-w$w")
+done
+for n in "${names[@]}"; do [[ "$n" = nginx* ]] || wait_file "$WORK/$n.addr"; done
 for n in "${names[@]}"; do
   wrk -t 1 -c "$CONNECTIONS" -d 2s -s "$WORK/post.lua" "http://127.0.0.1:${PORT[$n]}/v1/predict" >/dev/null
 done

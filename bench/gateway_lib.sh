@@ -13,7 +13,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 WORK=$(mktemp -d /tmp/meridian-gateway-bench.XXXXXX)
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -f "$WORK/nginx.pid" ]; then kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; fi
+  for f in "$WORK"/nginx*.pid; do [ -f "$f" ] && { kill "$(cat "$f")" 2>/dev/null || true; }; done
   wait 2>/dev/null || true
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
@@ -54,21 +54,24 @@ LUA
 # next upstream on errors and 5xx, POST included (predictions are idempotent, as
 # the gateway treats them).
 # NGINX_WORKERS (default 2, as the gateway's threads) sets worker_processes.
+# TAG (optional third argument) names a second instance: its files are then
+# $WORK/nginxTAG.conf, $WORK/nginxTAG.pid and $WORK/nginxTAG/.
 nginx_start() {
-  mkdir -p "$WORK/nginx"
-  cat > "$WORK/nginx.conf" <<NGX
+  local d="$WORK/nginx${3:-}"
+  mkdir -p "$d"
+  cat > "$d.conf" <<NGX
 worker_processes ${NGINX_WORKERS:-2};
 daemon on;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log error;
+pid $d.pid;
+error_log $d/error.log error;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
   upstream replicas {
     least_conn;
 $2    keepalive 256;
@@ -84,5 +87,5 @@ $2    keepalive 256;
   }
 }
 NGX
-  "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>>"$WORK/nginx/error.log"
+  "$NGINX" -c "$d.conf" -p "$d" 2>>"$d/error.log"
 }
