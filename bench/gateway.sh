@@ -10,7 +10,10 @@
 # Each scenario runs ROUNDS times (default 3), alternating which proxy goes
 # first. Prints one JSON line per scenario and proxy: the median requests/s,
 # p50 and p99 over the rounds, every round's requests/s, and errors summed
-# (non-2xx answers and socket errors seen by wrk).
+# (non-2xx answers and socket errors seen by wrk); then, where both proxies
+# ran, one line per scenario with the issue's target for it and whether this
+# run met it ("met"), with Meridian's throughput over nginx's ("rps_ratio")
+# and nginx's p99 over Meridian's ("p99_ratio": above 1, Meridian's is lower).
 #
 #   bench/gateway.sh [--duration S] [--connections C] [--delay-ms D] [--replicas N]
 #                    [--policy P] [--scenarios "equal slow failing"] [--rounds 3]
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
     --gateway-threads) GW_THREADS=$2; shift 2 ;;
     --proxies) PROXIES=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "bench/gateway.sh: unknown argument $1 (try --help)" >&2; exit 1 ;;
   esac
 done
@@ -80,6 +83,7 @@ run_scenario() {  # name, then the extra flags of replica 0
 import json, statistics, sys
 name, path, conns, dur, policy, rounds = sys.argv[1:7]
 runs = [json.loads(l) for l in open(path)]
+summary = {}
 for proxy in dict.fromkeys(r["proxy"] for r in runs):
     mine = [r for r in runs if r["proxy"] == proxy]
     med = lambda k: statistics.median(r[k] for r in mine)
@@ -92,6 +96,23 @@ for proxy in dict.fromkeys(r["proxy"] for r in runs):
     if proxy == "meridian":
         out["policy"] = policy
     print(json.dumps(out))
+    summary[proxy] = out
+# The issue's target for this scenario, against nginx in the same run.
+if "meridian" in summary and "nginx" in summary:
+    m, n = summary["meridian"], summary["nginx"]
+    verdict = {"benchmark": "gateway", "scenario": name,
+               "rps_ratio": round(m["rps"] / n["rps"], 4) if n["rps"] else None,
+               "p99_ratio": round(n["p99_ms"] / m["p99_ms"], 3) if m["p99_ms"] else None}
+    if name == "equal":
+        verdict["target"] = "throughput >= nginx and p99 no worse"
+        verdict["met"] = m["rps"] >= n["rps"] and m["p99_ms"] <= n["p99_ms"]
+    elif name == "slow":
+        verdict["target"] = "p99 at least 2x better than nginx"
+        verdict["met"] = m["p99_ms"] * 2 <= n["p99_ms"]
+    else:
+        verdict["target"] = "no client-visible errors after the first ejection (in the warm-up)"
+        verdict["met"] = m["errors"] == 0
+    print(json.dumps(verdict))
 PY
   kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   kill "$gpid" "${pids[@]}" 2>/dev/null || true
