@@ -33,6 +33,7 @@ struct ProcessDriver::Run {
   pid_t monitor_pid = 0;
   uint64_t monitor_start = 0;  // /proc/<pid>/stat field 22, tells a recycled pid apart
   pid_t child_pid = 0;         // also the workload's process group id
+  uint64_t child_start = 0;    // its start time; 0: unknown (it ended at once, or an old record)
   bool our_child = false;      // the monitor is this process's unreaped child
   bool monitor_gone = false;
   std::optional<RunStatus> final;  // set once the run has ended (exited, or lost for good)
@@ -101,6 +102,7 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& content
 
 struct ProcStat {
   char state = '?';
+  pid_t parent = 0;
   uint64_t start_time = 0;
 };
 
@@ -113,10 +115,11 @@ bool ReadProcStat(pid_t pid, ProcStat* out) {
   if (close == std::string::npos) return false;
   std::vector<absl::string_view> fields =
       absl::StrSplit(absl::string_view(text).substr(close + 1), ' ', absl::SkipEmpty());
-  // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+  // fields[0] is field 3 (state), fields[1] field 4 (ppid); field 22 (starttime) is fields[19].
   if (fields.size() < 20 || fields[0].size() != 1) return false;
   out->state = fields[0][0];
-  return absl::SimpleAtoi(fields[19], &out->start_time);
+  return absl::SimpleAtoi(fields[1], &out->parent) &&
+         absl::SimpleAtoi(fields[19], &out->start_time);
 }
 
 // The `exit` file written by the monitor, or nullopt while there is none.
@@ -347,12 +350,14 @@ struct RunRecord {
   pid_t monitor_pid = 0;
   uint64_t monitor_start = 0;
   pid_t child_pid = 0;
+  uint64_t child_start = 0;  // 0: unknown
 };
 
-// `record` holds "monitor_pid N", "monitor_start N" and "child_pid N" lines.
+// `record` holds "monitor_pid N", "monitor_start N", "child_pid N" and
+// "child_start N" lines (records of earlier versions lack the last).
 std::string FormatRunRecord(const RunRecord& r) {
   return absl::StrCat("monitor_pid ", r.monitor_pid, "\nmonitor_start ", r.monitor_start,
-                      "\nchild_pid ", r.child_pid, "\n");
+                      "\nchild_pid ", r.child_pid, "\nchild_start ", r.child_start, "\n");
 }
 
 std::optional<RunRecord> ReadRunRecord(const std::string& dir) {
@@ -365,6 +370,8 @@ std::optional<RunRecord> ReadRunRecord(const std::string& dir) {
     if (kv.first == "monitor_pid") have_pid = absl::SimpleAtoi(kv.second, &r.monitor_pid);
     if (kv.first == "monitor_start") have_start = absl::SimpleAtoi(kv.second, &r.monitor_start);
     if (kv.first == "child_pid") have_child = absl::SimpleAtoi(kv.second, &r.child_pid);
+    if (kv.first == "child_start" && !absl::SimpleAtoi(kv.second, &r.child_start))
+      r.child_start = 0;
   }
   if (!have_pid || !have_start || !have_child || r.monitor_pid <= 0 || r.child_pid <= 0)
     return std::nullopt;
@@ -732,8 +739,12 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   // The monitor is our unreaped child: its /proc entry cannot have gone.
   MERIDIAN_CHECK(ReadProcStat(monitor, &stat), "cannot read /proc/<monitor>/stat");
   run->monitor_start = stat.start_time;
-  absl::Status recorded =
-      WriteFileAtomic(dir + "/record", FormatRunRecord({monitor, run->monitor_start, report}));
+  // The workload's start time, to know it again should its monitor die: read
+  // only while it is still the monitor's child (it may have ended already).
+  ProcStat child;
+  if (ReadProcStat(report, &child) && child.parent == monitor) run->child_start = child.start_time;
+  absl::Status recorded = WriteFileAtomic(
+      dir + "/record", FormatRunRecord({monitor, run->monitor_start, report, run->child_start}));
   if (!recorded.ok()) {
     // Work that a restarted agent could not find must not run.
     ::kill(-report, SIGKILL);
@@ -743,6 +754,18 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   }
   runs_.emplace(spec.key, std::move(run));
   return absl::OkStatus();
+}
+
+bool ProcessDriver::KillOrphanedWorkload(const Run& run) {
+  // Only a leader that is provably the workload: a group whose leader has
+  // gone may hold anybody once its id has been reused (a daemon that
+  // double-forks leaves exactly such a group), so it is left alone, as is a
+  // workload whose start time was not recorded.
+  ProcStat stat;
+  if (run.child_pid <= 0 || run.child_start == 0 || !ReadProcStat(run.child_pid, &stat) ||
+      stat.start_time != run.child_start)
+    return false;  // (a zombie leader still holds the id: what is left in its group is ours)
+  return ::kill(-run.child_pid, SIGKILL) == 0;
 }
 
 bool ProcessDriver::MonitorAlive(Run& run) {
@@ -798,6 +821,9 @@ RunStatus ProcessDriver::Evaluate(Run& run) {
   }
   s.state = RunState::kLost;
   s.message = absl::StrCat("monitor process ", run.monitor_pid, " gone without an exit record");
+  if (KillOrphanedWorkload(run))
+    absl::StrAppend(&s.message, "; its workload's process group ", run.child_pid,
+                    " was sent SIGKILL");
   run.final = s;
   return s;
 }
@@ -842,6 +868,7 @@ std::vector<std::string> ProcessDriver::Recover() {
       run->monitor_pid = record->monitor_pid;
       run->monitor_start = record->monitor_start;
       run->child_pid = record->child_pid;
+      run->child_start = record->child_start;
     }
     runs_.emplace(key, std::move(run));
   }

@@ -133,6 +133,10 @@ class ProcessDriver {
   absl::StatusOr<std::vector<std::string>> SetUpCgroups(const LaunchSpec& spec);
   RunStatus Evaluate(Run& run);
   bool MonitorAlive(Run& run);
+  // Kills what is left of a run whose monitor died without an exit record
+  // (someone killed it): otherwise its processes would go on, unsupervised,
+  // holding GPUs the agent hands out again. True when a signal was sent.
+  bool KillOrphanedWorkload(const Run& run);
   void ReapForgotten();
 
   ProcessDriverOptions options_;

@@ -533,6 +533,60 @@ TEST_F(ProcessDriverTest, KilledMonitorIsLost) {
   EXPECT_TRUE(WaitUntil([&] { return ::waitpid(child, nullptr, WNOHANG) == child; }));
 }
 
+TEST_F(ProcessDriverTest, KilledMonitorsWorkloadIsKilledToo) {
+  // Someone kills only the monitor: the workload must not go on unsupervised
+  // (a restarted agent would hand its GPUs to the next run).
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+  subreaper_ = true;
+  StartDriver();
+  ASSERT_TRUE(Launch("orphan", {"sh", "-c", "echo $$; exec sleep 60"}).ok());
+  int child = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(WaitFirstLine("orphan"), &child));
+  stray_groups_.push_back(child);
+  pid_t monitor = ParentOf(child);
+  ASSERT_GT(monitor, 1);
+  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  RunStatus s = WaitEnded("orphan");
+  EXPECT_EQ(s.state, RunState::kLost);
+  EXPECT_TRUE(
+      absl::StrContains(s.message, absl::StrCat("process group ", child, " was sent SIGKILL")))
+      << s.message;
+  int status = 0;
+  ASSERT_TRUE(WaitUntil([&] { return ::waitpid(child, &status, WNOHANG) == child; }));
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+}
+
+TEST_F(ProcessDriverTest, WorkloadOfAnOldRecordIsLeftAlone) {
+  // A record without the workload's start time (written by an earlier
+  // version) cannot prove the group is still the workload's: nothing is killed.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+  subreaper_ = true;
+  StartDriver();
+  ASSERT_TRUE(Launch("old", {"sh", "-c", "echo $$; exec sleep 60"}).ok());
+  int child = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(WaitFirstLine("old"), &child));
+  stray_groups_.push_back(child);
+  std::string record;
+  {
+    std::ifstream in(dir_ + "/runs/old/record");
+    std::stringstream text;
+    text << in.rdbuf();
+    record = text.str();
+  }
+  ASSERT_TRUE(absl::StrContains(record, "child_start ")) << record;
+  record = record.substr(0, record.find("child_start "));
+  std::ofstream(dir_ + "/runs/old/record", std::ios::trunc) << record;
+  pid_t monitor = ParentOf(child);
+  ASSERT_GT(monitor, 1);
+  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  StartDriver();  // a new agent reads the old record
+  EXPECT_EQ(driver_->Recover(), (std::vector<std::string>{"old"}));
+  RunStatus s = WaitEnded("old");
+  EXPECT_EQ(s.state, RunState::kLost);
+  EXPECT_FALSE(absl::StrContains(s.message, "SIGKILL")) << s.message;
+  EXPECT_EQ(::waitpid(child, nullptr, WNOHANG), 0) << "the workload still runs";
+}
+
 TEST_F(ProcessDriverTest, LimitsCanBeTurnedOff) {
   ProcessDriver& driver = StartDriver();
   EXPECT_FALSE(driver.limits_enforced());
