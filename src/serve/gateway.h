@@ -51,18 +51,20 @@ struct HealthCheckOptions {
 
 struct GatewayOptions {
   std::string listen = "127.0.0.1:8080";
+  // Event-loop threads; 0: one per CPU this process may run on (its
+  // affinity mask), as nginx's `worker_processes auto`.
   int threads = 2;
   std::string policy = "least_request";
   lb::LbOptions policy_options;
   lb::OutlierOptions outlier;
   HealthCheckOptions health;
-  int retries = 1;                // further replicas tried after a failure
+  int retries = 1;  // further replicas tried after a failure
   double connect_timeout_s = 1.0;
   double upstream_timeout_s = 30.0;
   size_t max_body_bytes = 1 << 20;
-  std::string region;             // the gateway's region: the default caller region
-  std::string zone;               // the gateway's zone in it: the default caller zone
-  size_t max_idle_per_host = 256; // pooled keep-alive connections per replica
+  std::string region;              // the gateway's region: the default caller region
+  std::string zone;                // the gateway's zone in it: the default caller zone
+  size_t max_idle_per_host = 256;  // pooled keep-alive connections per replica
   uint64_t seed = 1;
 };
 
