@@ -188,6 +188,27 @@ class ProcessDriverTest : public ::testing::Test {
     return line;
   }
 
+  // Launches `key`, a shell that prints its pid and sleeps, with this
+  // process made a child subreaper so that the workload comes here to be
+  // reaped once its monitor is gone (PID 1 on this VM leaves zombies for a
+  // while). Returns the workload's pid (0 on failure).
+  pid_t LaunchSleeperToAdopt(const std::string& key) {
+    EXPECT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    subreaper_ = true;
+    StartDriver();
+    EXPECT_TRUE(Launch(key, {"sh", "-c", "echo $$; exec sleep 60"}).ok());
+    int child = 0;
+    if (!absl::SimpleAtoi(WaitFirstLine(key), &child) || child <= 1) return 0;
+    stray_groups_.push_back(child);
+    return child;
+  }
+
+  // SIGKILLs the monitor of `child` (its parent); false when it has none.
+  bool KillMonitorOf(pid_t child) {
+    pid_t monitor = ParentOf(child);
+    return monitor > 1 && ::kill(monitor, SIGKILL) == 0;
+  }
+
   std::string dir_;
   std::unique_ptr<ProcessDriver> driver_;
   std::vector<pid_t> stray_groups_;  // process groups to SIGKILL
@@ -513,18 +534,9 @@ TEST_F(ProcessDriverTest, DirectoryWithoutRecordIsLost) {
 }
 
 TEST_F(ProcessDriverTest, KilledMonitorIsLost) {
-  // The workload, orphaned by its monitor, comes to this process to be reaped
-  // (PID 1 on this VM leaves zombies for a while).
-  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-  subreaper_ = true;
-  StartDriver();
-  ASSERT_TRUE(Launch("orphan", {"sh", "-c", "echo $$; exec sleep 60"}).ok());
-  int child = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(WaitFirstLine("orphan"), &child));
-  stray_groups_.push_back(child);
-  pid_t monitor = ParentOf(child);
-  ASSERT_GT(monitor, 1);
-  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  pid_t child = LaunchSleeperToAdopt("orphan");
+  ASSERT_GT(child, 1);
+  ASSERT_TRUE(KillMonitorOf(child));
   ASSERT_EQ(::kill(-child, SIGKILL), 0);
   RunStatus s = WaitEnded("orphan");
   EXPECT_EQ(s.state, RunState::kLost);
@@ -536,16 +548,9 @@ TEST_F(ProcessDriverTest, KilledMonitorIsLost) {
 TEST_F(ProcessDriverTest, KilledMonitorsWorkloadIsKilledToo) {
   // Someone kills only the monitor: the workload must not go on unsupervised
   // (a restarted agent would hand its GPUs to the next run).
-  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-  subreaper_ = true;
-  StartDriver();
-  ASSERT_TRUE(Launch("orphan", {"sh", "-c", "echo $$; exec sleep 60"}).ok());
-  int child = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(WaitFirstLine("orphan"), &child));
-  stray_groups_.push_back(child);
-  pid_t monitor = ParentOf(child);
-  ASSERT_GT(monitor, 1);
-  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  pid_t child = LaunchSleeperToAdopt("orphan");
+  ASSERT_GT(child, 1);
+  ASSERT_TRUE(KillMonitorOf(child));
   RunStatus s = WaitEnded("orphan");
   EXPECT_EQ(s.state, RunState::kLost);
   EXPECT_TRUE(
@@ -559,26 +564,13 @@ TEST_F(ProcessDriverTest, KilledMonitorsWorkloadIsKilledToo) {
 TEST_F(ProcessDriverTest, WorkloadOfAnOldRecordIsLeftAlone) {
   // A record without the workload's start time (written by an earlier
   // version) cannot prove the group is still the workload's: nothing is killed.
-  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-  subreaper_ = true;
-  StartDriver();
-  ASSERT_TRUE(Launch("old", {"sh", "-c", "echo $$; exec sleep 60"}).ok());
-  int child = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(WaitFirstLine("old"), &child));
-  stray_groups_.push_back(child);
-  std::string record;
-  {
-    std::ifstream in(dir_ + "/runs/old/record");
-    std::stringstream text;
-    text << in.rdbuf();
-    record = text.str();
-  }
+  pid_t child = LaunchSleeperToAdopt("old");
+  ASSERT_GT(child, 1);
+  std::string record = ReadText(dir_ + "/runs/old/record");
   ASSERT_TRUE(absl::StrContains(record, "child_start ")) << record;
   record = record.substr(0, record.find("child_start "));
   std::ofstream(dir_ + "/runs/old/record", std::ios::trunc) << record;
-  pid_t monitor = ParentOf(child);
-  ASSERT_GT(monitor, 1);
-  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  ASSERT_TRUE(KillMonitorOf(child));
   StartDriver();  // a new agent reads the old record
   EXPECT_EQ(driver_->Recover(), (std::vector<std::string>{"old"}));
   RunStatus s = WaitEnded("old");
