@@ -757,15 +757,29 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
 }
 
 bool ProcessDriver::KillOrphanedWorkload(const Run& run) {
-  // Only a leader that is provably the workload: a group whose leader has
-  // gone may hold anybody once its id has been reused (a daemon that
-  // double-forks leaves exactly such a group), so it is left alone, as is a
-  // workload whose start time was not recorded.
+  bool killed = false;
+  // Where limits are enforced the run has cgroups of its own: whatever is in
+  // them is the run's, its leader gone or not.
+  if (limits_enforced_) {
+    for (const std::string& dir : CgroupDirs(fs::path(run.dir).filename().string())) {
+      std::string procs;
+      if (!ReadFile(dir + "/cgroup.procs", &procs)) continue;
+      for (absl::string_view line : absl::StrSplit(procs, '\n', absl::SkipEmpty())) {
+        pid_t pid = 0;
+        if (absl::SimpleAtoi(line, &pid) && pid > 1 && ::kill(pid, SIGKILL) == 0) killed = true;
+      }
+    }
+  }
+  // The process group, only while its leader is provably the workload: a
+  // group whose leader has gone may hold anybody once its id has been reused
+  // (a daemon that double-forks leaves exactly such a group), so it is left
+  // alone, as is a workload whose start time was not recorded. (A zombie
+  // leader still holds the id: what is left in its group is the run's.)
   ProcStat stat;
-  if (run.child_pid <= 0 || run.child_start == 0 || !ReadProcStat(run.child_pid, &stat) ||
-      stat.start_time != run.child_start)
-    return false;  // (a zombie leader still holds the id: what is left in its group is ours)
-  return ::kill(-run.child_pid, SIGKILL) == 0;
+  if (run.child_pid > 0 && run.child_start != 0 && ReadProcStat(run.child_pid, &stat) &&
+      stat.start_time == run.child_start && ::kill(-run.child_pid, SIGKILL) == 0)
+    killed = true;
+  return killed;
 }
 
 bool ProcessDriver::MonitorAlive(Run& run) {
@@ -822,8 +836,8 @@ RunStatus ProcessDriver::Evaluate(Run& run) {
   s.state = RunState::kLost;
   s.message = absl::StrCat("monitor process ", run.monitor_pid, " gone without an exit record");
   if (KillOrphanedWorkload(run))
-    absl::StrAppend(&s.message, "; its workload's process group ", run.child_pid,
-                    " was sent SIGKILL");
+    absl::StrAppend(&s.message, "; what was left of its workload (process group ", run.child_pid,
+                    ") was sent SIGKILL");
   run.final = s;
   return s;
 }

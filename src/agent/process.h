@@ -135,7 +135,9 @@ class ProcessDriver {
   bool MonitorAlive(Run& run);
   // Kills what is left of a run whose monitor died without an exit record
   // (someone killed it): otherwise its processes would go on, unsupervised,
-  // holding GPUs the agent hands out again. True when a signal was sent.
+  // holding GPUs the agent hands out again. Reaches the processes in the
+  // run's cgroups and its process group while the group's leader is provably
+  // the workload. True when a signal was sent.
   bool KillOrphanedWorkload(const Run& run);
   void ReapForgotten();
 

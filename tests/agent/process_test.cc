@@ -188,6 +188,28 @@ class ProcessDriverTest : public ::testing::Test {
     return line;
   }
 
+  // Options of a driver that enforces limits, in cgroups of this test's own.
+  ProcessDriverOptions LimitsOptions() const {
+    ProcessDriverOptions o = Options();
+    o.enforce_limits = true;
+    o.cgroup_parent = absl::StrCat("meridian-test-", ::getpid());
+    return o;
+  }
+
+  // The parent cgroups of a started driver's runs (one per v1 controller,
+  // one for v2), removed after the test, once the runs' own are gone.
+  std::vector<std::string> CgroupBases(const ProcessDriverOptions& o) {
+    std::vector<std::string> bases;
+    if (absl::StartsWith(driver_->limits_status(), "cgroup v1")) {
+      bases = {o.cgroup_root + "/cpu/" + o.cgroup_parent,
+               o.cgroup_root + "/memory/" + o.cgroup_parent};
+    } else {
+      bases = {o.cgroup_root + "/" + o.cgroup_parent};
+    }
+    cgroups_to_remove_ = bases;
+    return bases;
+  }
+
   // Launches `key`, a shell that prints its pid and sleeps, with this
   // process made a child subreaper so that the workload comes here to be
   // reaped once its monitor is gone (PID 1 on this VM leaves zombies for a
@@ -554,10 +576,38 @@ TEST_F(ProcessDriverTest, KilledMonitorsWorkloadIsKilledToo) {
   RunStatus s = WaitEnded("orphan");
   EXPECT_EQ(s.state, RunState::kLost);
   EXPECT_TRUE(
-      absl::StrContains(s.message, absl::StrCat("process group ", child, " was sent SIGKILL")))
+      absl::StrContains(s.message, absl::StrCat("(process group ", child, ") was sent SIGKILL")))
       << s.message;
   int status = 0;
   ASSERT_TRUE(WaitUntil([&] { return ::waitpid(child, &status, WNOHANG) == child; }));
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+}
+
+TEST_F(ProcessDriverTest, KilledMonitorsWorkloadIsKilledThroughItsCgroup) {
+  // The workload's leader is gone too and its child lives on: only the run's
+  // cgroup still tells that child apart.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+  subreaper_ = true;
+  ProcessDriverOptions o = LimitsOptions();
+  ProcessDriver& driver = StartDriver(o);
+  if (!driver.limits_enforced()) GTEST_SKIP() << driver.limits_status();
+  CgroupBases(o);
+  ASSERT_TRUE(
+      driver.Launch(Spec("left", {"sh", "-c", "sleep 60 & echo $$ $!; exec sleep 60"}, 500, 64))
+          .ok());
+  std::vector<std::string> pids = absl::StrSplit(WaitFirstLine("left"), ' ');
+  int leader = 0, left = 0;
+  ASSERT_TRUE(pids.size() == 2 && absl::SimpleAtoi(pids[0], &leader) &&
+              absl::SimpleAtoi(pids[1], &left));
+  stray_groups_.push_back(leader);
+  ASSERT_TRUE(KillMonitorOf(leader));
+  ASSERT_EQ(::kill(leader, SIGKILL), 0);
+  ASSERT_TRUE(WaitUntil([&] { return ::waitpid(leader, nullptr, WNOHANG) == leader; }));
+  RunStatus s = WaitEnded("left");
+  EXPECT_EQ(s.state, RunState::kLost);
+  EXPECT_TRUE(absl::StrContains(s.message, "was sent SIGKILL")) << s.message;
+  int status = 0;
+  ASSERT_TRUE(WaitUntil([&] { return ::waitpid(left, &status, WNOHANG) == left; }));
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
 }
 
@@ -619,20 +669,11 @@ TEST_F(ProcessDriverTest, LimitThatCannotBeWrittenFailsTheLaunch) {
 }
 
 TEST_F(ProcessDriverTest, CgroupLimitsApplyToTheWorkload) {
-  ProcessDriverOptions o = Options();
-  o.enforce_limits = true;
-  o.cgroup_parent = absl::StrCat("meridian-test-", ::getpid());
+  ProcessDriverOptions o = LimitsOptions();
   ProcessDriver& driver = StartDriver(o);
   if (!driver.limits_enforced()) GTEST_SKIP() << driver.limits_status();
   bool v1 = absl::StartsWith(driver.limits_status(), "cgroup v1");
-  std::vector<std::string> bases;
-  if (v1) {
-    bases = {o.cgroup_root + "/cpu/" + o.cgroup_parent,
-             o.cgroup_root + "/memory/" + o.cgroup_parent};
-  } else {
-    bases = {o.cgroup_root + "/" + o.cgroup_parent};
-  }
-  cgroups_to_remove_ = bases;  // after the runs' own cgroups are gone
+  std::vector<std::string> bases = CgroupBases(o);
 
   ASSERT_TRUE(driver
                   .Launch(Spec("cg", {"sh", "-c", "cat /proc/self/cgroup; echo end; exec sleep 60"},
