@@ -148,10 +148,10 @@ struct GatewayArgs {
   std::string listen = "127.0.0.1:8080";
   std::vector<std::string> upstreams;  // HOST:PORT[@REGION[/ZONE]]
   std::string endpoint = "default";
-  std::string token_file;  // bearer token for --upstream's endpoint
-  std::string controller;  // learn endpoints from the controller instead
+  std::string token_file;              // bearer token for --upstream's endpoint
+  std::string controller;              // learn endpoints from the controller instead
   std::string controller_token_file;
-  std::string data_dir;  // or find the controller here (meridian dev)
+  std::string data_dir;                // or find the controller here (meridian dev)
   std::string policy = "least_request";
   std::vector<std::string> policy_options;  // KEY=VALUE
   std::string region;

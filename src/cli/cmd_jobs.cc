@@ -857,6 +857,7 @@ void AddClientFlags(CLI::App* cmd, ClientConfig* c) {
       ->capture_default_str();
 }
 
+
 void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* action) {
   AddEndpointCommands(app, action);
   // ---- services
@@ -926,10 +927,9 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   dev->add_option("--heartbeat-timeout", da.heartbeat_timeout_s,
                   "Seconds before a silent node is NotReady")
       ->capture_default_str();
-  dev->add_option(
-      "--demo", da.demo,
-      "Submit every job spec in this folder, follow them to the end, then apply its "
-      "endpoint specs, send traffic through a gateway, print a summary, stop the cluster");
+  dev->add_option("--demo", da.demo,
+                  "Submit every job spec in this folder, follow them to the end, then apply its "
+                  "endpoint specs, send traffic through a gateway, print a summary, stop the cluster");
   dev->add_option("--demo-timeout", da.demo_timeout_s, "Seconds the demo waits for its jobs")
       ->capture_default_str();
   dev->add_flag("--no-limits", da.no_limits, "Agents do not enforce cgroup limits");
@@ -1118,28 +1118,24 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                "MERIDIAN_PEER_REGIONS, MASTER_ADDR/PORT)");
   tr->add_option("--rank", ta.rank, "--worker: this rank");
   tr->add_option("--store", ta.store, "--worker: the store's HOST:PORT");
-  tr->add_option("--rank-regions", ta.rank_regions,
-                 "--worker: region of every rank, comma-separated");
+  tr->add_option("--rank-regions", ta.rank_regions, "--worker: region of every rank, comma-separated");
   tr->add_option("--epoch", ta.epoch, "--worker: membership epoch (store prefix)");
-  tr->add_option("--fail-after-step", ta.fail_after_step,
-                 "--worker: crash after this step (tests)");
+  tr->add_option("--fail-after-step", ta.fail_after_step, "--worker: crash after this step (tests)");
   tr->add_flag("--relays", ta.relays, "--worker: the store hands out netemu relays");
   tr->callback([] { *g_action = [] { return RunTrain(ta); }; });
 
   // ---- serve
   static ServeArgs sa;
   auto* sv = app.add_subcommand(
-      "serve",
-      "Serve a model written by `meridian train --save` over HTTP: POST /v1/predict, "
-      "GET /healthz, /readyz, /metrics");
+      "serve", "Serve a model written by `meridian train --save` over HTTP: POST /v1/predict, "
+               "GET /healthz, /readyz, /metrics");
   sv->add_option("--model", sa.model, "Model file")->required();
   sv->add_option("--listen", sa.listen,
                  "HOST:PORT (port 0: any free port), or `job`: MASTER_ADDR:MASTER_PORT inside a "
                  "Meridian job")
       ->capture_default_str();
-  sv->add_option(
-        "--drain-seconds", sa.drain_seconds,
-        "After SIGTERM, answer /readyz 503 but keep serving this long (gateways move away)")
+  sv->add_option("--drain-seconds", sa.drain_seconds,
+                 "After SIGTERM, answer /readyz 503 but keep serving this long (gateways move away)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
   sv->add_option("--max-body-bytes", sa.max_body_bytes, "Larger requests get 413")
@@ -1155,8 +1151,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   sv->callback([] { *g_action = [] { return RunServe(sa); }; });
   static PredictArgs pa;
   auto* pr = app.add_subcommand(
-      "predict",
-      "Send held-out samples to a running `meridian serve`; report accuracy and latency");
+      "predict", "Send held-out samples to a running `meridian serve`; report accuracy and latency");
   pr->add_option("--server", pa.server, "HOST:PORT of the server, or of a gateway")->required();
   pr->add_option("--endpoint", pa.endpoint, "Through a gateway: the endpoint's name");
   pr->add_option("--token", pa.token, "Bearer token of the endpoint");
@@ -1195,9 +1190,8 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   gw->add_option("--policy-option", ga.policy_options,
                  "KEY=VALUE for the policy (locality: overflow_in_flight, panic_percent; prequal: "
                  "probes, quantile; consistent_hash: vnodes; least_request: latency_aware)");
-  gw->add_option("--region", ga.region,
-                 "The gateway's region: callers without X-Meridian-Region "
-                 "are taken to be here");
+  gw->add_option("--region", ga.region, "The gateway's region: callers without X-Meridian-Region "
+                                        "are taken to be here");
   gw->add_option("--zone", ga.zone,
                  "The gateway's zone in --region: such callers without X-Meridian-Zone are taken "
                  "to be here (the locality policy prefers replicas in it)");
@@ -1209,8 +1203,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   gw->add_option("--retries", ga.retries, "Other replicas tried after a failed attempt")
       ->capture_default_str()
       ->check(CLI::Range(0, 10));
-  gw->add_option("--health-interval", ga.health_interval_s,
-                 "Seconds between health checks (0: none)")
+  gw->add_option("--health-interval", ga.health_interval_s, "Seconds between health checks (0: none)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
   gw->add_option("--health-timeout", ga.health_timeout_s, "Seconds a health check may take")
@@ -1236,8 +1229,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                  "Never eject more than this share of an endpoint's replicas")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
-  gw->add_option("--upstream-timeout", ga.upstream_timeout_s,
-                 "Seconds a replica may take to answer")
+  gw->add_option("--upstream-timeout", ga.upstream_timeout_s, "Seconds a replica may take to answer")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));
   gw->add_option("--max-body-bytes", ga.max_body_bytes, "Larger requests get 413")

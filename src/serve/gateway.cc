@@ -4,19 +4,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+#include <mutex>
+#include <thread>
+#include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
 #include <boost/asio.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <chrono>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <set>
-#include <thread>
-#include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -361,8 +361,8 @@ Task<void> Gateway::Impl::Session(Socket socket, size_t worker) {
     Response res;
     bool keep_alive = false;
     if (ec == http::error::body_limit) {
-      res = Error(
-          413, absl::StrCat("request body over the limit of ", options.max_body_bytes, " bytes"));
+      res = Error(413, absl::StrCat("request body over the limit of ", options.max_body_bytes,
+                                    " bytes"));
     } else if (ec && ec.category() == http::make_error_code(http::error::bad_method).category() &&
                ec != http::error::end_of_stream) {
       res = Error(400, absl::StrCat("malformed HTTP request: ", ec.message()));
@@ -407,10 +407,10 @@ Task<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
   std::string known;
   std::shared_ptr<Endpoint> ep = Find(name, &known);
   if (!ep) {
-    co_return Error(
-        404, name.empty()
-                 ? absl::StrCat("name the endpoint: /v1/endpoints/NAME/...; endpoints: ", known)
-                 : absl::StrCat("no endpoint '", name, "'; endpoints: ", known));
+    co_return Error(404, name.empty()
+                             ? absl::StrCat("name the endpoint: /v1/endpoints/NAME/...; endpoints: ",
+                                            known)
+                             : absl::StrCat("no endpoint '", name, "'; endpoints: ", known));
   }
   std::string token;
   {
@@ -422,10 +422,10 @@ Task<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
     std::string_view given;
     if (it != req.end()) given = std::string_view(it->value().data(), it->value().size());
     if (!SameSecret(given, "Bearer " + token)) {
-      Response res = Error(
-          401, it == req.end() ? absl::StrCat("endpoint ", ep->name,
-                                              " needs a bearer token (Authorization: Bearer ...)")
-                               : absl::StrCat("wrong token for endpoint ", ep->name));
+      Response res = Error(401, it == req.end()
+                                    ? absl::StrCat("endpoint ", ep->name,
+                                                   " needs a bearer token (Authorization: Bearer ...)")
+                                    : absl::StrCat("wrong token for endpoint ", ep->name));
       res.set(http::field::www_authenticate, "Bearer realm=\"meridian\"");
       co_return res;
     }
@@ -433,8 +433,8 @@ Task<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
   co_return co_await Proxy(std::move(ep), req, std::move(upstream_target), worker);
 }
 
-Task<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req, std::string target,
-                                    size_t worker) {
+Task<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req,
+                                    std::string target, size_t worker) {
   ++ep->requests;
   lb::PickContext ctx;
   auto region = req.find("X-Meridian-Region");
@@ -498,7 +498,8 @@ Task<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req, 
                                     ep->upstreams->Describe(), ")"));
 }
 
-Task<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& req, size_t worker) {
+Task<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& req,
+                                       size_t worker) {
   Forwarded out;
   for (int round = 0; round < 2; ++round) {
     std::unique_ptr<Upstream> conn = round == 0 ? TakeIdle(worker, host) : nullptr;
@@ -526,7 +527,8 @@ Task<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& r
       socket.non_blocking(true, ec);  // for WriteMessage
     }
     // One deadline for sending the request and reading the whole answer.
-    conn->conn.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.upstream_timeout_s));
+    conn->conn.deadline.Set(std::chrono::steady_clock::now() +
+                            Seconds(options.upstream_timeout_s));
     ec = conn->conn.Outcome(co_await WriteMessage(conn->conn.socket, req));
     if (!ec) {
       http::response_parser<http::string_body> parser;
@@ -673,15 +675,10 @@ Json Gateway::Impl::Status() const {
   for (const auto& [name, ep] : copy) {
     Json replicas = Json::array();
     for (const lb::HostStatus& h : ep->upstreams->Status()) {
-      Json r{{"address", h.id},
-             {"region", h.region},
-             {"zone", h.zone},
-             {"healthy", h.healthy},
-             {"ejected", h.ejected},
-             {"in_flight", h.in_flight},
-             {"latency_ms", h.latency_ms},
-             {"requests", h.requests},
-             {"errors", h.errors},
+      Json r{{"address", h.id},        {"region", h.region},     {"zone", h.zone},
+             {"healthy", h.healthy},   {"ejected", h.ejected},
+             {"in_flight", h.in_flight}, {"latency_ms", h.latency_ms},
+             {"requests", h.requests}, {"errors", h.errors},
              {"ejections", h.ejections}};
       if (h.ejected) r["ejected_for_s"] = h.ejected_for_s;
       if (!h.last_ejection_reason.empty()) r["last_ejection"] = h.last_ejection_reason;

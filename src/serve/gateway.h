@@ -58,13 +58,13 @@ struct GatewayOptions {
   lb::LbOptions policy_options;
   lb::OutlierOptions outlier;
   HealthCheckOptions health;
-  int retries = 1;  // further replicas tried after a failure
+  int retries = 1;                // further replicas tried after a failure
   double connect_timeout_s = 1.0;
   double upstream_timeout_s = 30.0;
   size_t max_body_bytes = 1 << 20;
-  std::string region;              // the gateway's region: the default caller region
-  std::string zone;                // the gateway's zone in it: the default caller zone
-  size_t max_idle_per_host = 256;  // pooled keep-alive connections per replica
+  std::string region;             // the gateway's region: the default caller region
+  std::string zone;               // the gateway's zone in it: the default caller zone
+  size_t max_idle_per_host = 256; // pooled keep-alive connections per replica
   uint64_t seed = 1;
 };
 

@@ -3,24 +3,23 @@
 // plain HTTP client. Checks the answers a client sees: tokens, bad input,
 // no replica, retries around a failing replica, ejection, draining; and the
 // health checks' kept connections.
-#include "serve/gateway.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include <atomic>
+#include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
 #include <map>
 #include <set>
 #include <thread>
-#include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
 
 #include "nlohmann/json.hpp"
+#include "serve/gateway.h"
 #include "serve/server.h"
 #include "train/dataset.h"
 #include "train/mlp.h"
@@ -61,8 +60,7 @@ class Client {
     Answer a;
     a.status = res.result_int();
     a.body = res.body();
-    if (auto it = res.find("X-Meridian-Replica"); it != res.end())
-      a.replica = std::string(it->value());
+    if (auto it = res.find("X-Meridian-Replica"); it != res.end()) a.replica = std::string(it->value());
     return a;
   }
 
@@ -343,8 +341,7 @@ TEST_F(GatewayTest, WithoutRetriesOnlyTheRequestsBeforeEjectionFail) {
   Gateway* g = Start({ep}, o);
   Client c(g->port());
   int failed = 0;
-  for (int i = 0; i < 100; ++i)
-    failed += c.Send(http::verb::post, "/v1/predict", Input()).status != 200;
+  for (int i = 0; i < 100; ++i) failed += c.Send(http::verb::post, "/v1/predict", Input()).status != 200;
   EXPECT_EQ(failed, 2);
 }
 
@@ -408,9 +405,8 @@ TEST_F(GatewayTest, EndpointsCanBeReplacedWhileServing) {
   EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input()).replica, a->address());
   g->SetEndpoints({EndpointConfig{"digits", {{b->address(), ""}}, "t"}});
   EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input()).status, 401);
-  EXPECT_EQ(
-      c.Send(http::verb::post, "/v1/predict", Input(), {{"Authorization", "Bearer t"}}).replica,
-      b->address());
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input(), {{"Authorization", "Bearer t"}}).replica,
+            b->address());
 }
 
 TEST_F(GatewayTest, ZeroThreadsMeansOnePerUsableCpu) {
