@@ -233,7 +233,22 @@ absl::Status Agent::Start() {
   impl_->logs = std::make_unique<LogService>(po.root_dir);
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(options_.listen, rpc::ServerCredentials(options_.token), &port);
+  // The log service answers only the controller: its certificate (mutual
+  // TLS), or this node's own token on an insecure cluster.
+  rpc::Security server_sec;
+  server_sec.insecure = options_.insecure;
+  server_sec.ca_pem = options_.ca_pem;
+  server_sec.cert_pem = options_.cert_pem;
+  server_sec.key_pem = options_.key_pem;
+  server_sec.require_client_cert = true;
+  if (!options_.insecure && (options_.cert_pem.empty() || options_.ca_pem.empty()))
+    return absl::InvalidArgumentError("the node has no certificate (join the cluster first)");
+  b.AddListeningPort(options_.listen,
+                     rpc::ServerCredentials(server_sec,
+                                            rpc::RequirePeer(options_.insecure ? "" : "controller",
+                                                             options_.insecure ? options_.token
+                                                                               : "")),
+                     &port);
   b.SetMaxReceiveMessageSize(rpc::kMaxRequestBytes);
   b.RegisterService(impl_->logs.get());
   impl_->server = b.BuildAndStart();
@@ -241,7 +256,9 @@ absl::Status Agent::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
   std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
   address_ = absl::StrCat(host, ":", port);
-  impl_->stub = v1::AgentService::NewStub(rpc::Connect(options_.controller));
+  rpc::Security client_sec = server_sec;
+  client_sec.require_client_cert = false;
+  impl_->stub = v1::AgentService::NewStub(rpc::Connect(options_.controller, client_sec));
   return absl::OkStatus();
 }
 

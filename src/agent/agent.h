@@ -40,6 +40,12 @@ namespace meridian::agent {
 
 struct AgentOptions {
   std::string controller;  // controller address
+  // The node's credential (cli: STATE_DIR/credentials, from Join): its
+  // certificate and key, and the cluster CA that checks the controller and
+  // callers of the log service (mutual TLS). With `insecure`, `token` (the
+  // node token) instead, on local credentials.
+  std::string ca_pem, cert_pem, key_pem;
+  bool insecure = false;
   std::string token;
   std::string name;
   std::string region;

@@ -39,5 +39,7 @@ struct ClientConfig;
 int RunDemoEndpoint(const std::string& file, const std::string& text, const ClientConfig& client);
 // `meridian endpoint ...` (cmd_endpoint.cc).
 void AddEndpointCommands(CLI::App& app, std::function<int()>* action);
+// `meridian user|token|secret|audit|whoami` (cmd_identity.cc).
+void AddIdentityCommands(CLI::App& app, std::function<int()>* action);
 
 }  // namespace meridian::cli

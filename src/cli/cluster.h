@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "agent/agent.h"
 #include "netemu/netemu.h"
+#include "rpc/rpc.h"
 
 namespace meridian::cli {
 
@@ -19,15 +20,23 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
 // Where the controller is and the token to use: flags, then MERIDIAN_CONTROLLER /
 // MERIDIAN_TOKEN / MERIDIAN_TOKEN_FILE, then the files `meridian dev` and
 // `meridian controller` write into their data dir (--data-dir or MERIDIAN_DATA_DIR).
+// TLS: the cluster CA from --ca-file, MERIDIAN_CA_FILE, or DATA_DIR/tls/ca.crt
+// (DATA_DIR/controller/tls/ca.crt for `meridian dev`); --insecure (or
+// MERIDIAN_INSECURE=1) for a controller started with --insecure.
 struct ClientConfig {
   std::string controller;
   std::string token;
   std::string token_file;
   std::string data_dir;
+  std::string ca_file;
+  bool insecure = false;
   std::string output = "table";  // or "json"
   double timeout_s = 10;
+  rpc::Security security;  // filled by ResolveClient
 };
-absl::Status ResolveClient(ClientConfig* c);
+absl::Status ResolveClient(ClientConfig* c, bool need_token = true);
+// Just the transport part of ResolveClient (no token needed).
+absl::Status ResolveSecurity(ClientConfig* c);
 
 // Child processes of `meridian dev` and the benchmarks: this binary run with `args`.
 struct Child {
@@ -48,6 +57,7 @@ struct ControllerArgs {
   std::string listen = "127.0.0.1:0";
   std::string data_dir;
   std::string token_file;
+  bool insecure = false;  // no TLS: local credentials, loopback only (logged as a warning)
   double heartbeat_interval_s = 1.0;
   double heartbeat_timeout_s = 5.0;
   int32_t master_port_base = 29500;  // ports reserved for gangs and endpoint replicas
@@ -56,6 +66,9 @@ int RunController(const ControllerArgs& a);
 
 struct AgentArgs {
   ClientConfig client;
+  // First start: a one-time join token buys the node its credential, kept
+  // in STATE_DIR/credentials (0700) for later starts.
+  std::string join_token_file;
   agent::AgentOptions opts;
   std::string cpu;
   std::string memory;
@@ -78,6 +91,7 @@ struct DevArgs {
   bool no_limits = false;
   double wan_rtt_ms = 0;  // > 0 or wan_mbps > 0: training traffic between regions
   double wan_mbps = 0;    // goes through netemu relays (MERIDIAN_WAN_* for replicas)
+  bool insecure = false;  // controller and agents without TLS
 };
 int RunDev(const DevArgs& a);
 // Submits every spec in `folder` to a running cluster, follows the jobs and
@@ -205,6 +219,7 @@ struct BenchSubmitArgs {
   int64_t jobs = 20000;
   int concurrency = 512;
   bool json = false;
+  bool insecure = false;  // controller without TLS (to measure TLS's cost)
 };
 int RunBenchSubmit(const BenchSubmitArgs& a);
 
@@ -213,6 +228,7 @@ struct BenchAgentsArgs {
   double hz = 1.0;
   double seconds = 30;
   bool json = false;
+  bool insecure = false;
 };
 int RunBenchAgents(const BenchAgentsArgs& a);
 

@@ -21,6 +21,7 @@
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "rpc/rpc.h"
+#include "auth/crypto.h"
 
 namespace meridian::cli {
 
@@ -58,12 +59,14 @@ struct BenchCluster {
   Child controller;
   std::string address;
   std::string token;
+  rpc::Security security;  // TLS with the cluster CA, or insecure
 
-  absl::Status Start(const std::vector<std::string>& extra) {
+  absl::Status Start(std::vector<std::string> extra, bool insecure) {
     char tmpl[] = "/tmp/meridian-bench-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
     dir = tmpl;
     std::vector<std::string> args = {"controller", "--data-dir", dir};
+    if (insecure) extra.push_back("--insecure");
     args.insert(args.end(), extra.begin(), extra.end());
     absl::StatusOr<Child> c = SpawnSelf("controller", args, dir + "/controller.log");
     if (!c.ok()) return c.status();
@@ -74,6 +77,12 @@ struct BenchCluster {
     absl::StatusOr<std::string> t = rpc::ReadTokenFile(dir + "/token");
     if (!t.ok()) return t.status();
     token = *t;
+    security.insecure = insecure;
+    if (!insecure) {
+      absl::StatusOr<std::string> ca = rpc::ReadFile(dir + "/tls/ca.crt");
+      if (!ca.ok()) return ca.status();
+      security.ca_pem = *ca;
+    }
     return absl::OkStatus();
   }
   ~BenchCluster() {
@@ -130,11 +139,11 @@ class Pump {
 
 int RunBenchSubmit(const BenchSubmitArgs& a) {
   BenchCluster cluster;
-  if (absl::Status st = cluster.Start({}); !st.ok()) {
+  if (absl::Status st = cluster.Start({}, a.insecure); !st.ok()) {
     std::fprintf(stderr, "meridian bench submit: %s\n", std::string(st.message()).c_str());
     return kExitError;
   }
-  auto channel = rpc::Connect(cluster.address);
+  auto channel = rpc::Connect(cluster.address, cluster.security);
   auto stub = v1::JobService::NewStub(channel);
   struct Call {
     grpc::ClientContext ctx;
@@ -182,6 +191,8 @@ int RunBenchSubmit(const BenchSubmitArgs& a) {
       {"controller_cpu_seconds", cpu},
       {"listed_after", lst.ok() ? listed.jobs_size() : -1},
       {"durability", "SQLite WAL, synchronous=FULL, group commit; answered after commit"},
+      {"transport", a.insecure ? "insecure (local credentials)" : "TLS"},
+      {"authorization", "bearer token (salted SHA-256) + per-method table + tenant check, audited"},
   };
   if (!pump.first_error.empty()) out["first_error"] = pump.first_error;
   if (a.json) {
@@ -195,17 +206,90 @@ int RunBenchSubmit(const BenchSubmitArgs& a) {
 int RunBenchAgents(const BenchAgentsArgs& a) {
   BenchCluster cluster;
   // A long timeout: the benchmark measures heartbeat cost, not failure handling.
-  if (absl::Status st = cluster.Start({"--heartbeat-timeout", "3600"}); !st.ok()) {
+  if (absl::Status st = cluster.Start({"--heartbeat-timeout", "3600"}, a.insecure); !st.ok()) {
     std::fprintf(stderr, "meridian bench agents: %s\n", std::string(st.message()).c_str());
     return kExitError;
   }
+  // Every simulated agent joins as a real one does: a one-time join token
+  // (from the admin), then its own credential: a certificate for its own key
+  // and a channel of its own (TLS), or a node token (--insecure).
+  if (!a.json)
+    std::fprintf(stderr, "bench agents: %d agents join %s (%s)\n", a.agents,
+                 cluster.address.c_str(), a.insecure ? "insecure" : "TLS, a certificate each");
+  auto admin = v1::IdentityService::NewStub(rpc::Connect(cluster.address, cluster.security));
+  auto joiner = v1::AgentService::NewStub(rpc::Connect(cluster.address, cluster.security));
+  std::vector<std::string> node_tokens(size_t(a.agents));
+  std::vector<rpc::Security> creds(size_t(a.agents), cluster.security);
+  {
+    struct JoinCall {
+      grpc::ClientContext ctx, ctx2;
+      v1::CreateJoinTokenRequest req;
+      v1::CreateJoinTokenResponse resp;
+      v1::JoinRequest join;
+      v1::JoinResponse joined;
+      std::string key;
+    };
+    Pump joins(128);
+    joins.Run(a.agents, [&](int64_t i, auto done) {
+      auto* c = new JoinCall();
+      rpc::Prepare(&c->ctx, cluster.token, 60);
+      c->req.set_node(absl::StrCat("bench-", i));
+      c->join.set_node(c->req.node());
+      if (!a.insecure) {
+        absl::StatusOr<auth::KeyPair> csr = auth::CreateCsr(absl::StrCat("node:", c->req.node()));
+        if (!csr.ok()) {
+          done(false);
+          delete c;
+          return;
+        }
+        c->join.set_csr(csr->cert_pem);
+        c->key = csr->key_pem;
+      }
+      admin->async()->CreateJoinToken(
+          &c->ctx, &c->req, &c->resp, [&, c, i, done](grpc::Status st) {
+            if (!st.ok()) {
+              done(false);
+              delete c;
+              return;
+            }
+            c->join.set_join_token(c->resp.token());
+            c->ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+            joiner->async()->Join(&c->ctx2, &c->join, &c->joined,
+                                  [&, c, i, done](grpc::Status st2) {
+                                    if (st2.ok()) {
+                                      node_tokens[size_t(i)] = c->joined.node_token();
+                                      creds[size_t(i)].cert_pem = c->joined.certificate();
+                                      creds[size_t(i)].key_pem = c->key;
+                                    }
+                                    done(st2.ok());
+                                    delete c;
+                                  });
+          });
+    });
+    if (joins.errors() > 0) {
+      std::fprintf(stderr, "meridian bench agents: %lld joins failed\n",
+                   static_cast<long long>(joins.errors()));
+      return kExitError;
+    }
+  }
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::AgentService::Stub>> stubs;
-  for (int i = 0; i < 8; ++i) {
+  // TLS: a channel per agent (its certificate); insecure: 8 shared channels.
+  int nchannels = a.insecure ? 8 : a.agents;
+  for (int i = 0; i < nchannels; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("bench.channel", i);  // distinct channels: separate connections
-    channels.push_back(grpc::CreateCustomChannel(
-        cluster.address, grpc::experimental::LocalCredentials(LOCAL_TCP), args));
+    if (a.insecure) {
+      channels.push_back(grpc::CreateCustomChannel(
+          cluster.address, grpc::experimental::LocalCredentials(LOCAL_TCP), args));
+    } else {
+      grpc::SslCredentialsOptions o;
+      o.pem_root_certs = creds[size_t(i)].ca_pem;
+      o.pem_cert_chain = creds[size_t(i)].cert_pem;
+      o.pem_private_key = creds[size_t(i)].key_pem;
+      channels.push_back(
+          grpc::CreateCustomChannel(cluster.address, grpc::SslCredentials(o), args));
+    }
     stubs.push_back(v1::AgentService::NewStub(channels.back()));
   }
   if (!a.json)
@@ -219,7 +303,7 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
   Pump reg(256);
   reg.Run(a.agents, [&](int64_t i, auto done) {
     auto* c = new RegCall();
-    rpc::Prepare(&c->ctx, cluster.token, 60);
+    rpc::Prepare(&c->ctx, node_tokens[size_t(i)], 60);
     v1::Node* n = c->req.mutable_node();
     n->set_name(absl::StrCat("bench-", i));
     n->set_region(absl::StrCat("region-", i % 4));
@@ -304,7 +388,8 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
   std::vector<std::unique_ptr<AgentStream>> streams;
   for (int i = 0; i < a.agents; ++i)
     streams.push_back(std::make_unique<AgentStream>(stubs[size_t(i) % stubs.size()].get(),
-                                                    cluster.token, absl::StrCat("bench-", i)));
+                                                    node_tokens[size_t(i)],
+                                                    absl::StrCat("bench-", i)));
   std::this_thread::sleep_for(std::chrono::seconds(1));  // streams established
   const double rate = a.agents * a.hz;
   const int64_t total = static_cast<int64_t>(rate * a.seconds);
@@ -335,7 +420,9 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
       {"agents", a.agents},
       {"hz", a.hz},
       {"seconds", elapsed},
-      {"transport", "one AgentService.Connect stream per agent"},
+      {"transport", a.insecure ? "one AgentService.Connect stream per agent; insecure, node tokens"
+                               : "one AgentService.Connect stream per agent; mutual TLS, a "
+                                 "certificate and a connection per agent"},
       {"heartbeats_ok", ok},
       {"heartbeat_errors", errors},
       {"heartbeats_skipped", skipped},

@@ -20,7 +20,10 @@
 #include "cli/cluster.h"
 #include "cli/commands.h"
 #include "controller/controller.h"
+#include "controller/identity.h"
 #include "controller/service.h"
+#include "auth/crypto.h"
+#include "meridian/v1/meridian.grpc.pb.h"
 #include "rpc/rpc.h"
 #include "spec/quantities.h"
 
@@ -66,6 +69,140 @@ absl::StatusOr<std::string> EnsureToken(const std::string& data_dir,
   std::string token = rpc::NewToken();
   if (absl::Status st = WriteFileAtomic(path, token + "\n", 0600); !st.ok()) return st;
   return token;
+}
+
+// The cluster's PKI in DIR (0700): ca.crt/ca.key (made once) and the
+// controller's controller.crt/.key (CN "controller", names: loopback and
+// the listen host), made when missing. Keys are 0600.
+absl::StatusOr<auth::KeyPair> EnsurePki(const std::string& dir, const std::string& listen_host) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  ::chmod(dir.c_str(), 0700);
+  auth::KeyPair ca;
+  if (fs::exists(dir + "/ca.crt") && fs::exists(dir + "/ca.key")) {
+    absl::StatusOr<std::string> c = rpc::ReadFile(dir + "/ca.crt");
+    absl::StatusOr<std::string> k = rpc::ReadFile(dir + "/ca.key");
+    if (!c.ok()) return c.status();
+    if (!k.ok()) return k.status();
+    ca = {*c, *k};
+  } else {
+    absl::StatusOr<auth::KeyPair> made = auth::CreateCa("Meridian cluster CA");
+    if (!made.ok()) return made.status();
+    ca = *made;
+    if (auto st = rpc::WriteFileAtomic(dir + "/ca.key", ca.key_pem, 0600); !st.ok()) return st;
+    if (auto st = rpc::WriteFileAtomic(dir + "/ca.crt", ca.cert_pem, 0644); !st.ok()) return st;
+  }
+  if (!fs::exists(dir + "/controller.crt") || !fs::exists(dir + "/controller.key")) {
+    auth::CertRequest req;
+    req.common_name = "controller";
+    req.dns = {"localhost", "controller.meridian"};
+    req.ips = {"127.0.0.1", "::1"};
+    std::string host = listen_host;
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    bool ip = !host.empty() && host.find_first_not_of("0123456789.:abcdefABCDEF") == std::string::npos;
+    if (!host.empty() && host != "0.0.0.0" && host != "::" && host != "127.0.0.1" && host != "::1" &&
+        host != "localhost")
+      (ip ? req.ips : req.dns).push_back(host);
+    absl::StatusOr<auth::KeyPair> cert = auth::IssueCert(ca, req);
+    if (!cert.ok()) return cert.status();
+    if (auto st = rpc::WriteFileAtomic(dir + "/controller.key", cert->key_pem, 0600); !st.ok())
+      return st;
+    if (auto st = rpc::WriteFileAtomic(dir + "/controller.crt", cert->cert_pem, 0644); !st.ok())
+      return st;
+  }
+  return ca;
+}
+
+// The node's credential, from STATE_DIR/credentials, or (first start) from
+// a Join with the one-time token in `join_token_file`.
+absl::Status EnsureNodeCredential(const AgentArgs& a, agent::AgentOptions* o) {
+  std::string dir = a.opts.data_dir + "/credentials";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  ::chmod(a.opts.data_dir.c_str(), 0700);
+  ::chmod(dir.c_str(), 0700);
+  o->insecure = a.client.security.insecure;
+  std::string have = o->insecure ? dir + "/node.token" : dir + "/node.crt";
+  if (!fs::exists(have)) {
+    if (a.join_token_file.empty())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the node has no credential yet (", have,
+          "): give --join-token-file with a one-time token from `meridian token create --join "
+          "--node ", a.opts.name, "`"));
+    absl::StatusOr<std::string> join = rpc::ReadTokenFile(a.join_token_file);
+    if (!join.ok()) return join.status();
+    v1::JoinRequest req;
+    req.set_node(a.opts.name);
+    req.set_join_token(*join);
+    std::string key_pem;
+    if (!o->insecure) {
+      absl::StatusOr<auth::KeyPair> csr = auth::CreateCsr(absl::StrCat("node:", a.opts.name));
+      if (!csr.ok()) return csr.status();
+      req.set_csr(csr->cert_pem);
+      key_pem = csr->key_pem;
+    }
+    auto stub = v1::AgentService::NewStub(rpc::Connect(a.client.controller, a.client.security));
+    v1::JoinResponse resp;
+    grpc::Status gs;
+    for (int i = 0; i < 50; ++i) {  // the controller may still be starting
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      gs = stub->Join(&ctx, req, &resp);
+      if (gs.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (!gs.ok())
+      return absl::Status(static_cast<absl::StatusCode>(gs.error_code()),
+                          absl::StrCat("joining the cluster: ", gs.error_message()));
+    if (o->insecure) {
+      if (auto st = rpc::WriteFileAtomic(dir + "/node.token", resp.node_token() + "\n", 0600);
+          !st.ok())
+        return st;
+    } else {
+      if (auto st = rpc::WriteFileAtomic(dir + "/node.key", key_pem, 0600); !st.ok()) return st;
+      if (auto st = rpc::WriteFileAtomic(dir + "/ca.crt", resp.ca(), 0644); !st.ok()) return st;
+      if (auto st = rpc::WriteFileAtomic(dir + "/node.crt", resp.certificate(), 0644); !st.ok())
+        return st;
+    }
+    std::fprintf(stderr, "agent %s: joined the cluster; credential in %s\n", a.opts.name.c_str(),
+                 dir.c_str());
+  }
+  if (o->insecure) {
+    absl::StatusOr<std::string> t = rpc::ReadTokenFile(dir + "/node.token");
+    if (!t.ok()) return t.status();
+    o->token = *t;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<rpc::Security> sec = rpc::LoadSecurity(dir, "node");
+  if (!sec.ok()) return sec.status();
+  absl::StatusOr<std::string> cn = auth::CertCommonName(sec->cert_pem);
+  if (!cn.ok() || *cn != absl::StrCat("node:", a.opts.name))
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, "/node.crt is not the credential of node ", a.opts.name, " (it names ",
+        cn.ok() ? *cn : std::string("nothing"), ")"));
+  o->ca_pem = sec->ca_pem;
+  o->cert_pem = sec->cert_pem;
+  o->key_pem = sec->key_pem;
+  o->token.clear();
+  return absl::OkStatus();
+}
+
+// 32 random bytes in PATH (0600), made once: the key that seals secrets.
+absl::StatusOr<std::string> EnsureSecretKey(const std::string& path) {
+  if (fs::exists(path)) {
+    absl::StatusOr<std::string> k = rpc::ReadFile(path);
+    if (!k.ok()) return k.status();
+    if (k->size() != 64)
+      return absl::DataLossError(absl::StrCat(path, ": expected 64 hex digits (a 32-byte key)"));
+    std::string raw;
+    for (size_t i = 0; i < 64; i += 2) raw.push_back(static_cast<char>(std::stoi(k->substr(i, 2), nullptr, 16)));
+    return raw;
+  }
+  std::string hex = auth::RandomHex(32);
+  if (auto st = rpc::WriteFileAtomic(path, hex, 0600); !st.ok()) return st;
+  return EnsureSecretKey(path);
 }
 
 }  // namespace
@@ -163,6 +300,7 @@ absl::StatusOr<std::string> WaitForFile(const std::string& path, double timeout_
 
 int RunController(const ControllerArgs& a) {
   BlockStopSignals();
+  ::umask(077);  // state.db, keys, logs and the audit trail: the controller's alone
   std::error_code ec;
   fs::create_directories(a.data_dir, ec);
   if (ec) {
@@ -170,6 +308,7 @@ int RunController(const ControllerArgs& a) {
                  ec.message().c_str());
     return kExitError;
   }
+  ::chmod(a.data_dir.c_str(), 0700);
   absl::StatusOr<std::string> token = EnsureToken(a.data_dir, a.token_file);
   if (!token.ok()) {
     std::fprintf(stderr, "meridian controller: %s\n",
@@ -184,6 +323,50 @@ int RunController(const ControllerArgs& a) {
     return kExitError;
   }
   SystemClock clock;
+  std::string listen_host = a.listen.substr(0, a.listen.rfind(':'));
+  controller::ServerOptions svo;
+  svo.listen = a.listen;
+  if (a.insecure) {
+    svo.security.insecure = true;
+    std::fprintf(stderr,
+                 "controller: WARNING: --insecure: no TLS; calls travel in plaintext and nodes "
+                 "authenticate with bearer tokens. Loopback only; do not use beyond debugging\n");
+  } else {
+    absl::StatusOr<auth::KeyPair> ca = EnsurePki(a.data_dir + "/tls", listen_host);
+    if (!ca.ok()) {
+      std::fprintf(stderr, "meridian controller: TLS set-up: %s\n",
+                   std::string(ca.status().message()).c_str());
+      return kExitError;
+    }
+    svo.ca = *ca;
+    absl::StatusOr<rpc::Security> sec = rpc::LoadSecurity(a.data_dir + "/tls", "controller");
+    if (!sec.ok()) {
+      std::fprintf(stderr, "meridian controller: TLS set-up: %s\n",
+                   std::string(sec.status().message()).c_str());
+      return kExitError;
+    }
+    svo.security = *sec;
+  }
+  absl::StatusOr<std::string> secret_key = EnsureSecretKey(a.data_dir + "/secret.key");
+  if (!secret_key.ok()) {
+    std::fprintf(stderr, "meridian controller: %s\n",
+                 std::string(secret_key.status().message()).c_str());
+    return kExitError;
+  }
+  absl::StatusOr<store::Snapshot> snap = (*st)->Load();
+  if (!snap.ok()) {
+    std::fprintf(stderr, "meridian controller: %s\n", std::string(snap.status().message()).c_str());
+    return kExitError;
+  }
+  controller::IdentityOptions io;
+  io.bootstrap_token = *token;
+  io.secret_key = *secret_key;
+  io.audit_log = a.data_dir + "/audit.log";
+  controller::IdentityManager ids(io, st->get(), &clock);
+  if (absl::Status s = ids.Load(*snap); !s.ok()) {
+    std::fprintf(stderr, "meridian controller: %s\n", std::string(s.message()).c_str());
+    return kExitError;
+  }
   controller::ControllerOptions co;
   co.heartbeat_interval_s = a.heartbeat_interval_s;
   co.heartbeat_timeout_s = a.heartbeat_timeout_s;
@@ -200,11 +383,8 @@ int RunController(const ControllerArgs& a) {
     std::fprintf(stderr, "meridian controller: %s\n", std::string(s.message()).c_str());
     return kExitError;
   }
-  controller::ServerOptions svo;
-  svo.listen = a.listen;
-  svo.token = *token;
   absl::StatusOr<std::unique_ptr<controller::ControllerServer>> server =
-      controller::ControllerServer::Start(&c, svo, &endpoints);
+      controller::ControllerServer::Start(&c, svo, &ids, &endpoints);
   if (!server.ok()) {
     std::fprintf(stderr, "meridian controller: %s\n",
                  std::string(server.status().message()).c_str());
@@ -214,7 +394,8 @@ int RunController(const ControllerArgs& a) {
   std::string addr = absl::StrCat(host, ":", (*server)->port());
   c.SetAddress(addr);
   (void)WriteFileAtomic(a.data_dir + "/controller.addr", addr + "\n", 0644);
-  std::fprintf(stderr, "controller: listening on %s, state in %s/state.db (pid %d)\n", addr.c_str(),
+  std::fprintf(stderr, "controller: listening on %s (%s), state in %s/state.db (pid %d)\n",
+               addr.c_str(), a.insecure ? "INSECURE: no TLS" : "TLS; CA in tls/ca.crt",
                a.data_dir.c_str(), static_cast<int>(::getpid()));
   std::fflush(stderr);
   int sig = WaitForSignal();
@@ -229,12 +410,19 @@ int RunController(const ControllerArgs& a) {
 
 int RunAgent(AgentArgs a) {
   BlockStopSignals();
-  if (absl::Status s = ResolveClient(&a.client); !s.ok()) {
+  if (absl::Status s = ResolveClient(&a.client, /*need_token=*/false); !s.ok()) {
     std::fprintf(stderr, "meridian agent: %s\n", std::string(s.message()).c_str());
     return kExitInvalid;
   }
   a.opts.controller = a.client.controller;
-  a.opts.token = a.client.token;
+  if (absl::Status s = EnsureNodeCredential(a, &a.opts); !s.ok()) {
+    std::fprintf(stderr, "meridian agent: %s\n", std::string(s.message()).c_str());
+    return s.code() == absl::StatusCode::kInvalidArgument ||
+                   s.code() == absl::StatusCode::kUnauthenticated ||
+                   s.code() == absl::StatusCode::kPermissionDenied
+               ? kExitInvalid
+               : kExitError;
+  }
   if (!a.cpu.empty()) {
     absl::StatusOr<int64_t> cpu = spec::internal::ParseCpuMilli(a.cpu);
     if (!cpu.ok()) {
@@ -343,8 +531,15 @@ int RunDev(const DevArgs& a) {
   };
   absl::StatusOr<Child> ctl =
       SpawnSelf("controller",
-                {"controller", "--data-dir", data_dir + "/controller", "--token-file",
-                 data_dir + "/token", "--heartbeat-timeout", absl::StrCat(a.heartbeat_timeout_s)},
+                a.insecure ? std::vector<std::string>{"controller", "--data-dir",
+                                                      data_dir + "/controller", "--token-file",
+                                                      data_dir + "/token", "--heartbeat-timeout",
+                                                      absl::StrCat(a.heartbeat_timeout_s),
+                                                      "--insecure"}
+                           : std::vector<std::string>{"controller", "--data-dir",
+                                                      data_dir + "/controller", "--token-file",
+                                                      data_dir + "/token", "--heartbeat-timeout",
+                                                      absl::StrCat(a.heartbeat_timeout_s)},
                 data_dir + "/logs/controller.log");
   if (!ctl.ok()) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(ctl.status().message()).c_str());
@@ -360,16 +555,52 @@ int RunDev(const DevArgs& a) {
     return kExitError;
   }
   (void)WriteFileAtomic(data_dir + "/controller.addr", *addr + "\n", 0644);
-  std::fprintf(stderr, "dev: controller on %s (pid %d)\n", addr->c_str(), ctl->pid);
+  std::fprintf(stderr, "dev: controller on %s (pid %d, %s)\n", addr->c_str(), ctl->pid,
+               a.insecure ? "INSECURE: no TLS" : "TLS");
+  ClientConfig admin;
+  admin.controller = *addr;
+  admin.token = *token;
+  admin.data_dir = data_dir;
+  admin.insecure = a.insecure;
+  if (absl::Status st = ResolveSecurity(&admin); !st.ok()) {
+    std::fprintf(stderr, "meridian dev: %s\n", std::string(st.message()).c_str());
+    stop_all();
+    return kExitError;
+  }
+  auto identity = v1::IdentityService::NewStub(rpc::Connect(*addr, admin.security));
+  // Each agent joins with a one-time token of its own (once: later starts
+  // reuse the credential in its state dir).
+  auto join_token = [&](const std::string& name) -> absl::StatusOr<std::string> {
+    std::string state = absl::StrCat(data_dir, "/agents/", name);
+    if (fs::exists(state + (a.insecure ? "/credentials/node.token" : "/credentials/node.crt")))
+      return std::string();
+    v1::CreateJoinTokenRequest req;
+    req.set_node(name);
+    req.set_ttl_s(600);
+    v1::CreateJoinTokenResponse resp;
+    grpc::ClientContext ctx;
+    rpc::Prepare(&ctx, *token, 10);
+    grpc::Status gs = identity->CreateJoinToken(&ctx, req, &resp);
+    if (!gs.ok()) return rpc::ToAbsl(gs);
+    std::string path = absl::StrCat(data_dir, "/agents/", name, ".join");
+    fs::create_directories(data_dir + "/agents");
+    if (auto st = rpc::WriteFileAtomic(path, resp.token() + "\n", 0600); !st.ok()) return st;
+    return path;
+  };
   for (int r = 0; r < a.regions; ++r) {
     for (int n = 1; n <= a.nodes_per_region; ++n) {
       std::string region = kRegions[r];
       std::string name = absl::StrCat(region, "-", n);
+      absl::StatusOr<std::string> join = join_token(name);
+      if (!join.ok()) {
+        std::fprintf(stderr, "meridian dev: join token for %s: %s\n", name.c_str(),
+                     std::string(join.status().message()).c_str());
+        stop_all();
+        return kExitError;
+      }
       std::vector<std::string> args = {"agent",
                                        "--controller",
                                        *addr,
-                                       "--token-file",
-                                       data_dir + "/token",
                                        "--name",
                                        name,
                                        "--region",
@@ -389,6 +620,16 @@ int RunDev(const DevArgs& a) {
         args.push_back(a.gpu_type);
       }
       if (a.no_limits) args.push_back("--no-limits");
+      if (a.insecure) {
+        args.push_back("--insecure");
+      } else {
+        args.push_back("--ca-file");  // the agent holds no user token: no --data-dir
+        args.push_back(admin.ca_file);
+      }
+      if (!join->empty()) {
+        args.push_back("--join-token-file");
+        args.push_back(*join);
+      }
       args.push_back("--stop-work-on-exit");  // Ctrl-C leaves nothing behind
       absl::StatusOr<Child> ag =
           SpawnSelf(name, args, absl::StrCat(data_dir, "/logs/", name, ".log"));
@@ -408,10 +649,7 @@ int RunDev(const DevArgs& a) {
                a.regions, a.nodes_per_region, data_dir.c_str(), data_dir.c_str());
   int rc = kExitOk;
   if (!a.demo.empty()) {
-    ClientConfig client;
-    client.controller = *addr;
-    client.token = *token;
-    client.data_dir = data_dir;
+    ClientConfig client = admin;
     rc = RunDemoImpl(a.demo, a.demo_timeout_s, client, a.regions * a.nodes_per_region);
   } else {
     std::fprintf(stderr, "dev: running; Ctrl-C stops the cluster\n");

@@ -31,7 +31,7 @@ struct EndpointArgs {
 };
 
 std::unique_ptr<v1::EndpointService::Stub> Stub(const ClientConfig& c) {
-  return v1::EndpointService::NewStub(rpc::Connect(c.controller));
+  return v1::EndpointService::NewStub(rpc::Connect(c.controller, c.security));
 }
 
 int Resolve(ClientConfig* c, const char* what) {
@@ -173,7 +173,7 @@ void PrintEndpoint(const v1::Endpoint& e) {
 // it (a child process following the controller), send it held-out samples,
 // and show where they went.
 int RunDemoEndpoint(const std::string& file, const std::string& text, const ClientConfig& client) {
-  auto stub = v1::EndpointService::NewStub(rpc::Connect(client.controller));
+  auto stub = v1::EndpointService::NewStub(rpc::Connect(client.controller, client.security));
   v1::Endpoint e;
   {
     grpc::ClientContext ctx;

@@ -35,7 +35,7 @@ int FollowController(const GatewayArgs& a, serve::Gateway* g, sigset_t* set) {
     std::fprintf(stderr, "meridian gateway: %s\n", std::string(s.message()).c_str());
     return kExitInvalid;
   }
-  auto stub = v1::EndpointService::NewStub(rpc::Connect(c.controller));
+  auto stub = v1::EndpointService::NewStub(rpc::Connect(c.controller, c.security));
   std::string id = absl::StrCat("gateway-", ::getpid(), "@", g->address());
   std::map<std::string, double> sum;
   int samples = 0;

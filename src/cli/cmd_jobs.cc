@@ -153,6 +153,14 @@ int Fail(const std::string& what, const grpc::Status& st) {
       code = "unauthenticated";
       rc = kExitInvalid;
       break;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      code = "permission denied";
+      rc = kExitInvalid;
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      code = "already exists";
+      rc = kExitInvalid;
+      break;
     case grpc::StatusCode::FAILED_PRECONDITION:
       code = "failed precondition";
       rc = kExitInvalid;
@@ -185,7 +193,7 @@ struct Clients {
 
 Clients Connect(const ClientConfig& c) {
   Clients out;
-  out.channel = rpc::Connect(c.controller);
+  out.channel = rpc::Connect(c.controller, c.security);
   out.jobs = v1::JobService::NewStub(out.channel);
   out.nodes = v1::NodeService::NewStub(out.channel);
   out.regions = v1::RegionService::NewStub(out.channel);
@@ -219,7 +227,38 @@ void PrintJob(const v1::Job& j) {
 
 }  // namespace
 
-absl::Status ResolveClient(ClientConfig* c) {
+absl::Status ResolveSecurity(ClientConfig* c) {
+  auto env = [](const char* k) -> std::string {
+    const char* v = std::getenv(k);
+    return v ? v : "";
+  };
+  if (c->data_dir.empty()) c->data_dir = env("MERIDIAN_DATA_DIR");
+  if (!c->insecure && env("MERIDIAN_INSECURE") == "1") c->insecure = true;
+  c->security = rpc::Security();
+  if (c->insecure) {
+    c->security.insecure = true;
+    return absl::OkStatus();
+  }
+  if (c->ca_file.empty()) c->ca_file = env("MERIDIAN_CA_FILE");
+  if (c->ca_file.empty() && !c->data_dir.empty()) {
+    for (const std::string& p : {c->data_dir + "/tls/ca.crt", c->data_dir + "/controller/tls/ca.crt"})
+      if (fs::exists(p)) {
+        c->ca_file = p;
+        break;
+      }
+  }
+  if (c->ca_file.empty())
+    return absl::InvalidArgumentError(
+        "no CA certificate to check the controller with: give --ca-file FILE, set "
+        "MERIDIAN_CA_FILE, or --data-dir of a running controller (its tls/ca.crt); --insecure "
+        "only for a controller started with --insecure");
+  absl::StatusOr<std::string> ca = rpc::ReadFile(c->ca_file);
+  if (!ca.ok()) return ca.status();
+  c->security.ca_pem = *ca;
+  return absl::OkStatus();
+}
+
+absl::Status ResolveClient(ClientConfig* c, bool need_token) {
   auto env = [](const char* k) -> std::string {
     const char* v = std::getenv(k);
     return v ? v : "";
@@ -255,14 +294,14 @@ absl::Status ResolveClient(ClientConfig* c) {
     if (!t.ok()) return t.status();
     c->token = *t;
   }
-  if (c->token.empty())
+  if (c->token.empty() && need_token)
     return absl::InvalidArgumentError(
         "no token: give --token-file FILE, set MERIDIAN_TOKEN or MERIDIAN_TOKEN_FILE, or "
         "--data-dir of a running `meridian dev`");
   if (c->output != "table" && c->output != "json")
     return absl::InvalidArgumentError(
         absl::StrCat("-o: expected table or json, got '", c->output, "'"));
-  return absl::OkStatus();
+  return ResolveSecurity(c);
 }
 
 namespace {
@@ -852,6 +891,11 @@ void AddClientFlags(CLI::App* cmd, ClientConfig* c) {
   cmd->add_option("--data-dir", c->data_dir,
                   "Data dir of a running `meridian dev` or controller (env MERIDIAN_DATA_DIR): "
                   "address and token are read from there");
+  cmd->add_option("--ca-file", c->ca_file,
+                  "Cluster CA certificate that checks the controller (env MERIDIAN_CA_FILE; "
+                  "default DATA_DIR/tls/ca.crt)");
+  cmd->add_flag("--insecure", c->insecure,
+                "No TLS (only for a controller started with --insecure; env MERIDIAN_INSECURE=1)");
   cmd->add_option("-o,--output", c->output, "table or json")->capture_default_str();
   cmd->add_option("--timeout", c->timeout_s, "Seconds to wait for an answer")
       ->capture_default_str();
@@ -860,6 +904,7 @@ void AddClientFlags(CLI::App* cmd, ClientConfig* c) {
 
 void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* action) {
   AddEndpointCommands(app, action);
+  AddIdentityCommands(app, action);
   // ---- services
   static ControllerArgs ca;
   auto* ctl =
@@ -870,7 +915,10 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                   "State (state.db), token and controller.addr live here")
       ->required();
   ctl->add_option("--token-file", ca.token_file,
-                  "Bearer token file (default: DATA_DIR/token, generated)");
+                  "The admin's bootstrap token (default: DATA_DIR/token, generated)");
+  ctl->add_flag("--insecure", ca.insecure,
+                "No TLS: plaintext on loopback only (local credentials); for debugging. By default "
+                "a cluster CA and the controller's certificate are made in DATA_DIR/tls");
   ctl->add_option("--master-port-base", ca.master_port_base,
                   "First of the ports reserved for gangs (MASTER_PORT) and endpoint replicas")
       ->capture_default_str()
@@ -900,6 +948,10 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   agt->add_option("--listen", aa.opts.listen, "Address of the agent's log service")
       ->capture_default_str();
   agt->add_option("--state-dir", aa.opts.data_dir, "Runs and their logs live here")->required();
+  agt->add_option("--join-token-file", aa.join_token_file,
+                  "One-time join token (`meridian token create --join --node NAME`): needed on "
+                  "the first start only; the node's credential is then kept in "
+                  "STATE_DIR/credentials");
   agt->add_flag("--no-limits", aa.no_limits, "Do not enforce CPU/memory limits with cgroups");
   agt->add_flag("--stop-work-on-exit", aa.stop_work_on_exit,
                 "Stop this node's runs when the agent is stopped (default: they keep running and "
@@ -933,6 +985,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   dev->add_option("--demo-timeout", da.demo_timeout_s, "Seconds the demo waits for its jobs")
       ->capture_default_str();
   dev->add_flag("--no-limits", da.no_limits, "Agents do not enforce cgroup limits");
+  dev->add_flag("--insecure", da.insecure, "Controller and agents without TLS (debugging only)");
   dev->add_option("--wan-rtt-ms", da.wan_rtt_ms,
                   "Emulated round trip between regions for training traffic (netemu)")
       ->capture_default_str()
@@ -1262,6 +1315,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   bsub->add_flag("--json", bs.json, "Print one JSON object");
+  bsub->add_flag("--insecure", bs.insecure, "Controller without TLS (to measure what TLS costs)");
   bsub->callback([] { *g_action = [] { return RunBenchSubmit(bs); }; });
   static BenchAgentsArgs bag;
   auto* bagc = bench->add_subcommand("agents", "Controller CPU under many agents heartbeating");
@@ -1275,6 +1329,8 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
   bagc->add_flag("--json", bag.json, "Print one JSON object");
+  bagc->add_flag("--insecure", bag.insecure,
+                 "Controller without TLS; agents hold node tokens (to measure what TLS costs)");
   bagc->callback([] { *g_action = [] { return RunBenchAgents(bag); }; });
 
   static BenchCollectiveArgs bcol;

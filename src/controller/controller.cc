@@ -267,7 +267,8 @@ v1::Node Controller::ToProto(const NodeEntry& n) const {
 
 // ---------------------------------------------------------------- jobs
 
-void Controller::Submit(const std::string& text, const std::string& filename, SubmitDone done) {
+void Controller::Submit(const std::string& text, const std::string& filename, SubmitDone done,
+                        const SubmitCheck& check) {
   std::shared_ptr<const Fleet> fleet;
   uint64_t generation;
   {
@@ -280,6 +281,12 @@ void Controller::Submit(const std::string& text, const std::string& filename, Su
   if (!spec.ok()) {
     done(spec.status());
     return;
+  }
+  if (check) {
+    if (absl::Status st = check(*spec); !st.ok()) {
+      done(st);
+      return;
+    }
   }
   std::unique_lock<std::mutex> l(mu_);
   if (stopping_) {
@@ -408,8 +415,8 @@ uint64_t Controller::LatestEvent() const {
   return next_event_ - 1;
 }
 
-absl::StatusOr<std::pair<std::string, std::string>> Controller::LogSource(uint64_t id,
-                                                                          int32_t replica) const {
+absl::StatusOr<Controller::LogLocation> Controller::LogSource(uint64_t id,
+                                                             int32_t replica) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
@@ -424,7 +431,7 @@ absl::StatusOr<std::pair<std::string, std::string>> Controller::LogSource(uint64
   auto n = nodes_.find(r.rec.node);
   if (n == nodes_.end())
     return absl::UnavailableError(absl::StrCat("node ", r.rec.node, " is unknown"));
-  return std::make_pair(n->second.rec.address, RunKey(id, replica, r.rec.attempt));
+  return LogLocation{n->second.rec.address, RunKey(id, replica, r.rec.attempt), r.rec.node};
 }
 
 bool Controller::ReplicaActive(uint64_t id, int32_t replica, const std::string& key) const {

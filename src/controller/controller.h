@@ -87,9 +87,13 @@ class Controller {
 
   // ---- jobs ----
   using SubmitDone = std::function<void(absl::StatusOr<v1::Job>)>;
+  // Decides whether the caller may submit a job of this tenant (and spec);
+  // an error is returned to the caller and nothing is stored.
+  using SubmitCheck = std::function<absl::Status(const spec::JobSpec&)>;
   // Validates and queues; `done` runs once the job is durable (or with
   // InvalidArgument naming the field, without storing anything).
-  void Submit(const std::string& spec, const std::string& filename, SubmitDone done);
+  void Submit(const std::string& spec, const std::string& filename, SubmitDone done,
+              const SubmitCheck& check = nullptr);
   absl::StatusOr<v1::Job> GetJob(uint64_t id) const;
   std::vector<v1::Job> ListJobs(const std::set<int>& states, size_t limit) const;
   absl::StatusOr<v1::Job> Cancel(uint64_t id);
@@ -97,8 +101,11 @@ class Controller {
   std::vector<v1::JobEvent> WaitEvents(uint64_t after, uint64_t job_id, double timeout_s) const;
   // Sequence number of the newest event (0: none yet).
   uint64_t LatestEvent() const;
-  // Where a replica's logs are: the agent address and run key.
-  absl::StatusOr<std::pair<std::string, std::string>> LogSource(uint64_t id, int32_t replica) const;
+  // Where a replica's logs are: the agent's address, the run key and the node.
+  struct LogLocation {
+    std::string address, key, node;
+  };
+  absl::StatusOr<LogLocation> LogSource(uint64_t id, int32_t replica) const;
   // True while the replica may still produce output.
   bool ReplicaActive(uint64_t id, int32_t replica, const std::string& key) const;
 

@@ -108,10 +108,20 @@ void EndpointManager::Loop() {
 }
 
 absl::StatusOr<v1::Endpoint> EndpointManager::Apply(const std::string& text,
-                                                    const std::string& filename) {
+                                                    const std::string& filename,
+                                                    const ApplyCheck& check) {
   absl::StatusOr<spec::EndpointSpec> s =
       spec::ParseEndpointSpec(text, filename.empty() ? "spec" : filename, nullptr);
   if (!s.ok()) return s.status();
+  if (check) {
+    std::string current;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = endpoints_.find(s->name);
+      if (it != endpoints_.end() && !it->second.rec.deleted) current = it->second.spec.tenant;
+    }
+    if (absl::Status st = check(*s, current); !st.ok()) return st;
+  }
   std::set<std::string> known;
   for (const v1::Region& r : controller_->ListRegions()) known.insert(r.name());
   for (size_t i = 0; i < s->regions.size(); ++i)

@@ -32,6 +32,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -85,7 +86,12 @@ class EndpointManager {
 
   // Creates an endpoint, or updates one of the same name (a new generation
   // when the model, shape or regions change). Durable before it returns.
-  absl::StatusOr<v1::Endpoint> Apply(const std::string& spec, const std::string& filename);
+  // `check` (may be null) decides whether the caller may apply this spec
+  // over the endpoint's current tenant ("" when it is new).
+  using ApplyCheck =
+      std::function<absl::Status(const spec::EndpointSpec&, const std::string& current_tenant)>;
+  absl::StatusOr<v1::Endpoint> Apply(const std::string& spec, const std::string& filename,
+                                     const ApplyCheck& check = nullptr);
   absl::StatusOr<v1::Endpoint> Get(const std::string& name) const;
   std::vector<v1::Endpoint> List() const;
   // Marks the endpoint deleted; its replicas are stopped by the next passes.

@@ -1,6 +1,9 @@
 #include "store/store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <future>
 #include <utility>
@@ -29,6 +32,12 @@ CREATE TABLE IF NOT EXISTS endpoints (
   name TEXT PRIMARY KEY, spec TEXT NOT NULL, generation INTEGER NOT NULL,
   desired INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
   deleted INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (
+  kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, identity TEXT NOT NULL,
+  tenant TEXT NOT NULL, method TEXT NOT NULL, object TEXT NOT NULL, code TEXT NOT NULL,
+  message TEXT NOT NULL);
 )sql";
 
 absl::Status SqlError(sqlite3* db, const std::string& what) {
@@ -54,7 +63,13 @@ struct Store::Statements {
   sqlite3_stmt* put_node = nullptr;
   sqlite3_stmt* del_replicas = nullptr;
   sqlite3_stmt* put_endpoint = nullptr;
+  sqlite3_stmt* put_kv = nullptr;
+  sqlite3_stmt* del_kv = nullptr;
+  sqlite3_stmt* put_audit = nullptr;
   ~Statements() {
+    sqlite3_finalize(put_kv);
+    sqlite3_finalize(del_kv);
+    sqlite3_finalize(put_audit);
     sqlite3_finalize(put_endpoint);
     sqlite3_finalize(put_job);
     sqlite3_finalize(put_replica);
@@ -73,6 +88,13 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
 }
 
 absl::Status Store::Init() {
+  // Create the file 0600 before SQLite opens it (its WAL and shm files take
+  // the database's mode); an existing file is narrowed to 0600 too.
+  int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    (void)::fchmod(fd, 0600);
+    ::close(fd);
+  }
   if (sqlite3_open_v2(options_.path.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -103,6 +125,11 @@ absl::Status Store::Init() {
       {&stmts_->put_node, "INSERT OR REPLACE INTO nodes VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
       {&stmts_->del_replicas, "DELETE FROM replicas WHERE job_id = ?1"},
       {&stmts_->put_endpoint, "INSERT OR REPLACE INTO endpoints VALUES (?1,?2,?3,?4,?5,?6,?7)"},
+      {&stmts_->put_kv, "INSERT OR REPLACE INTO kv VALUES (?1,?2,?3)"},
+      {&stmts_->del_kv, "DELETE FROM kv WHERE kind = ?1 AND key = ?2"},
+      {&stmts_->put_audit,
+       "INSERT INTO audit (time, identity, tenant, method, object, code, message) "
+       "VALUES (?1,?2,?3,?4,?5,?6,?7)"},
   };
   for (auto& p : prep)
     if (sqlite3_prepare_v2(db_, p.sql, -1, p.out, nullptr) != SQLITE_OK)
@@ -186,6 +213,29 @@ absl::StatusOr<Snapshot> Store::Load() {
     e.updated_s = sqlite3_column_double(s, 5);
     e.deleted = sqlite3_column_int(s, 6) != 0;
     snap.endpoints.push_back(std::move(e));
+  });
+  if (!st.ok()) return st;
+  st = query("SELECT kind, key, value FROM kv ORDER BY kind, key", [&](sqlite3_stmt* s) {
+    KvRecord r;
+    r.kind = ColumnText(s, 0);
+    r.key = ColumnText(s, 1);
+    const void* blob = sqlite3_column_blob(s, 2);
+    r.value.assign(static_cast<const char*>(blob),
+                   blob == nullptr ? 0 : static_cast<size_t>(sqlite3_column_bytes(s, 2)));
+    snap.kv.push_back(std::move(r));
+  });
+  if (!st.ok()) return st;
+  st = query("SELECT * FROM audit ORDER BY seq", [&](sqlite3_stmt* s) {
+    AuditRecord a;
+    a.seq = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    a.time_s = sqlite3_column_double(s, 1);
+    a.identity = ColumnText(s, 2);
+    a.tenant = ColumnText(s, 3);
+    a.method = ColumnText(s, 4);
+    a.object = ColumnText(s, 5);
+    a.code = ColumnText(s, 6);
+    a.message = ColumnText(s, 7);
+    snap.audit.push_back(std::move(a));
   });
   if (!st.ok()) return st;
   return snap;
@@ -286,6 +336,25 @@ absl::Status Store::Apply(const Batch& b) {
     sqlite3_bind_double(s, 5, e.created_s);
     sqlite3_bind_double(s, 6, e.updated_s);
     sqlite3_bind_int(s, 7, e.deleted ? 1 : 0);
+    if (absl::Status st = step(s); !st.ok()) return st;
+  }
+  for (const KvRecord& r : b.kv) {
+    sqlite3_stmt* s = r.deleted ? stmts_->del_kv : stmts_->put_kv;
+    BindText(s, 1, r.kind);
+    BindText(s, 2, r.key);
+    if (!r.deleted)
+      sqlite3_bind_blob(s, 3, r.value.data(), static_cast<int>(r.value.size()), SQLITE_TRANSIENT);
+    if (absl::Status st = step(s); !st.ok()) return st;
+  }
+  for (const AuditRecord& a : b.audit) {
+    sqlite3_stmt* s = stmts_->put_audit;
+    sqlite3_bind_double(s, 1, a.time_s);
+    BindText(s, 2, a.identity);
+    BindText(s, 3, a.tenant);
+    BindText(s, 4, a.method);
+    BindText(s, 5, a.object);
+    BindText(s, 6, a.code);
+    BindText(s, 7, a.message);
     if (absl::Status st = step(s); !st.ok()) return st;
   }
   return absl::OkStatus();

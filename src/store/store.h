@@ -1,4 +1,6 @@
 // Store: the controller's durable state in SQLite (WAL, synchronous=FULL).
+// The database file (and its WAL) is created 0600: it holds token hashes
+// and sealed secrets.
 //
 // Records are whole rows (jobs, replicas, nodes, meta) written by upsert.
 // Writes are queued with Enqueue() and committed by one writer thread in
@@ -78,7 +80,31 @@ struct EndpointRecord {
   bool deleted = false;
 };
 
+// A record of the identity and secrets registry (controller/identity.h):
+// users, tokens, join tokens and sealed secrets, by kind and key. The value
+// is opaque to the store (JSON, or a sealed secret's bytes).
+struct KvRecord {
+  std::string kind;  // "user", "token", "secret", ...
+  std::string key;
+  std::string value;
+  bool deleted = false;  // in a Batch: remove the row
+};
+
+// One line of the audit trail: who did what, to what, and how it ended.
+struct AuditRecord {
+  uint64_t seq = 0;  // assigned by the store when loaded (row order)
+  double time_s = 0;
+  std::string identity;  // "user:alice", "node:n1", "anonymous"
+  std::string tenant;    // the tenant the call touched ("" for cluster objects)
+  std::string method;    // "JobService/Cancel"
+  std::string object;    // "job 12", "node n1", "user bob"
+  std::string code;      // "OK", "PERMISSION_DENIED", ...
+  std::string message;   // why it was denied or failed (no secrets)
+};
+
 struct Batch {
+  std::vector<KvRecord> kv;
+  std::vector<AuditRecord> audit;
   std::vector<EndpointRecord> endpoints;
   std::vector<JobRecord> jobs;
   std::vector<ReplicaRecord> replicas;
@@ -86,7 +112,7 @@ struct Batch {
   std::vector<uint64_t> delete_replicas_of;  // job ids whose replica rows are removed first
   bool empty() const {
     return jobs.empty() && replicas.empty() && nodes.empty() && delete_replicas_of.empty() &&
-           endpoints.empty();
+           endpoints.empty() && kv.empty() && audit.empty();
   }
 };
 
@@ -95,6 +121,8 @@ struct Snapshot {
   std::vector<ReplicaRecord> replicas;  // by (job, index)
   std::vector<NodeRecord> nodes;        // by name
   std::vector<EndpointRecord> endpoints;  // by name
+  std::vector<KvRecord> kv;               // by (kind, key)
+  std::vector<AuditRecord> audit;         // oldest first
 };
 
 struct StoreOptions {
