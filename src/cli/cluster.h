@@ -165,6 +165,7 @@ struct GatewayArgs {
   std::string token_file;              // bearer token for --upstream's endpoint
   std::string controller;              // learn endpoints from the controller instead
   std::string controller_token_file;
+  std::string controller_ca_file;      // the cluster CA (default: --data-dir's)
   std::string data_dir;                // or find the controller here (meridian dev)
   std::string policy = "least_request";
   std::vector<std::string> policy_options;  // KEY=VALUE

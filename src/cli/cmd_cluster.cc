@@ -568,6 +568,27 @@ int RunDev(const DevArgs& a) {
     return kExitError;
   }
   auto identity = v1::IdentityService::NewStub(rpc::Connect(*addr, admin.security));
+  // The demo's gateway holds a `gateway` service account's token (it reads
+  // endpoints and their client tokens, reports load), not the admin's.
+  if (!fs::exists(data_dir + "/gateway.token")) {
+    grpc::ClientContext uctx;
+    rpc::Prepare(&uctx, *token, 10);
+    v1::CreateUserRequest ureq;
+    ureq.set_name("gateway");
+    ureq.set_service_account(true);
+    ureq.add_roles("gateway");
+    v1::User user;
+    grpc::Status us = identity->CreateUser(&uctx, ureq, &user);
+    grpc::ClientContext tctx;
+    rpc::Prepare(&tctx, *token, 10);
+    v1::CreateTokenRequest treq;
+    treq.set_user("gateway");
+    treq.set_description("meridian dev's gateway");
+    v1::CreateTokenResponse tresp;
+    if ((us.ok() || us.error_code() == grpc::StatusCode::ALREADY_EXISTS) &&
+        identity->CreateToken(&tctx, treq, &tresp).ok())
+      (void)rpc::WriteFileAtomic(data_dir + "/gateway.token", tresp.secret() + "\n", 0600);
+  }
   // Each agent joins with a one-time token of its own (once: later starts
   // reuse the credential in its state dir).
   auto join_token = [&](const std::string& name) -> absl::StatusOr<std::string> {

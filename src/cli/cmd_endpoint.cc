@@ -210,8 +210,10 @@ int RunDemoEndpoint(const std::string& file, const std::string& text, const Clie
   fs::remove(addr_file);
   absl::StatusOr<Child> gw =
       SpawnSelf("gateway",
-                {"gateway", "--data-dir", client.data_dir, "--listen", "127.0.0.1:0",
-                 "--address-file", addr_file, "--sync-interval", "0.2"},
+                {"gateway", "--data-dir", client.data_dir, "--controller-token-file",
+                 fs::exists(client.data_dir + "/gateway.token") ? client.data_dir + "/gateway.token"
+                                                                 : client.data_dir + "/token",
+                 "--listen", "127.0.0.1:0", "--address-file", addr_file, "--sync-interval", "0.2"},
                 client.data_dir + "/logs/gateway.log");
   if (!gw.ok()) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(gw.status().message()).c_str());

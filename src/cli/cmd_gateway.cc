@@ -30,6 +30,7 @@ int FollowController(const GatewayArgs& a, serve::Gateway* g, sigset_t* set) {
   ClientConfig c;
   c.controller = a.controller;
   c.token_file = a.controller_token_file;
+  c.ca_file = a.controller_ca_file;
   c.data_dir = a.data_dir;
   if (absl::Status s = ResolveClient(&c); !s.ok()) {
     std::fprintf(stderr, "meridian gateway: %s\n", std::string(s.message()).c_str());

@@ -1235,6 +1235,9 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                  "Controller HOST:PORT: serve its endpoints, follow their replicas, report load");
   gw->add_option("--controller-token-file", ga.controller_token_file,
                  "Token for the controller (default: $MERIDIAN_TOKEN, or the --data-dir token)");
+  gw->add_option("--controller-ca-file", ga.controller_ca_file,
+                 "Cluster CA that checks the controller (default: $MERIDIAN_CA_FILE, or the "
+                 "--data-dir CA)");
   gw->add_option("--data-dir", ga.data_dir,
                  "Data dir of a running `meridian dev` or controller: serve its endpoints");
   gw->add_option("--policy", ga.policy,

@@ -171,7 +171,7 @@ TEST(CliGateway, BadFlagsGetClearErrors) {
 }
 
 TEST(CliEndpoint, MissingFileAndNoControllerAreClear) {
-  Result file = RunCli("endpoint apply -f /nonexistent/ep.yaml --controller 127.0.0.1:1 --token-file " +
+  Result file = RunCli("endpoint apply -f /nonexistent/ep.yaml --insecure --controller 127.0.0.1:1 --token-file " +
                        Fix("small-fleet.yaml"));
   EXPECT_EQ(file.rc, 1);
   EXPECT_THAT(file.out, HasSubstr("cannot read /nonexistent/ep.yaml"));

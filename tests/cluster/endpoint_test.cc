@@ -156,7 +156,7 @@ class EndpointTest : public ::testing::Test {
     ::setenv("MERIDIAN_TEST_CLUSTER", cluster_->root().c_str(), 1);
     for (const char* r : {"us-east", "eu-west", "ap-south"}) cluster_->StartAgent(r + std::string("-1"), r);
     ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 3; }, 30));
-    endpoints_ = v1::EndpointService::NewStub(rpc::Connect(cluster_->address()));
+    endpoints_ = v1::EndpointService::NewStub(rpc::Connect(cluster_->address(), cluster_->security()));
     // A model to serve.
     model_ = cluster_->root() + "/model-a";
     ASSERT_EQ(std::system(absl::StrCat(MERIDIAN_BINARY, " train --dataset synthetic --epochs 1 --quiet --save ",
@@ -203,7 +203,7 @@ class EndpointTest : public ::testing::Test {
   int StartGateway() {
     std::string addr_file = cluster_->root() + "/gateway.addr";
     cluster_->StartProcess(
-        "gateway", {"gateway", "--controller", cluster_->address(), "--controller-token-file",
+        "gateway", {"gateway", "--controller", cluster_->address(), "--controller-ca-file", cluster_->ca_file(), "--controller-token-file",
                     cluster_->root() + "/controller/token", "--listen", "127.0.0.1:0",
                     "--address-file", addr_file, "--health-interval", "0.2", "--sync-interval",
                     "0.2", "--region", "us-east"});
@@ -301,7 +301,7 @@ TEST_F(EndpointTest, ReplicasFollowDemand) {
   ASSERT_TRUE(WaitUntil([&] { return ReadyRegions(Get()).size() == 1; }, 60));
   std::string addr_file = cluster_->root() + "/gateway.addr";
   cluster_->StartProcess(
-      "gateway", {"gateway", "--controller", cluster_->address(), "--controller-token-file",
+      "gateway", {"gateway", "--controller", cluster_->address(), "--controller-ca-file", cluster_->ca_file(), "--controller-token-file",
                   cluster_->root() + "/controller/token", "--listen", "127.0.0.1:0",
                   "--address-file", addr_file, "--sync-interval", "0.2"});
   std::string addr;

@@ -91,20 +91,43 @@ class Cluster {
     address_ = addr;
     token_ = ReadText(root_ + "/controller/token");
     while (!token_.empty() && token_.back() == '\n') token_.pop_back();
-    channel_ = rpc::Connect(address_);
+    security_ = rpc::Security();
+    security_.ca_pem = ReadText(ca_file());
+    channel_ = rpc::Connect(address_, security_);
     jobs_ = v1::JobService::NewStub(channel_);
     nodes_ = v1::NodeService::NewStub(channel_);
   }
 
+  // The cluster CA (TLS is on in every cluster test) and a client's view of it.
+  std::string ca_file() const { return root_ + "/controller/tls/ca.crt"; }
+  const rpc::Security& security() const { return security_; }
+
+  // A one-time join token for `node`, in a file (admin's call).
+  std::string JoinTokenFile(const std::string& node) {
+    auto stub = v1::IdentityService::NewStub(channel_);
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::CreateJoinTokenRequest req;
+    req.set_node(node);
+    v1::CreateJoinTokenResponse resp;
+    grpc::Status st = stub->CreateJoinToken(&ctx, req, &resp);
+    std::string path = root_ + "/" + node + ".join";
+    std::ofstream(path) << (st.ok() ? resp.token() : std::string("failed: ") + st.error_message());
+    return path;
+  }
+
   // `gpus` other than "0": that many emulated GPUs of type "fake", devices "0".."N-1".
+  // The first start of a node joins with a one-time token; later starts
+  // reuse the credential in its state dir.
   void StartAgent(const std::string& name, const std::string& region, const std::string& cpu = "2",
                   const std::string& memory = "2Gi", bool limits = false,
                   const std::string& gpus = "0") {
+    std::string state = root_ + "/agents/" + name;
     std::vector<std::string> args = {"agent",
                                      "--controller",
                                      address_,
-                                     "--token-file",
-                                     root_ + "/controller/token",
+                                     "--ca-file",
+                                     ca_file(),
                                      "--name",
                                      name,
                                      "--region",
@@ -116,7 +139,11 @@ class Cluster {
                                      "--gpus",
                                      gpus,
                                      "--state-dir",
-                                     root_ + "/agents/" + name};
+                                     state};
+    if (!std::filesystem::exists(state + "/credentials/node.crt")) {
+      args.push_back("--join-token-file");
+      args.push_back(JoinTokenFile(name));
+    }
     if (!limits) args.push_back("--no-limits");
     if (gpus != "0") {
       args.push_back("--gpu-type");
@@ -237,6 +264,7 @@ class Cluster {
   std::string root_;
   std::string address_;
   std::string token_;
+  rpc::Security security_;
   std::map<std::string, int> procs_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
