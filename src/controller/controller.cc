@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "controller/validate.h"
 #include "core/check.h"
 
 namespace meridian::controller {
@@ -277,6 +278,12 @@ void Controller::Submit(const std::string& text, const std::string& filename, Su
   }
   std::string fname = filename.empty() ? "spec" : filename;
   absl::StatusOr<spec::JobSpec> spec = spec::ParseJobSpec(text, fname, fleet.get(), nullptr);
+  if (spec.ok()) {
+    if (absl::Status st =
+            CheckSharedPaths(options_.shared_dir, spec->tenant, spec->shared_paths, fname);
+        !st.ok())
+      spec = st;
+  }
   if (!spec.ok()) {
     done(spec.status());
     return;
@@ -451,7 +458,7 @@ absl::StatusOr<v1::Node> Controller::Cordon(const std::string& name, bool cordon
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = nodes_.find(name);
-    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", name, " not found"));
+    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
     NodeEntry& n = it->second;
     if (n.rec.cordoned != cordon) {
       n.rec.cordoned = cordon;
@@ -473,7 +480,7 @@ absl::StatusOr<v1::DrainResponse> Controller::Drain(const std::string& name) {
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = nodes_.find(name);
-    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", name, " not found"));
+    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
     NodeEntry& n = it->second;
     n.rec.cordoned = true;
     topology_dirty_ = true;

@@ -69,6 +69,11 @@ struct ControllerOptions {
   std::string address;       // controller address, given to replicas
   size_t max_events = 8192;  // Watch history kept in memory
   bool start_loop = true;    // false: the caller drives Tick() (tests)
+  // The cluster's shared directory (<shared>/<tenant>/PATH is what a spec's
+  // paths name). Set: Submit refuses a path that leads out of the tenant's
+  // directory through an existing symlink. Empty (default): no such check
+  // (the parser's lexical checks still apply).
+  std::string shared_dir;
 };
 
 // The host part of a node's address ("host:port", "[v6]:port"), where its

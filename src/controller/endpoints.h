@@ -72,6 +72,9 @@ struct EndpointManagerOptions {
   double load_stale_s = 5.0;          // gateway reports older than this are ignored
   std::string meridian = "meridian";  // program name in replica commands
   bool start_loop = true;             // false: the caller drives Tick() (tests)
+  // The cluster's shared directory: set, Apply refuses a `model` that leads
+  // out of <shared>/<tenant> through an existing symlink; empty: no check.
+  std::string shared_dir;
 };
 
 class EndpointManager {
@@ -90,7 +93,10 @@ class EndpointManager {
   std::vector<v1::Endpoint> List() const;
   // Marks the endpoint deleted; its replicas are stopped by the next passes.
   absl::StatusOr<v1::Endpoint> Delete(const std::string& name);
-  void ReportLoad(const v1::ReportLoadRequest& report);
+  // Records each named endpoint's requests in flight for `report.gateway`.
+  // INVALID_ARGUMENT, with nothing recorded, when any value is not a finite
+  // number in 0..kMaxInFlight (validate.h) or the gateway id is empty.
+  absl::Status ReportLoad(const v1::ReportLoadRequest& report);
 
   void Tick();  // one reconcile pass
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "controller/validate.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "meridian/v1/meridian.grpc.pb.h"
@@ -27,6 +28,10 @@ class JobServiceImpl final
   ServerUnaryReactor* Submit(CallbackServerContext* ctx, const v1::SubmitJobRequest* req,
                              v1::SubmitJobResponse* resp) override {
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (auto st = ValidateRequest(*req); !st.ok()) {
+      reactor->Finish(rpc::ToGrpc(st));
+      return reactor;
+    }
     if (req->spec().empty()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "spec: empty document"));
       return reactor;
@@ -43,6 +48,7 @@ class JobServiceImpl final
   }
 
   grpc::Status Get(ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     absl::StatusOr<v1::Job> j = c_->GetJob(req->id());
     if (!j.ok()) return rpc::ToGrpc(j.status());
     *resp = *std::move(j);
@@ -51,12 +57,14 @@ class JobServiceImpl final
 
   grpc::Status List(ServerContext*, const v1::ListJobsRequest* req,
                     v1::ListJobsResponse* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     std::set<int> states(req->states().begin(), req->states().end());
     for (v1::Job& j : c_->ListJobs(states, req->limit())) *resp->add_jobs() = std::move(j);
     return grpc::Status::OK;
   }
 
   grpc::Status Cancel(ServerContext*, const v1::CancelJobRequest* req, v1::Job* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     absl::StatusOr<v1::Job> j = c_->Cancel(req->id());
     if (!j.ok()) return rpc::ToGrpc(j.status());
     *resp = *std::move(j);
@@ -65,6 +73,7 @@ class JobServiceImpl final
 
   grpc::Status Watch(ServerContext* ctx, const v1::WatchJobsRequest* req,
                      grpc::ServerWriter<v1::JobEvent>* writer) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     if (req->id() != 0) {
       absl::StatusOr<v1::Job> j = c_->GetJob(req->id());
       if (!j.ok()) return rpc::ToGrpc(j.status());
@@ -86,10 +95,11 @@ class JobServiceImpl final
 
   grpc::Status Logs(ServerContext* ctx, const v1::LogsRequest* req,
                     grpc::ServerWriter<v1::LogChunk>* writer) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     std::string stream = req->stream().empty() ? "stdout" : req->stream();
     if (stream != "stdout" && stream != "stderr")
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("stream: expected stdout or stderr, got '", stream, "'"));
+                          absl::StrCat("stream: expected stdout or stderr, got ", QuoteInput(stream)));
     absl::StatusOr<std::pair<std::string, std::string>> src =
         c_->LogSource(req->id(), req->replica());
     if (!src.ok()) return rpc::ToGrpc(src.status());
@@ -149,6 +159,7 @@ class NodeServiceImpl final : public v1::NodeService::Service {
     return grpc::Status::OK;
   }
   grpc::Status Cordon(ServerContext*, const v1::CordonRequest* req, v1::Node* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     absl::StatusOr<v1::Node> n = c_->Cordon(req->name(), !req->uncordon());
     if (!n.ok()) return rpc::ToGrpc(n.status());
     *resp = *std::move(n);
@@ -156,6 +167,7 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   }
   grpc::Status Drain(ServerContext*, const v1::DrainRequest* req,
                      v1::DrainResponse* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     absl::StatusOr<v1::DrainResponse> r = c_->Drain(req->name());
     if (!r.ok()) return rpc::ToGrpc(r.status());
     *resp = *std::move(r);
@@ -184,11 +196,13 @@ class EndpointServiceImpl final : public v1::EndpointService::Service {
   explicit EndpointServiceImpl(EndpointManager* m) : m_(m) {}
   grpc::Status Apply(ServerContext*, const v1::ApplyEndpointRequest* req,
                      v1::Endpoint* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     if (req->spec().empty())
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "spec: empty document");
     return Answer(m_->Apply(req->spec(), req->filename()), resp);
   }
   grpc::Status Get(ServerContext*, const v1::GetEndpointRequest* req, v1::Endpoint* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     return Answer(m_->Get(req->name()), resp);
   }
   grpc::Status List(ServerContext*, const v1::ListEndpointsRequest*,
@@ -198,12 +212,12 @@ class EndpointServiceImpl final : public v1::EndpointService::Service {
   }
   grpc::Status Delete(ServerContext*, const v1::DeleteEndpointRequest* req,
                       v1::Endpoint* resp) override {
+    if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     return Answer(m_->Delete(req->name()), resp);
   }
   grpc::Status ReportLoad(ServerContext*, const v1::ReportLoadRequest* req,
                           v1::ReportLoadResponse*) override {
-    m_->ReportLoad(*req);
-    return grpc::Status::OK;
+    return rpc::ToGrpc(m_->ReportLoad(*req));  // validates the whole report
   }
 
  private:
