@@ -47,7 +47,7 @@ bool RangeOf(const FieldDescriptor& f, NumberRange* r) {
   return false;
 }
 
-absl::Status Bad(const std::string& field, std::string_view why) {
+absl::Status Bad(const std::string& field, const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
 }
 
@@ -147,7 +147,7 @@ absl::Status CheckSharedPaths(std::string_view shared_dir, std::string_view tena
         file, ":", p.line, ":", p.column, ": ", p.field, ": ", QuoteInput(p.path, 64),
         " leads out of the tenant's shared directory through a symlink"));
   };
-  const std::string base = absl::StrCat(root, "/", tenant);
+  const std::string base = absl::StrCat(root, "/", std::string(tenant));
   struct stat st;
   if (::lstat(base.c_str(), &st) != 0) {
     if (errno == ENOENT) return absl::OkStatus();  // no tenant directory: nothing to follow
@@ -161,7 +161,7 @@ absl::Status CheckSharedPaths(std::string_view shared_dir, std::string_view tena
   for (const spec::SharedPath& p : paths) {
     // The longest prefix that exists (lstat: a dangling symlink exists too).
     std::string at = base;
-    for (std::string_view part : absl::StrSplit(p.path, '/')) {
+    for (absl::string_view part : absl::StrSplit(p.path, '/')) {
       if (part.empty() || part == ".") continue;
       std::string next = absl::StrCat(at, "/", part);
       if (::lstat(next.c_str(), &st) != 0) break;
