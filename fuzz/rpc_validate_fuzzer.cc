@@ -29,7 +29,8 @@ using google::protobuf::Message;
 const std::vector<const Message*>& RequestPrototypes() {
   static const std::vector<const Message*>* out = [] {
     auto* v = new std::vector<const Message*>();
-    const google::protobuf::FileDescriptor* file = meridian::v1::SubmitJobRequest::descriptor()->file();
+    const google::protobuf::FileDescriptor* file =
+        meridian::v1::SubmitJobRequest::descriptor()->file();
     std::vector<const Descriptor*> seen;
     for (int s = 0; s < file->service_count(); ++s) {
       for (int m = 0; m < file->service(s)->method_count(); ++m) {

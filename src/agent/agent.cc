@@ -147,19 +147,19 @@ class LogService final : public v1::AgentLogService::Service {
   grpc::Status Open(const std::string& key, const std::string& stream, int* dir_fd, int* fd) {
     const std::string log = absl::StrCat(stream, ".log");
     auto refused = [&](const std::string& what) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("the ", stream, " log of run ", key, " is not served: ",
-                                       what));
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("the ", stream, " log of run ", key, " is not served: ", what));
     };
     *dir_fd = ::open(absl::StrCat(runs_dir_, "/", key).c_str(),
                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (*dir_fd < 0) {
       if (errno == ENOENT)
         return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no run ", key, " yet"));
-      return refused(errno == ELOOP || errno == ENOTDIR
-                         ? "its run directory is a symbolic link or not a directory"
-                         : absl::StrCat("its run directory cannot be opened: ",
-                                        std::strerror(errno)));
+      return refused(
+          errno == ELOOP || errno == ENOTDIR
+              ? "its run directory is a symbolic link or not a directory"
+              : absl::StrCat("its run directory cannot be opened: ", std::strerror(errno)));
     }
     // O_NONBLOCK: a FIFO planted in place of the log must not block the open.
     *fd = ::openat(*dir_fd, log.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -167,8 +167,8 @@ class LogService final : public v1::AgentLogService::Service {
     grpc::Status st = grpc::Status::OK;
     struct stat sb;
     if (*fd < 0) {
-      st = err == ENOENT ? grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                        absl::StrCat("no ", stream, " log for run ", key, " yet"))
+      st = err == ENOENT  ? grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                         absl::StrCat("no ", stream, " log for run ", key, " yet"))
            : err == ELOOP ? refused(absl::StrCat(log, " is a symbolic link"))
                           : refused(absl::StrCat(log, " cannot be opened: ", std::strerror(err)));
     } else if (::fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

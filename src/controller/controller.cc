@@ -458,7 +458,8 @@ absl::StatusOr<v1::Node> Controller::Cordon(const std::string& name, bool cordon
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = nodes_.find(name);
-    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
+    if (it == nodes_.end())
+      return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
     NodeEntry& n = it->second;
     if (n.rec.cordoned != cordon) {
       n.rec.cordoned = cordon;
@@ -480,7 +481,8 @@ absl::StatusOr<v1::DrainResponse> Controller::Drain(const std::string& name) {
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = nodes_.find(name);
-    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
+    if (it == nodes_.end())
+      return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
     NodeEntry& n = it->second;
     n.rec.cordoned = true;
     topology_dirty_ = true;

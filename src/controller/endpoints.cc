@@ -179,8 +179,10 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Get(const std::string& name) const
     std::vector<std::string> names;
     for (const auto& [n, e] : endpoints_) names.push_back(n);
     constexpr size_t kShow = 20;
-    std::string shown = names.empty() ? "none" : absl::StrJoin(names.begin(),
-                                                               names.begin() + std::min(names.size(), kShow), ", ");
+    std::string shown =
+        names.empty()
+            ? "none"
+            : absl::StrJoin(names.begin(), names.begin() + std::min(names.size(), kShow), ", ");
     if (names.size() > kShow) absl::StrAppend(&shown, ", ... (", names.size() - kShow, " more)");
     return absl::NotFoundError(
         absl::StrCat("endpoint ", QuoteInput(name), " not found; endpoints: ", shown));
@@ -223,8 +225,8 @@ absl::Status EndpointManager::ReportLoad(const v1::ReportLoadRequest& report) {
   for (int i = 0; i < report.loads_size(); ++i) {
     double v = report.loads(i).in_flight();
     if (!std::isfinite(v) || v < 0 || v > kMaxInFlight)  // ValidateRequest says so; kept local
-      return absl::InvalidArgumentError(absl::StrCat("loads[", i, "].in_flight: must be in [0, ",
-                                                     kMaxInFlight, "], got ", v));
+      return absl::InvalidArgumentError(
+          absl::StrCat("loads[", i, "].in_flight: must be in [0, ", kMaxInFlight, "], got ", v));
   }
   std::lock_guard<std::mutex> l(mu_);
   double now = clock_->NowSeconds();

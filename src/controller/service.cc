@@ -98,8 +98,9 @@ class JobServiceImpl final
     if (auto st = ValidateRequest(*req); !st.ok()) return rpc::ToGrpc(st);
     std::string stream = req->stream().empty() ? "stdout" : req->stream();
     if (stream != "stdout" && stream != "stderr")
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("stream: expected stdout or stderr, got ", QuoteInput(stream)));
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("stream: expected stdout or stderr, got ", QuoteInput(stream)));
     absl::StatusOr<std::pair<std::string, std::string>> src =
         c_->LogSource(req->id(), req->replica());
     if (!src.ok()) return rpc::ToGrpc(src.status());

@@ -58,8 +58,7 @@ absl::Status CheckText(const FieldDescriptor& f, const std::string& field, const
     return Bad(field, absl::StrCat("longer than ", limit, " bytes, got ", QuoteInput(v, 64)));
   size_t bad = 0;
   if (!spec::IsValidUtf8(v, &bad))
-    return Bad(field,
-               absl::StrCat("not valid UTF-8 (byte ", bad, "), got ", QuoteInput(v, 64)));
+    return Bad(field, absl::StrCat("not valid UTF-8 (byte ", bad, "), got ", QuoteInput(v, 64)));
   if (v.find('\0') != std::string::npos)
     return Bad(field, absl::StrCat("contains a NUL byte, got ", QuoteInput(v, 64)));
   return absl::OkStatus();
@@ -90,8 +89,7 @@ absl::Status CheckValue(const Message& m, const Reflection& r, const FieldDescri
     case FieldDescriptor::CPPTYPE_FLOAT:
       return CheckNumber(f, field, rep ? r.GetRepeatedFloat(m, &f, index) : r.GetFloat(m, &f));
     case FieldDescriptor::CPPTYPE_MESSAGE:
-      return Walk(rep ? r.GetRepeatedMessage(m, &f, index) : r.GetMessage(m, &f), field,
-                  depth + 1);
+      return Walk(rep ? r.GetRepeatedMessage(m, &f, index) : r.GetMessage(m, &f), field, depth + 1);
     default:
       return absl::OkStatus();  // integers, bools, enums: handlers check their ranges
   }
@@ -143,9 +141,9 @@ absl::Status CheckSharedPaths(std::string_view shared_dir, std::string_view tena
   if (root.empty()) return absl::OkStatus();  // nothing on disk yet, so no symlink either
   std::string file = filename.empty() ? "spec" : std::string(filename);
   auto refuse = [&](const spec::SharedPath& p) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file, ":", p.line, ":", p.column, ": ", p.field, ": ", QuoteInput(p.path, 64),
-        " leads out of the tenant's shared directory through a symlink"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ":", p.line, ":", p.column, ": ", p.field, ": ", QuoteInput(p.path, 64),
+                     " leads out of the tenant's shared directory through a symlink"));
   };
   const std::string base = absl::StrCat(root, "/", std::string(tenant));
   struct stat st;

@@ -681,8 +681,8 @@ std::optional<std::string> ReadSharedPath(DiagnosticSink* s, const YAML::Node& n
   }
   if (out != nullptr) {
     const YAML::Mark m = n.Mark();
-    out->push_back(SharedPath{path, *v, m.line < 0 ? 0 : m.line + 1,
-                              m.column < 0 ? 0 : m.column + 1});
+    out->push_back(
+        SharedPath{path, *v, m.line < 0 ? 0 : m.line + 1, m.column < 0 ? 0 : m.column + 1});
   }
   return v;
 }
@@ -725,8 +725,8 @@ void CheckKind(MapReader* top, absl::string_view expected) {
   if (k == "fleet" || k == "workload" || k == "job" || k == "training" || k == "endpoint") {
     top->Error("kind", absl::StrCat("this is a ", k, " document; expected kind '", expected, "'"));
   } else {
-    top->Error("kind", absl::StrCat("unknown kind ", QuoteInput(*kind, 64), "; expected '",
-                                    expected, "'"));
+    top->Error("kind",
+               absl::StrCat("unknown kind ", QuoteInput(*kind, 64), "; expected '", expected, "'"));
   }
 }
 

@@ -35,13 +35,11 @@ absl::StatusOr<EndpointSpec> ParseEndpointSpec(std::string_view text, std::strin
         spec.tenant = internal::ReadTenant(&sink, *t, m.Path("tenant")).value_or(spec.tenant);
       // The model is a file in the tenant's shared directory.
       if (std::optional<YAML::Node> model = m.Get("model", Need::kRequired))
-        spec.model =
-            internal::ReadSharedPath(&sink, *model, m.Path("model"), &spec.shared_paths)
-                .value_or("");
+        spec.model = internal::ReadSharedPath(&sink, *model, m.Path("model"), &spec.shared_paths)
+                         .value_or("");
       if (std::optional<YAML::Node> token = m.Get("token", Need::kOptional)) {
         if (token->IsMap()) {  // token: {secret: NAME}
-          spec.token_secret =
-              internal::ReadSecretRef(&sink, *token, m.Path("token")).value_or("");
+          spec.token_secret = internal::ReadSecretRef(&sink, *token, m.Path("token")).value_or("");
         } else {
           spec.token = internal::ReadString(&sink, *token, m.Path("token")).value_or("");
         }

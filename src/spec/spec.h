@@ -95,7 +95,7 @@ struct JobSpec {
   Job job;
   std::string tenant = "default";
   std::vector<std::string> command;
-  std::vector<std::pair<std::string, std::string>> env;  // plain values
+  std::vector<std::pair<std::string, std::string>> env;         // plain values
   std::vector<std::pair<std::string, std::string>> secret_env;  // (VAR, secret name)
   // The paths of a training job's block, in the order written.
   std::vector<SharedPath> shared_paths;
@@ -133,7 +133,7 @@ struct EndpointSpec {
   std::string tenant = "default";
   std::string model;
   std::string token;
-  std::string token_secret;  // `token: {secret: NAME}`: the secret's name (token empty)
+  std::string token_secret;              // `token: {secret: NAME}`: the secret's name (token empty)
   std::vector<SharedPath> shared_paths;  // `model`
   int32_t min_replicas = 1, max_replicas = 1;
   int64_t cpu_milli = 500, memory_mib = 256;

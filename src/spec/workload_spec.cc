@@ -70,15 +70,16 @@ class WorkloadParser {
 bool IsEnvName(const std::string& key) {
   bool valid = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
   for (char c : key)
-    valid &= (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-              (c >= '0' && c <= '9'));
+    valid &=
+        (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
   return valid;
 }
 
 bool WorkloadParser::CheckRunText(const YAML::Node& n, const std::string& path,
                                   const std::string& text) {
   if (text.find('\0') != std::string::npos) {
-    sink_->Add(n.Mark(), path, "contains a NUL byte, which no program argument or variable can hold");
+    sink_->Add(n.Mark(), path,
+               "contains a NUL byte, which no program argument or variable can hold");
     return false;
   }
   if (text.size() > kMaxArgBytes) {
@@ -141,8 +142,8 @@ void WorkloadParser::ParsePriorityClasses(const YAML::Node& seq) {
     if (!name || !value) continue;
     auto [it, inserted] = class_lines_.emplace(*name, m.node().Mark().line + 1);
     if (!inserted) {
-      m.Error("name", absl::StrCat("duplicate priority class ", QuoteInput(*name, 64), " (first at line ",
-                                   it->second, ")"));
+      m.Error("name", absl::StrCat("duplicate priority class ", QuoteInput(*name, 64),
+                                   " (first at line ", it->second, ")"));
       continue;
     }
     workload_.priority_classes.push_back(PriorityClass{*name, static_cast<int32_t>(*value)});
@@ -199,8 +200,8 @@ void WorkloadParser::ParseTenants(const YAML::Node& seq) {
     if (!ok) continue;
     auto [it, inserted] = lines.emplace(*name, m.node().Mark().line + 1);
     if (!inserted) {
-      m.Error("name",
-              absl::StrCat("duplicate tenant ", QuoteInput(*name, 64), " (first at line ", it->second, ")"));
+      m.Error("name", absl::StrCat("duplicate tenant ", QuoteInput(*name, 64), " (first at line ",
+                                   it->second, ")"));
       continue;
     }
     t.name = *name;
@@ -299,7 +300,8 @@ bool WorkloadParser::ParseGpuTypes(MapReader& job, std::vector<GpuChoice>* out) 
       continue;
     }
     if (std::find(seen.begin(), seen.end(), *type) != seen.end()) {
-      sink_->Add(item.Mark(), item_path, absl::StrCat("GPU type ", QuoteInput(*type, 64), " listed twice"));
+      sink_->Add(item.Mark(), item_path,
+                 absl::StrCat("GPU type ", QuoteInput(*type, 64), " listed twice"));
       ok = false;
       continue;
     }
@@ -578,8 +580,7 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
           continue;
         }
         if (kv.second.IsMap()) {  // NAME: {secret: SECRET}
-          std::optional<std::string> secret =
-              internal::ReadSecretRef(sink_, kv.second, item_path);
+          std::optional<std::string> secret = internal::ReadSecretRef(sink_, kv.second, item_path);
           if (!secret) {
             ok = false;
             continue;
@@ -670,7 +671,8 @@ bool WorkloadParser::ParseTraining(MapReader& top, JobSpec* spec) {
       return;
     }
     if (std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
-      t.Error(key, absl::StrCat(QuoteInput(*v, 64), " is not one of ", absl::StrJoin(allowed, ", ")));
+      t.Error(key,
+              absl::StrCat(QuoteInput(*v, 64), " is not one of ", absl::StrJoin(allowed, ", ")));
       ok = false;
       return;
     }
@@ -767,8 +769,8 @@ void WorkloadParser::ParseJobs(const YAML::Node& seq) {
     if (name) {
       auto [it, inserted] = lines.emplace(*name, m.node().Mark().line + 1);
       if (!inserted) {
-        m.Error("name",
-                absl::StrCat("duplicate job name ", QuoteInput(*name, 64), " (first at line ", it->second, ")"));
+        m.Error("name", absl::StrCat("duplicate job name ", QuoteInput(*name, 64),
+                                     " (first at line ", it->second, ")"));
         name.reset();
       }
     }

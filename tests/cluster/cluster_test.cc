@@ -672,7 +672,8 @@ TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
   // `meridian dev --wan-rtt-ms`.
   ::setenv("MERIDIAN_WAN_RTT_MS", "2", 1);
   // Checkpoints go to the replicas' shared directory (a spec's paths are relative to it).
-  std::string shared = (fs::path(::testing::TempDir()) / absl::StrCat("shared-", ::getpid())).string();
+  std::string shared =
+      (fs::path(::testing::TempDir()) / absl::StrCat("shared-", ::getpid())).string();
   fs::create_directories(shared);
   ::setenv("MERIDIAN_SHARED_DIR", shared.c_str(), 1);
   StartCluster(2, {"east", "west"});

@@ -163,8 +163,10 @@ class EndpointTest : public ::testing::Test {
     endpoints_ = v1::EndpointService::NewStub(rpc::Connect(cluster_->address()));
     // A model to serve.
     model_ = "model-a";
-    ASSERT_EQ(std::system(absl::StrCat(MERIDIAN_BINARY, " train --dataset synthetic --epochs 1 --quiet --save ",
-                                       shared_, "/", model_, " > /dev/null").c_str()),
+    ASSERT_EQ(std::system(absl::StrCat(MERIDIAN_BINARY,
+                                       " train --dataset synthetic --epochs 1 --quiet --save ",
+                                       shared_, "/", model_, " > /dev/null")
+                              .c_str()),
               0);
   }
   void TearDown() override {

@@ -229,9 +229,9 @@ TEST_F(EndpointPlacementTest, ReportLoadRefusesValuesThatAreNotFiniteAndSane) {
   ASSERT_TRUE(report(12).ok());
   em_->Tick();
   ASSERT_EQ(em_->Get("digits")->desired_replicas(), 3);  // ceil(12 / 4)
-  for (double bad : {std::numeric_limits<double>::infinity(),
-                     -std::numeric_limits<double>::infinity(),
-                     std::numeric_limits<double>::quiet_NaN(), -1.0, 1e300}) {
+  for (double bad :
+       {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+        std::numeric_limits<double>::quiet_NaN(), -1.0, 1e300}) {
     absl::Status st = report(bad);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(st.message()), HasSubstr("loads[0].in_flight")) << bad;

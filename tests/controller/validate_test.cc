@@ -79,9 +79,9 @@ TEST(ValidateRequestTest, TextMustBeUtf8WithoutNulAndWithinItsLimit) {
 }
 
 TEST(ValidateRequestTest, NumbersMustBeFiniteAndInRangeAndNestedFieldsAreNamed) {
-  for (double bad : {std::numeric_limits<double>::quiet_NaN(),
-                     std::numeric_limits<double>::infinity(),
-                     -std::numeric_limits<double>::infinity(), -1.0, 2e9}) {
+  for (double bad :
+       {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+        -std::numeric_limits<double>::infinity(), -1.0, 2e9}) {
     v1::ReportLoadRequest load;
     load.set_gateway("gw");
     load.add_loads()->set_in_flight(1);
@@ -131,12 +131,12 @@ class SharedPathsTest : public ::testing::Test {
 };
 
 TEST_F(SharedPathsTest, PathsInsideTheTenantsDirectoryPass) {
-  EXPECT_TRUE(Check("models/m.model").ok());            // parent exists
-  EXPECT_TRUE(Check("new/dir/m.model").ok());           // nothing exists yet
+  EXPECT_TRUE(Check("models/m.model").ok());   // parent exists
+  EXPECT_TRUE(Check("new/dir/m.model").ok());  // nothing exists yet
   EXPECT_TRUE(Check("./models//m").ok());
-  EXPECT_TRUE(Check("m", "carol").ok());                // no tenant directory yet
+  EXPECT_TRUE(Check("m", "carol").ok());  // no tenant directory yet
   fs::create_directory_symlink(shared() + "/alice/models", shared() + "/alice/latest");
-  EXPECT_TRUE(Check("latest/m.model").ok());            // a link that stays inside
+  EXPECT_TRUE(Check("latest/m.model").ok());  // a link that stays inside
   EXPECT_TRUE(CheckSharedPaths("", "alice", {spec::SharedPath{"x", "y"}}, "f").ok());  // no dir
   EXPECT_TRUE(CheckSharedPaths(root_ + "/nope", "alice", {spec::SharedPath{"x", "y"}}, "f").ok());
 }
@@ -280,9 +280,9 @@ TEST_F(SharedDirTest, SubmitRefusesAPathThatLeadsOutThroughASymlink) {
   auto submit = [&](const std::string& save) {
     std::promise<absl::StatusOr<v1::Job>> p;
     ctl_->Submit(absl::StrCat("kind: training\nname: t\nshape: {cpu: 1, memory: 1Gi}\ntraining:\n"
-                          "  save: ",
-                          save, "\n"),
-             "t.yaml", [&](absl::StatusOr<v1::Job> j) { p.set_value(std::move(j)); });
+                              "  save: ",
+                              save, "\n"),
+                 "t.yaml", [&](absl::StatusOr<v1::Job> j) { p.set_value(std::move(j)); });
     return p.get_future().get();
   };
   absl::StatusOr<v1::Job> j = submit("models/m.model");
@@ -305,8 +305,7 @@ TEST_F(SharedDirTest, ApplyRefusesAModelThatLeadsOutThroughASymlink) {
   eo.shared_dir = shared;
   EndpointManager em(eo, ctl_.get(), store_.get(), &clock_);
   ASSERT_TRUE(em.Start().ok());
-  absl::StatusOr<v1::Endpoint> e =
-      em.Apply("kind: endpoint\nname: e\nmodel: m.model\n", "e.yaml");
+  absl::StatusOr<v1::Endpoint> e = em.Apply("kind: endpoint\nname: e\nmodel: m.model\n", "e.yaml");
   EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(e.status()), StartsWith("e.yaml:3:8: model: 'm.model' leads out"));
   e = em.Apply("kind: endpoint\nname: e\nmodel: /etc/shadow\n", "e.yaml");

@@ -41,7 +41,8 @@ const std::string kJob = "kind: job\nname: x\nshape: {cpu: 1, memory: 1Gi}\n";
 // ---- paths
 
 TEST(SpecPathsTest, TheExamplesPathsStayValidAndAreListed) {
-  absl::StatusOr<std::string> text = ReadFile(testing_util::SourceDir() + "/examples/cluster/06-train.yaml");
+  absl::StatusOr<std::string> text =
+      ReadFile(testing_util::SourceDir() + "/examples/cluster/06-train.yaml");
   ASSERT_TRUE(text.ok()) << text.status();
   absl::StatusOr<JobSpec> j = ParseJobSpec(*text, "06-train.yaml", nullptr, nullptr);
   ASSERT_TRUE(j.ok()) << j.status();
@@ -115,11 +116,12 @@ TEST(SpecPathsTest, ATenantMustBeUsableAsADirectoryName) {
   for (const char* bad : {"..", ".", "a/b", "../x"}) {
     EXPECT_DIAG(JobDiags(kJob + "command: [x]\ntenant: \"" + bad + "\"\n"), 5, 9, "tenant",
                 "directory name");
-    EXPECT_DIAG(EndpointDiags(std::string("kind: endpoint\nname: e\nmodel: m\ntenant: \"") + bad +
-                              "\"\n"),
-                4, 9, "tenant", "directory name");
+    EXPECT_DIAG(
+        EndpointDiags(std::string("kind: endpoint\nname: e\nmodel: m\ntenant: \"") + bad + "\"\n"),
+        4, 9, "tenant", "directory name");
   }
-  EXPECT_TRUE(ParseJobSpec(kJob + "command: [x]\ntenant: team-a.b_c\n", "j", nullptr, nullptr).ok());
+  EXPECT_TRUE(
+      ParseJobSpec(kJob + "command: [x]\ntenant: team-a.b_c\n", "j", nullptr, nullptr).ok());
 }
 
 // ---- command and env
@@ -218,9 +220,9 @@ TEST(QuoteInputTest, ControlCharactersAndBadUtf8AreEscaped) {
   EXPECT_EQ(QuoteInput(std::string("a\0b\n\t\r\x1b[2J\x7f", 11)), "'a\\0b\\n\\t\\r\\x1B[2J\\x7F'");
   EXPECT_EQ(QuoteInput("it's a\\b"), "'it\\'s a\\\\b'");
   EXPECT_EQ(QuoteInput("a\xFF\xC3"), "'a\\xFF\\xC3'");
-  EXPECT_EQ(QuoteInput("\xC0\xAF"), "'\\xC0\\xAF'");  // overlong '/'
+  EXPECT_EQ(QuoteInput("\xC0\xAF"), "'\\xC0\\xAF'");         // overlong '/'
   EXPECT_EQ(QuoteInput("x\xE2\x80\xAEy"), "'x\\u{202E}y'");  // right-to-left override
-  EXPECT_EQ(QuoteInput("\xC2\x85"), "'\\u{0085}'");  // C1 control
+  EXPECT_EQ(QuoteInput("\xC2\x85"), "'\\u{0085}'");          // C1 control
 }
 
 TEST(QuoteInputTest, LongTextIsCutAtACharacterBoundaryAndSaysItsSize) {
@@ -236,9 +238,9 @@ TEST(QuoteInputTest, Utf8Validation) {
   EXPECT_TRUE(IsValidUtf8("plain \xC3\xA9 \xF0\x9F\x98\x80"));
   EXPECT_FALSE(IsValidUtf8("ab\xFF", &at));
   EXPECT_EQ(at, 2u);
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));  // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // a surrogate
   EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));  // cut short
+  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));          // cut short
 }
 
 TEST(QuoteInputTest, SpecErrorsQuoteHugeOrHostileValuesBriefly) {
