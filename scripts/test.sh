@@ -24,4 +24,13 @@ build-fuzz/fuzz/spec_fuzzer -max_total_time="${MERIDIAN_FUZZ_SECONDS:-30}" -max_
 tail -n 5 "$corpus.log"
 rm -f "$corpus.log"
 rm -rf "$corpus"
+
+echo "== fuzz the RPC request validator (${MERIDIAN_RPC_FUZZ_SECONDS:-15}s) =="
+corpus=$(mktemp -d)
+build-fuzz/fuzz/rpc_validate_fuzzer -max_total_time="${MERIDIAN_RPC_FUZZ_SECONDS:-15}" \
+  -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 "$corpus" fuzz/rpc-corpus \
+  > "$corpus.log" 2>&1 || { tail -n 40 "$corpus.log"; echo "fuzzer found a crash"; exit 1; }
+tail -n 5 "$corpus.log"
+rm -f "$corpus.log"
+rm -rf "$corpus"
 echo "all tests passed"

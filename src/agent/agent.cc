@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <set>
@@ -77,7 +79,12 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Serves run logs from the driver's directories.
+// Serves run logs from the driver's directories. A run's directory is
+// writable by its workload, which may replace its log with a symlink (or a
+// hard link, a FIFO, a directory) to something it wants the agent to read:
+// the run directory and the log are opened without following symlinks
+// (O_NOFOLLOW, then openat from the directory), and the log must be a
+// regular file with one link; anything else fails FAILED_PRECONDITION.
 class LogService final : public v1::AgentLogService::Service {
  public:
   explicit LogService(std::string runs_dir) : runs_dir_(std::move(runs_dir)) {}
@@ -89,14 +96,14 @@ class LogService final : public v1::AgentLogService::Service {
     std::string stream = req->stream().empty() ? "stdout" : req->stream();
     if (stream != "stdout" && stream != "stderr")
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "stream: stdout or stderr");
-    std::string dir = absl::StrCat(runs_dir_, "/", req->key());
-    std::string path = absl::StrCat(dir, "/", stream, ".log");
-    int fd = -1;
+    int dir_fd = -1, fd = -1;
     double give_up = Now() + 10;  // a just-assigned run may not have started yet
-    while ((fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
-      if (!req->follow() || Now() > give_up || ctx->IsCancelled())
-        return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            absl::StrCat("no ", stream, " log for run ", req->key(), " yet"));
+    for (;;) {
+      grpc::Status st = Open(req->key(), stream, &dir_fd, &fd);
+      if (st.ok()) break;
+      if (st.error_code() != grpc::StatusCode::NOT_FOUND || !req->follow() || Now() > give_up ||
+          ctx->IsCancelled())
+        return st;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     std::string buf(64 * 1024, '\0');
@@ -112,7 +119,7 @@ class LogService final : public v1::AgentLogService::Service {
       }
       if (!req->follow() || ctx->IsCancelled()) break;
       struct stat st;
-      if (::stat(absl::StrCat(dir, "/exit").c_str(), &st) == 0) {
+      if (::fstatat(dir_fd, "exit", &st, AT_SYMLINK_NOFOLLOW) == 0) {
         // Ended: one more read catches what was written before the exit.
         ssize_t m;
         while ((m = ::read(fd, buf.data(), buf.size())) > 0) {
@@ -129,10 +136,54 @@ class LogService final : public v1::AgentLogService::Service {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     ::close(fd);
+    ::close(dir_fd);
     return grpc::Status::OK;
   }
 
  private:
+  // Opens <runs_dir>/<key>/ and its <stream>.log, following no symlink.
+  // NOT_FOUND while either is missing; FAILED_PRECONDITION when either is
+  // not what the driver made.
+  grpc::Status Open(const std::string& key, const std::string& stream, int* dir_fd, int* fd) {
+    const std::string log = absl::StrCat(stream, ".log");
+    auto refused = [&](const std::string& what) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("the ", stream, " log of run ", key, " is not served: ", what));
+    };
+    *dir_fd = ::open(absl::StrCat(runs_dir_, "/", key).c_str(),
+                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (*dir_fd < 0) {
+      if (errno == ENOENT)
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no run ", key, " yet"));
+      return refused(
+          errno == ELOOP || errno == ENOTDIR
+              ? "its run directory is a symbolic link or not a directory"
+              : absl::StrCat("its run directory cannot be opened: ", std::strerror(errno)));
+    }
+    // O_NONBLOCK: a FIFO planted in place of the log must not block the open.
+    *fd = ::openat(*dir_fd, log.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int err = errno;
+    grpc::Status st = grpc::Status::OK;
+    struct stat sb;
+    if (*fd < 0) {
+      st = err == ENOENT  ? grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                         absl::StrCat("no ", stream, " log for run ", key, " yet"))
+           : err == ELOOP ? refused(absl::StrCat(log, " is a symbolic link"))
+                          : refused(absl::StrCat(log, " cannot be opened: ", std::strerror(err)));
+    } else if (::fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+      st = refused(absl::StrCat(log, " is not a regular file"));
+    } else if (sb.st_nlink != 1) {
+      st = refused(absl::StrCat(log, " has other hard links"));
+    }
+    if (!st.ok()) {
+      if (*fd >= 0) ::close(*fd);
+      ::close(*dir_fd);
+      *fd = *dir_fd = -1;
+    }
+    return st;
+  }
+
   std::string runs_dir_;
 };
 

@@ -58,6 +58,9 @@ struct ControllerArgs {
   std::string data_dir;
   std::string token_file;
   bool insecure = false;  // no TLS: local credentials, loopback only (logged as a warning)
+  // The cluster's shared directory (default $MERIDIAN_SHARED_DIR): spec paths
+  // that lead out of <shared>/<tenant> through a symlink are refused.
+  std::string shared_dir;
   double heartbeat_interval_s = 1.0;
   double heartbeat_timeout_s = 5.0;
   int32_t master_port_base = 29500;  // ports reserved for gangs and endpoint replicas

@@ -371,14 +371,23 @@ int RunController(const ControllerArgs& a) {
   co.heartbeat_interval_s = a.heartbeat_interval_s;
   co.heartbeat_timeout_s = a.heartbeat_timeout_s;
   co.master_port_base = a.master_port_base;
+  if (const char* shared = std::getenv("MERIDIAN_SHARED_DIR")) co.shared_dir = shared;
+  if (!a.shared_dir.empty()) co.shared_dir = a.shared_dir;
   controller::Controller c(co, st->get(), &clock);
+  c.SetSecretResolver([&ids](const std::string& tenant, const std::string& name) {
+    return ids.SecretValue(tenant, name);
+  });
   if (absl::Status s = c.Start(); !s.ok()) {
     std::fprintf(stderr, "meridian controller: %s\n", std::string(s.message()).c_str());
     return kExitError;
   }
   controller::EndpointManagerOptions eo;
   eo.meridian = "meridian";
+  eo.shared_dir = co.shared_dir;
   controller::EndpointManager endpoints(eo, &c, st->get(), &clock);
+  endpoints.SetSecretResolver([&ids](const std::string& tenant, const std::string& name) {
+    return ids.SecretValue(tenant, name);
+  });
   if (absl::Status s = endpoints.Start(); !s.ok()) {
     std::fprintf(stderr, "meridian controller: %s\n", std::string(s.message()).c_str());
     return kExitError;

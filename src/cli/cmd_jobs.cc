@@ -916,6 +916,9 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       ->required();
   ctl->add_option("--token-file", ca.token_file,
                   "The admin's bootstrap token (default: DATA_DIR/token, generated)");
+  ctl->add_option("--shared-dir", ca.shared_dir,
+                  "The cluster's shared directory (default $MERIDIAN_SHARED_DIR): spec paths may "
+                  "not lead out of SHARED/TENANT through a symlink");
   ctl->add_flag("--insecure", ca.insecure,
                 "No TLS: plaintext on loopback only (local credentials); for debugging. By default "
                 "a cluster CA and the controller's certificate are made in DATA_DIR/tls");

@@ -1,6 +1,7 @@
 #include "controller/authz.h"
 
 #include "absl/strings/str_cat.h"
+#include "controller/validate.h"
 #include "rpc/rpc.h"
 
 namespace meridian::controller {
@@ -149,7 +150,8 @@ std::shared_ptr<grpc::AuthMetadataProcessor> Authorizer::MakeProcessor() const {
   return std::make_shared<Processor>(this);
 }
 
-Call::Call(const Authorizer* a, const grpc::ServerContextBase* ctx, std::string_view full_method)
+Call::Call(const Authorizer* a, const grpc::ServerContextBase* ctx, std::string_view full_method,
+           const google::protobuf::Message* request)
     : a_(a), rule_(FindRule(full_method)), method_(full_method) {
   std::string_view bearer;
   auto it = ctx->client_metadata().find("authorization");
@@ -159,7 +161,11 @@ Call::Call(const Authorizer* a, const grpc::ServerContextBase* ctx, std::string_
   absl::StatusOr<auth::Principal> p = a_->Identify(auth.get(), bearer);
   if (p.ok()) principal_ = *p;
   status_ = a_->CheckMethod(full_method, p.ok() ? &principal_ : nullptr, p.status());
-  if (!status_.ok()) audited_ = true;
+  if (!status_.ok()) {
+    audited_ = true;
+    return;
+  }
+  if (request != nullptr) status_ = ValidateRequest(*request);
 }
 
 grpc::Status Call::status() const { return rpc::ToGrpc(status_); }

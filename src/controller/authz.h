@@ -67,7 +67,10 @@ class Authorizer {
 // One call's authorization, opened first thing in a handler.
 class Call {
  public:
-  Call(const Authorizer* a, const grpc::ServerContextBase* ctx, std::string_view full_method);
+  // With `request`: once the caller is known, the request is validated too
+  // (controller/validate.h): INVALID_ARGUMENT naming the field.
+  Call(const Authorizer* a, const grpc::ServerContextBase* ctx, std::string_view full_method,
+       const google::protobuf::Message* request = nullptr);
   bool ok() const { return status_.ok(); }
   grpc::Status status() const;
   const auth::Principal& principal() const { return principal_; }

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "controller/validate.h"
 #include "core/check.h"
 
 namespace meridian::controller {
@@ -278,6 +279,12 @@ void Controller::Submit(const std::string& text, const std::string& filename, Su
   }
   std::string fname = filename.empty() ? "spec" : filename;
   absl::StatusOr<spec::JobSpec> spec = spec::ParseJobSpec(text, fname, fleet.get(), nullptr);
+  if (spec.ok()) {
+    if (absl::Status st =
+            CheckSharedPaths(options_.shared_dir, spec->tenant, spec->shared_paths, fname);
+        !st.ok())
+      spec = st;
+  }
   if (!spec.ok()) {
     done(spec.status());
     return;
@@ -458,7 +465,8 @@ absl::StatusOr<v1::Node> Controller::Cordon(const std::string& name, bool cordon
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = nodes_.find(name);
-    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", name, " not found"));
+    if (it == nodes_.end())
+      return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
     NodeEntry& n = it->second;
     if (n.rec.cordoned != cordon) {
       n.rec.cordoned = cordon;
@@ -480,7 +488,8 @@ absl::StatusOr<v1::DrainResponse> Controller::Drain(const std::string& name) {
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = nodes_.find(name);
-    if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("node ", name, " not found"));
+    if (it == nodes_.end())
+      return absl::NotFoundError(absl::StrCat("node ", QuoteInput(name), " not found"));
     NodeEntry& n = it->second;
     n.rec.cordoned = true;
     topology_dirty_ = true;
@@ -592,6 +601,14 @@ v1::Assignment Controller::MakeAssignment(const JobEntry& j, const ReplicaEntry&
   a.set_readiness_path(j.spec.readiness_path);
   auto& env = *a.mutable_env();
   for (const auto& [k, v] : j.spec.env) env[k] = v;
+  // Secrets are opened here, for this run's assignment only: they travel to
+  // its node inside the heartbeat answer (mutual TLS) and are stored nowhere
+  // in clear.
+  for (const auto& [var, name] : j.spec.secret_env) {
+    absl::StatusOr<std::string> v =
+        secrets_ ? secrets_(j.rec.tenant, name) : absl::NotFoundError("no secret store");
+    if (v.ok()) env[var] = *v;
+  }
   const NodeEntry* master = nullptr;
   if (!j.replicas.empty()) {
     auto m = nodes_.find(j.replicas[0].rec.node);

@@ -69,6 +69,11 @@ struct ControllerOptions {
   std::string address;       // controller address, given to replicas
   size_t max_events = 8192;  // Watch history kept in memory
   bool start_loop = true;    // false: the caller drives Tick() (tests)
+  // The cluster's shared directory (<shared>/<tenant>/PATH is what a spec's
+  // paths name). Set: Submit refuses a path that leads out of the tenant's
+  // directory through an existing symlink. Empty (default): no such check
+  // (the parser's lexical checks still apply).
+  std::string shared_dir;
 };
 
 // The host part of a node's address ("host:port", "[v6]:port"), where its
@@ -123,6 +128,11 @@ class Controller {
   void Tick();
   // The address replicas get as MERIDIAN_CONTROLLER, once the server listens.
   void SetAddress(const std::string& address);
+  // Opens a tenant's secret for an assignment (`env: {VAR: {secret: NAME}}`);
+  // set before Start. Without one, secret variables are left out.
+  using SecretResolver =
+      std::function<absl::StatusOr<std::string>(const std::string& tenant, const std::string& name)>;
+  void SetSecretResolver(SecretResolver resolver) { secrets_ = std::move(resolver); }
 
  private:
   struct ReplicaEntry {
@@ -207,6 +217,7 @@ class Controller {
   std::deque<v1::JobEvent> events_;
   uint64_t next_event_ = 1;
   std::thread loop_;
+  SecretResolver secrets_;
 };
 
 }  // namespace meridian::controller

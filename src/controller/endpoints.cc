@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "controller/validate.h"
 #include "nlohmann/json.hpp"
 
 namespace meridian::controller {
@@ -39,8 +40,12 @@ int32_t Autoscaler::Decide(double now_s, std::optional<double> in_flight, int32_
     above_since_ = below_since_ = -1;
     return current;
   }
-  int32_t want = static_cast<int32_t>(std::ceil(*in_flight / spec.target_in_flight - 1e-9));
-  want = std::clamp(want, spec.min_replicas, spec.max_replicas);
+  // Clamped as a double: the quotient may be huge (or not a number, which
+  // ReportLoad refuses), and converting one outside int32's range is undefined.
+  double wanted = std::ceil(*in_flight / spec.target_in_flight - 1e-9);
+  if (!(wanted >= spec.min_replicas)) wanted = spec.min_replicas;  // NaN too
+  if (wanted > spec.max_replicas) wanted = spec.max_replicas;
+  int32_t want = static_cast<int32_t>(wanted);
   if (want > current) {
     below_since_ = -1;
     if (above_since_ < 0) above_since_ = now_s;
@@ -113,6 +118,10 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Apply(const std::string& text,
   absl::StatusOr<spec::EndpointSpec> s =
       spec::ParseEndpointSpec(text, filename.empty() ? "spec" : filename, nullptr);
   if (!s.ok()) return s.status();
+  if (absl::Status st = CheckSharedPaths(options_.shared_dir, s->tenant, s->shared_paths,
+                                         filename.empty() ? "spec" : filename);
+      !st.ok())
+    return st;
   if (check) {
     std::string current;
     {
@@ -128,8 +137,8 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Apply(const std::string& text,
     if (!known.count(s->regions[i].name))
       return absl::InvalidArgumentError(
           absl::StrCat(filename.empty() ? "spec" : filename, ": regions[", i,
-                       "]: no registered node in region '", s->regions[i].name,
-                       "'; regions: ", known.empty() ? "none" : absl::StrJoin(known, ", ")));
+                       "]: no registered node in region ", QuoteInput(s->regions[i].name, 64),
+                       "; regions: ", known.empty() ? "none" : absl::StrJoin(known, ", ")));
   store::EndpointRecord rec;
   std::string what;
   {
@@ -179,8 +188,14 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Get(const std::string& name) const
   if (it == endpoints_.end()) {
     std::vector<std::string> names;
     for (const auto& [n, e] : endpoints_) names.push_back(n);
-    return absl::NotFoundError(absl::StrCat("endpoint '", name, "' not found; endpoints: ",
-                                            names.empty() ? "none" : absl::StrJoin(names, ", ")));
+    constexpr size_t kShow = 20;
+    std::string shown =
+        names.empty()
+            ? "none"
+            : absl::StrJoin(names.begin(), names.begin() + std::min(names.size(), kShow), ", ");
+    if (names.size() > kShow) absl::StrAppend(&shown, ", ... (", names.size() - kShow, " more)");
+    return absl::NotFoundError(
+        absl::StrCat("endpoint ", QuoteInput(name), " not found; endpoints: ", shown));
   }
   return ToProto(it->second);
 }
@@ -198,7 +213,7 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Delete(const std::string& name) {
     std::lock_guard<std::mutex> l(mu_);
     auto it = endpoints_.find(name);
     if (it == endpoints_.end() || it->second.rec.deleted)
-      return absl::NotFoundError(absl::StrCat("endpoint '", name, "' not found"));
+      return absl::NotFoundError(absl::StrCat("endpoint ", QuoteInput(name), " not found"));
     rec = it->second.rec;
     rec.deleted = true;
     rec.updated_s = clock_->NowSeconds();
@@ -213,7 +228,16 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Delete(const std::string& name) {
   return ToProto(e);
 }
 
-void EndpointManager::ReportLoad(const v1::ReportLoadRequest& report) {
+absl::Status EndpointManager::ReportLoad(const v1::ReportLoadRequest& report) {
+  // All or nothing: one bad value and nothing of the report is recorded.
+  if (report.gateway().empty()) return absl::InvalidArgumentError("gateway: must not be empty");
+  if (absl::Status st = ValidateRequest(report); !st.ok()) return st;
+  for (int i = 0; i < report.loads_size(); ++i) {
+    double v = report.loads(i).in_flight();
+    if (!std::isfinite(v) || v < 0 || v > kMaxInFlight)  // ValidateRequest says so; kept local
+      return absl::InvalidArgumentError(
+          absl::StrCat("loads[", i, "].in_flight: must be in [0, ", kMaxInFlight, "], got ", v));
+  }
   std::lock_guard<std::mutex> l(mu_);
   double now = clock_->NowSeconds();
   for (const v1::EndpointLoad& load : report.loads()) {
@@ -221,6 +245,7 @@ void EndpointManager::ReportLoad(const v1::ReportLoadRequest& report) {
     if (it == endpoints_.end()) continue;
     it->second.loads[report.gateway()] = {now, load.in_flight()};
   }
+  return absl::OkStatus();
 }
 
 std::string EndpointManager::ChildSpec(const Entry& e, int32_t n, const std::string& region,
@@ -552,7 +577,13 @@ v1::Endpoint EndpointManager::ToProto(const Entry& e) const {
   out.set_max_replicas(e.spec.max_replicas);
   out.set_desired_replicas(e.rec.desired);
   for (const auto& r : e.spec.regions) out.add_regions(r.name);
-  out.set_token(e.spec.token);
+  if (!e.spec.token_secret.empty()) {
+    absl::StatusOr<std::string> t = secrets_ ? secrets_(e.spec.tenant, e.spec.token_secret)
+                                             : absl::NotFoundError("no secret store");
+    out.set_token(t.ok() ? *t : "");  // no token: the gateway answers 401 to everyone
+  } else {
+    out.set_token(e.spec.token);
+  }
   double in_flight = 0;
   for (const auto& [g, l] : e.loads) in_flight += l.second;
   out.set_in_flight(in_flight);

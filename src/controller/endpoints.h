@@ -73,6 +73,9 @@ struct EndpointManagerOptions {
   double load_stale_s = 5.0;          // gateway reports older than this are ignored
   std::string meridian = "meridian";  // program name in replica commands
   bool start_loop = true;             // false: the caller drives Tick() (tests)
+  // The cluster's shared directory: set, Apply refuses a `model` that leads
+  // out of <shared>/<tenant> through an existing symlink; empty: no check.
+  std::string shared_dir;
 };
 
 class EndpointManager {
@@ -96,9 +99,18 @@ class EndpointManager {
   std::vector<v1::Endpoint> List() const;
   // Marks the endpoint deleted; its replicas are stopped by the next passes.
   absl::StatusOr<v1::Endpoint> Delete(const std::string& name);
-  void ReportLoad(const v1::ReportLoadRequest& report);
+  // Records each named endpoint's requests in flight for `report.gateway`.
+  // INVALID_ARGUMENT, with nothing recorded, when any value is not a finite
+  // number in 0..kMaxInFlight (validate.h) or the gateway id is empty.
+  absl::Status ReportLoad(const v1::ReportLoadRequest& report);
 
   void Tick();  // one reconcile pass
+
+  // Opens an endpoint's client token when its spec names a secret
+  // (`token: {secret: NAME}`); set before Start.
+  using SecretResolver =
+      std::function<absl::StatusOr<std::string>(const std::string& tenant, const std::string& name)>;
+  void SetSecretResolver(SecretResolver r) { secrets_ = std::move(r); }
 
  private:
   struct Child {
@@ -144,6 +156,7 @@ class EndpointManager {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread loop_;
+  SecretResolver secrets_;
 };
 
 }  // namespace meridian::controller

@@ -9,6 +9,8 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "meridian/v1/meridian.grpc.pb.h"
+#include "auth/crypto.h"
+#include "controller/validate.h"
 #include "rpc/rpc.h"
 
 namespace meridian::controller {
@@ -41,7 +43,7 @@ class JobServiceImpl final
   ServerUnaryReactor* Submit(CallbackServerContext* ctx, const v1::SubmitJobRequest* req,
                              v1::SubmitJobResponse* resp) override {
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    auto call = std::make_shared<Call>(a_, ctx, M(kJobs, "Submit"));
+    auto call = std::make_shared<Call>(a_, ctx, M(kJobs, "Submit"), req);
     if (!call->ok()) {
       reactor->Finish(call->status());
       return reactor;
@@ -61,14 +63,23 @@ class JobServiceImpl final
           *resp->mutable_job() = *std::move(job);
           reactor->Finish(call->Done(absl::OkStatus()));
         },
-        [call](const spec::JobSpec& spec) {
-          return call->Allow(spec.tenant, absl::StrCat("job ", spec.job.name));
+        [call, ids = ids_](const spec::JobSpec& spec) -> absl::Status {
+          if (absl::Status st = call->Allow(spec.tenant, absl::StrCat("job ", spec.job.name));
+              !st.ok())
+            return st;
+          for (const auto& [var, name] : spec.secret_env)
+            if (absl::StatusOr<std::string> v = ids->SecretValue(spec.tenant, name); !v.ok())
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "env.", var, ": tenant ", spec.tenant, " has no secret '", name,
+                  "' (meridian secret create ", name, " --tenant ", spec.tenant,
+                  " --from-file FILE)"));
+          return absl::OkStatus();
         });
     return reactor;
   }
 
   grpc::Status Get(ServerContext* ctx, const v1::GetJobRequest* req, v1::Job* resp) override {
-    Call call(a_, ctx, M(kJobs, "Get"));
+    Call call(a_, ctx, M(kJobs, "Get"), req);
     if (!call.ok()) return call.status();
     absl::StatusOr<v1::Job> j = c_->GetJob(req->id());
     if (!j.ok()) return call.Done(j.status());
@@ -80,7 +91,7 @@ class JobServiceImpl final
 
   grpc::Status List(ServerContext* ctx, const v1::ListJobsRequest* req,
                     v1::ListJobsResponse* resp) override {
-    Call call(a_, ctx, M(kJobs, "List"));
+    Call call(a_, ctx, M(kJobs, "List"), req);
     if (!call.ok()) return call.status();
     std::set<int> states(req->states().begin(), req->states().end());
     bool all = auth::ReadsAllTenants(call.principal(), Resource::kJobs);
@@ -94,7 +105,7 @@ class JobServiceImpl final
   }
 
   grpc::Status Cancel(ServerContext* ctx, const v1::CancelJobRequest* req, v1::Job* resp) override {
-    Call call(a_, ctx, M(kJobs, "Cancel"));
+    Call call(a_, ctx, M(kJobs, "Cancel"), req);
     if (!call.ok()) return call.status();
     std::string object = absl::StrCat("job ", req->id());
     call.set_object("", object);
@@ -109,7 +120,7 @@ class JobServiceImpl final
 
   grpc::Status Watch(ServerContext* ctx, const v1::WatchJobsRequest* req,
                      grpc::ServerWriter<v1::JobEvent>* writer) override {
-    Call call(a_, ctx, M(kJobs, "Watch"));
+    Call call(a_, ctx, M(kJobs, "Watch"), req);
     if (!call.ok()) return call.status();
     if (req->id() != 0) {
       absl::StatusOr<v1::Job> j = c_->GetJob(req->id());
@@ -136,13 +147,13 @@ class JobServiceImpl final
 
   grpc::Status Logs(ServerContext* ctx, const v1::LogsRequest* req,
                     grpc::ServerWriter<v1::LogChunk>* writer) override {
-    Call call(a_, ctx, M(kJobs, "Logs"));
+    Call call(a_, ctx, M(kJobs, "Logs"), req);
     if (!call.ok()) return call.status();
     std::string stream = req->stream().empty() ? "stdout" : req->stream();
     if (stream != "stdout" && stream != "stderr")
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("stream: expected stdout or stderr, got '",
-                                       stream.substr(0, 40), "'"));
+                          absl::StrCat("stream: expected stdout or stderr, got ",
+                                       QuoteInput(stream)));
     absl::StatusOr<v1::Job> job = c_->GetJob(req->id());
     if (!job.ok()) return call.Done(job.status());
     if (absl::Status st = call.Allow(job->tenant(), absl::StrCat("job ", req->id(), " logs"));
@@ -211,15 +222,15 @@ class JobServiceImpl final
 class NodeServiceImpl final : public v1::NodeService::Service {
  public:
   NodeServiceImpl(Controller* c, const Authorizer* a) : c_(c), a_(a) {}
-  grpc::Status List(ServerContext* ctx, const v1::ListNodesRequest*,
+  grpc::Status List(ServerContext* ctx, const v1::ListNodesRequest* req,
                     v1::ListNodesResponse* resp) override {
-    Call call(a_, ctx, M(kNodes, "List"));
+    Call call(a_, ctx, M(kNodes, "List"), req);
     if (!call.ok()) return call.status();
     for (v1::Node& n : c_->ListNodes()) *resp->add_nodes() = std::move(n);
     return grpc::Status::OK;
   }
   grpc::Status Cordon(ServerContext* ctx, const v1::CordonRequest* req, v1::Node* resp) override {
-    Call call(a_, ctx, M(kNodes, "Cordon"));
+    Call call(a_, ctx, M(kNodes, "Cordon"), req);
     if (!call.ok()) return call.status();
     call.set_object("", absl::StrCat("node ", req->name().substr(0, 100)));
     absl::StatusOr<v1::Node> n = c_->Cordon(req->name(), !req->uncordon());
@@ -229,7 +240,7 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   }
   grpc::Status Drain(ServerContext* ctx, const v1::DrainRequest* req,
                      v1::DrainResponse* resp) override {
-    Call call(a_, ctx, M(kNodes, "Drain"));
+    Call call(a_, ctx, M(kNodes, "Drain"), req);
     if (!call.ok()) return call.status();
     call.set_object("", absl::StrCat("node ", req->name().substr(0, 100)));
     absl::StatusOr<v1::DrainResponse> r = c_->Drain(req->name());
@@ -246,9 +257,9 @@ class NodeServiceImpl final : public v1::NodeService::Service {
 class RegionServiceImpl final : public v1::RegionService::Service {
  public:
   RegionServiceImpl(Controller* c, const Authorizer* a) : c_(c), a_(a) {}
-  grpc::Status List(ServerContext* ctx, const v1::ListRegionsRequest*,
+  grpc::Status List(ServerContext* ctx, const v1::ListRegionsRequest* req,
                     v1::ListRegionsResponse* resp) override {
-    Call call(a_, ctx, "/meridian.v1.RegionService/List");
+    Call call(a_, ctx, "/meridian.v1.RegionService/List", req);
     if (!call.ok()) return call.status();
     for (v1::Region& r : c_->ListRegions()) *resp->add_regions() = std::move(r);
     return grpc::Status::OK;
@@ -261,14 +272,32 @@ class RegionServiceImpl final : public v1::RegionService::Service {
 
 class EndpointServiceImpl final : public v1::EndpointService::Service {
  public:
-  EndpointServiceImpl(EndpointManager* m, const Authorizer* a) : m_(m), a_(a) {}
+  EndpointServiceImpl(EndpointManager* m, const Authorizer* a, IdentityManager* ids)
+      : m_(m), a_(a), ids_(ids) {}
   grpc::Status Apply(ServerContext* ctx, const v1::ApplyEndpointRequest* req,
                      v1::Endpoint* resp) override {
-    Call call(a_, ctx, M(kEndpoints, "Apply"));
+    Call call(a_, ctx, M(kEndpoints, "Apply"), req);
     if (!call.ok()) return call.status();
     if (req->spec().empty()) return call.Done(absl::InvalidArgumentError("spec: empty document"));
+    // A literal client token becomes a secret of the endpoint's tenant, and
+    // the stored spec names the secret: the token is never in state.db.
+    std::string text = req->spec();
+    absl::StatusOr<spec::EndpointSpec> parsed =
+        spec::ParseEndpointSpec(text, req->filename().empty() ? "spec" : req->filename(), nullptr);
+    if (parsed.ok() && !parsed->token.empty()) {
+      std::string object = absl::StrCat("endpoint ", parsed->name);
+      if (absl::Status st = call.Allow(parsed->tenant, object); !st.ok()) return call.Done(st);
+      std::string secret = absl::StrCat("endpoint-", parsed->name, "-token");
+      if (secret.size() > 63) secret = absl::StrCat("endpoint-", auth::Sha256Hex(parsed->name).substr(0, 16), "-token");
+      absl::StatusOr<std::string> rewritten = spec::ReplaceEndpointToken(text, secret);
+      if (!rewritten.ok()) return call.Done(rewritten.status());
+      if (absl::StatusOr<v1::Secret> s = ids_->CreateSecret(parsed->tenant, secret, parsed->token);
+          !s.ok())
+        return call.Done(s.status());
+      text = *rewritten;
+    }
     absl::StatusOr<v1::Endpoint> e = m_->Apply(
-        req->spec(), req->filename(),
+        text, req->filename(),
         [&call](const spec::EndpointSpec& s, const std::string& current) -> absl::Status {
           std::string object = absl::StrCat("endpoint ", s.name);
           if (!current.empty() && current != s.tenant)
@@ -279,7 +308,7 @@ class EndpointServiceImpl final : public v1::EndpointService::Service {
   }
   grpc::Status Get(ServerContext* ctx, const v1::GetEndpointRequest* req,
                    v1::Endpoint* resp) override {
-    Call call(a_, ctx, M(kEndpoints, "Get"));
+    Call call(a_, ctx, M(kEndpoints, "Get"), req);
     if (!call.ok()) return call.status();
     absl::StatusOr<v1::Endpoint> e = m_->Get(req->name());
     if (e.ok()) {
@@ -289,9 +318,9 @@ class EndpointServiceImpl final : public v1::EndpointService::Service {
     }
     return Answer(call, std::move(e), resp);
   }
-  grpc::Status List(ServerContext* ctx, const v1::ListEndpointsRequest*,
+  grpc::Status List(ServerContext* ctx, const v1::ListEndpointsRequest* req,
                     v1::ListEndpointsResponse* resp) override {
-    Call call(a_, ctx, M(kEndpoints, "List"));
+    Call call(a_, ctx, M(kEndpoints, "List"), req);
     if (!call.ok()) return call.status();
     bool tokens = call.CanRead(Resource::kEndpointTokens, "");
     for (v1::Endpoint& e : m_->List()) {
@@ -303,7 +332,7 @@ class EndpointServiceImpl final : public v1::EndpointService::Service {
   }
   grpc::Status Delete(ServerContext* ctx, const v1::DeleteEndpointRequest* req,
                       v1::Endpoint* resp) override {
-    Call call(a_, ctx, M(kEndpoints, "Delete"));
+    Call call(a_, ctx, M(kEndpoints, "Delete"), req);
     if (!call.ok()) return call.status();
     std::string object = absl::StrCat("endpoint ", req->name().substr(0, 100));
     call.set_object("", object);
@@ -314,10 +343,9 @@ class EndpointServiceImpl final : public v1::EndpointService::Service {
   }
   grpc::Status ReportLoad(ServerContext* ctx, const v1::ReportLoadRequest* req,
                           v1::ReportLoadResponse*) override {
-    Call call(a_, ctx, M(kEndpoints, "ReportLoad"));
+    Call call(a_, ctx, M(kEndpoints, "ReportLoad"), req);
     if (!call.ok()) return call.status();
-    m_->ReportLoad(*req);
-    return call.Done(absl::OkStatus());
+    return call.Done(m_->ReportLoad(*req));  // refuses non-finite or absurd loads
   }
 
  private:
@@ -330,6 +358,7 @@ class EndpointServiceImpl final : public v1::EndpointService::Service {
   }
   EndpointManager* m_;
   const Authorizer* a_;
+  IdentityManager* ids_;
 };
 
 // One agent's heartbeat stream: read a beat, answer it, read the next.
@@ -410,7 +439,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   ServerUnaryReactor* Join(CallbackServerContext* ctx, const v1::JoinRequest* req,
                            v1::JoinResponse* resp) override {
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    Call call(a_, ctx, M(kAgents, "Join"));
+    Call call(a_, ctx, M(kAgents, "Join"), req);
     call.set_object("", absl::StrCat("node ", req->node().substr(0, 100)));
     reactor->Finish(call.Done(DoJoin(*req, resp)));
     return reactor;
@@ -418,7 +447,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   ServerUnaryReactor* Register(CallbackServerContext* ctx, const v1::RegisterRequest* req,
                                v1::RegisterResponse* resp) override {
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    Call call(a_, ctx, M(kAgents, "Register"));
+    Call call(a_, ctx, M(kAgents, "Register"), req);
     call.set_object("", absl::StrCat("node ", req->node().name().substr(0, 100)));
     if (!call.ok()) {
       reactor->Finish(call.status());
@@ -492,7 +521,7 @@ class IdentityServiceImpl final : public v1::IdentityService::Service {
   IdentityServiceImpl(const Authorizer* a, IdentityManager* ids) : a_(a), ids_(ids) {}
   grpc::Status CreateUser(ServerContext* ctx, const v1::CreateUserRequest* req,
                           v1::User* resp) override {
-    Call call(a_, ctx, M(kIdentity, "CreateUser"));
+    Call call(a_, ctx, M(kIdentity, "CreateUser"), req);
     if (!call.ok()) return call.status();
     call.set_object("", absl::StrCat("user ", req->name().substr(0, 100)));
     std::vector<std::string> roles(req->roles().begin(), req->roles().end());
@@ -500,16 +529,16 @@ class IdentityServiceImpl final : public v1::IdentityService::Service {
     if (u.ok()) *resp = *u;
     return call.Done(u.status());
   }
-  grpc::Status ListUsers(ServerContext* ctx, const v1::ListUsersRequest*,
+  grpc::Status ListUsers(ServerContext* ctx, const v1::ListUsersRequest* req,
                          v1::ListUsersResponse* resp) override {
-    Call call(a_, ctx, M(kIdentity, "ListUsers"));
+    Call call(a_, ctx, M(kIdentity, "ListUsers"), req);
     if (!call.ok()) return call.status();
     for (v1::User& u : ids_->ListUsers()) *resp->add_users() = std::move(u);
     return grpc::Status::OK;
   }
   grpc::Status CreateToken(ServerContext* ctx, const v1::CreateTokenRequest* req,
                            v1::CreateTokenResponse* resp) override {
-    Call call(a_, ctx, M(kIdentity, "CreateToken"));
+    Call call(a_, ctx, M(kIdentity, "CreateToken"), req);
     if (!call.ok()) return call.status();
     call.set_object("", absl::StrCat("token for user ", req->user().substr(0, 100)));
     absl::StatusOr<v1::CreateTokenResponse> t =
@@ -522,14 +551,14 @@ class IdentityServiceImpl final : public v1::IdentityService::Service {
   }
   grpc::Status ListTokens(ServerContext* ctx, const v1::ListTokensRequest* req,
                           v1::ListTokensResponse* resp) override {
-    Call call(a_, ctx, M(kIdentity, "ListTokens"));
+    Call call(a_, ctx, M(kIdentity, "ListTokens"), req);
     if (!call.ok()) return call.status();
     for (v1::Token& t : ids_->ListTokens(req->user())) *resp->add_tokens() = std::move(t);
     return grpc::Status::OK;
   }
   grpc::Status RevokeToken(ServerContext* ctx, const v1::RevokeTokenRequest* req,
                            v1::Token* resp) override {
-    Call call(a_, ctx, M(kIdentity, "RevokeToken"));
+    Call call(a_, ctx, M(kIdentity, "RevokeToken"), req);
     if (!call.ok()) return call.status();
     call.set_object("", absl::StrCat("token ", req->id().substr(0, 100)));
     absl::StatusOr<v1::Token> t = ids_->RevokeToken(req->id());
@@ -538,16 +567,16 @@ class IdentityServiceImpl final : public v1::IdentityService::Service {
   }
   grpc::Status CreateJoinToken(ServerContext* ctx, const v1::CreateJoinTokenRequest* req,
                                v1::CreateJoinTokenResponse* resp) override {
-    Call call(a_, ctx, M(kIdentity, "CreateJoinToken"));
+    Call call(a_, ctx, M(kIdentity, "CreateJoinToken"), req);
     if (!call.ok()) return call.status();
     call.set_object("", absl::StrCat("join token for node ", req->node().substr(0, 100)));
     absl::StatusOr<v1::CreateJoinTokenResponse> t = ids_->CreateJoinToken(req->node(), req->ttl_s());
     if (t.ok()) *resp = *t;
     return call.Done(t.status());
   }
-  grpc::Status WhoAmI(ServerContext* ctx, const v1::WhoAmIRequest*,
+  grpc::Status WhoAmI(ServerContext* ctx, const v1::WhoAmIRequest* req,
                       v1::WhoAmIResponse* resp) override {
-    Call call(a_, ctx, M(kIdentity, "WhoAmI"));
+    Call call(a_, ctx, M(kIdentity, "WhoAmI"), req);
     if (!call.ok()) return call.status();
     resp->set_identity(call.principal().Describe());
     for (const auth::RoleBinding& b : call.principal().roles)
@@ -565,7 +594,7 @@ class SecretServiceImpl final : public v1::SecretService::Service {
   SecretServiceImpl(const Authorizer* a, IdentityManager* ids) : a_(a), ids_(ids) {}
   grpc::Status Create(ServerContext* ctx, const v1::CreateSecretRequest* req,
                       v1::Secret* resp) override {
-    Call call(a_, ctx, M(kSecrets, "Create"));
+    Call call(a_, ctx, M(kSecrets, "Create"), req);
     if (!call.ok()) return call.status();
     std::string object = absl::StrCat("secret ", req->name().substr(0, 100));
     if (absl::Status st = call.Allow(req->tenant().substr(0, 100), object); !st.ok())
@@ -576,7 +605,7 @@ class SecretServiceImpl final : public v1::SecretService::Service {
   }
   grpc::Status List(ServerContext* ctx, const v1::ListSecretsRequest* req,
                     v1::ListSecretsResponse* resp) override {
-    Call call(a_, ctx, M(kSecrets, "List"));
+    Call call(a_, ctx, M(kSecrets, "List"), req);
     if (!call.ok()) return call.status();
     if (!req->tenant().empty())
       if (absl::Status st = call.Allow(req->tenant().substr(0, 100), "secrets"); !st.ok())
@@ -587,7 +616,7 @@ class SecretServiceImpl final : public v1::SecretService::Service {
   }
   grpc::Status Delete(ServerContext* ctx, const v1::DeleteSecretRequest* req,
                       v1::Secret* resp) override {
-    Call call(a_, ctx, M(kSecrets, "Delete"));
+    Call call(a_, ctx, M(kSecrets, "Delete"), req);
     if (!call.ok()) return call.status();
     std::string object = absl::StrCat("secret ", req->name().substr(0, 100));
     if (absl::Status st = call.Allow(req->tenant().substr(0, 100), object); !st.ok())
@@ -607,7 +636,7 @@ class AuditServiceImpl final : public v1::AuditService::Service {
   AuditServiceImpl(const Authorizer* a, IdentityManager* ids) : a_(a), ids_(ids) {}
   grpc::Status List(ServerContext* ctx, const v1::ListAuditRequest* req,
                     v1::ListAuditResponse* resp) override {
-    Call call(a_, ctx, "/meridian.v1.AuditService/List");
+    Call call(a_, ctx, "/meridian.v1.AuditService/List", req);
     if (!call.ok()) return call.status();
     if (!(req->since() >= 0))
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "since: expected seconds >= 0");
@@ -677,7 +706,7 @@ absl::StatusOr<std::unique_ptr<ControllerServer>> ControllerServer::Start(
   b.RegisterService(m.secrets.get());
   b.RegisterService(m.audit.get());
   if (endpoints != nullptr) {
-    m.endpoints = std::make_unique<EndpointServiceImpl>(endpoints, m.authz.get());
+    m.endpoints = std::make_unique<EndpointServiceImpl>(endpoints, m.authz.get(), ids);
     b.RegisterService(m.endpoints.get());
   }
   m.server = b.BuildAndStart();

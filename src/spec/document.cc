@@ -10,8 +10,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "spec/quantities.h"
+#include "spec/quote.h"
 #include "yaml-cpp/eventhandler.h"
 
 namespace meridian::spec::internal {
@@ -288,12 +290,16 @@ std::string Describe(const YAML::Node& node) {
     case YAML::NodeType::Map:
       return "a mapping";
     case YAML::NodeType::Scalar: {
-      const std::string& s = node.Scalar();
-      if (s.size() > 40) return absl::StrCat("'", s.substr(0, 40), "...'");
-      return absl::StrCat("'", s, "'");
+      return QuoteInput(node.Scalar(), 40);
     }
   }
   return "?";
+}
+
+std::string PathKey(absl::string_view key) {
+  bool plain = !key.empty() && key.size() <= 64;
+  for (char c : key) plain &= c > ' ' && c < 127 && c != '\'' && c != '\\';
+  return plain ? std::string(key) : QuoteInput(key, 64);
 }
 
 std::string JoinPath(absl::string_view parent, absl::string_view key) {
@@ -319,8 +325,7 @@ std::string Suggest(absl::string_view name, const std::vector<std::string>& know
 
 std::string UnknownName(absl::string_view what, absl::string_view name,
                         const std::vector<std::string>& known) {
-  std::string shown(name.substr(0, 64));
-  std::string msg = absl::StrCat("unknown ", what, " '", shown, "'");
+  std::string msg = absl::StrCat("unknown ", what, " ", QuoteInput(name, 64));
   std::string suggestion = Suggest(name, known);
   if (!suggestion.empty()) absl::StrAppend(&msg, "; did you mean '", suggestion, "'?");
   if (known.empty()) {
@@ -518,7 +523,7 @@ std::optional<std::vector<NameAt>> ReadNameList(DiagnosticSink* s, const YAML::N
     auto dup =
         std::find_if(out.begin(), out.end(), [&](const NameAt& o) { return o.name == *name; });
     if (dup != out.end()) {
-      s->Add(item.Mark(), item_path, absl::StrCat("duplicate entry '", *name, "'"));
+      s->Add(item.Mark(), item_path, absl::StrCat("duplicate entry ", QuoteInput(*name, 64)));
       ok = false;
       continue;
     }
@@ -548,15 +553,15 @@ MapReader::MapReader(DiagnosticSink* sink, const YAML::Node& node, std::string p
       continue;
     }
     const std::string& name = key.Scalar();
-    std::string shown = name.substr(0, 64);
+    std::string shown = PathKey(name);
     if (const Entry* first = Find(name)) {
       sink_->Add(key.Mark(), Path(shown),
-                 absl::StrCat("duplicate key '", shown, "' (first at line ",
+                 absl::StrCat("duplicate key ", QuoteInput(name, 64), " (first at line ",
                               first->key_node.Mark().line + 1, ")"));
       continue;
     }
     if (std::find(known.begin(), known.end(), name) == known.end()) {
-      std::string msg = absl::StrCat("unknown field '", name.substr(0, 64), "'");
+      std::string msg = absl::StrCat("unknown field ", QuoteInput(name, 64));
       std::string suggestion = Suggest(name, known_names);
       if (!suggestion.empty()) {
         absl::StrAppend(&msg, "; did you mean '", suggestion, "'?");
@@ -646,6 +651,72 @@ std::optional<std::vector<NameAt>> MapReader::NameList(absl::string_view key, Ne
   return n ? ReadNameList(sink_, *n, Path(key)) : std::nullopt;
 }
 
+// ---------------------------------------------------------------------------
+// Shared paths, tenants, secrets
+
+std::string SharedPathProblem(absl::string_view p) {
+  if (p.empty()) return "must not be empty";
+  if (p.size() > kMaxPathBytes)
+    return absl::StrCat("longer than ", kMaxPathBytes, " bytes (", p.size(), ")");
+  for (char c : p) {
+    if (c == '\0') return "contains a NUL byte";
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "contains a control character";
+  }
+  if (p[0] == '/')
+    return "must be relative: it names a file in the tenant's shared directory "
+           "(<shared>/<tenant>/PATH), not an absolute path";
+  if (p[0] == '~') return "must be relative to the tenant's shared directory; '~' is not expanded";
+  for (absl::string_view part : absl::StrSplit(p, '/'))
+    if (part == "..") return "must not contain '..': it would leave the tenant's shared directory";
+  return "";
+}
+
+std::optional<std::string> ReadSharedPath(DiagnosticSink* s, const YAML::Node& n,
+                                          const std::string& path, std::vector<SharedPath>* out) {
+  std::optional<std::string> v = ReadString(s, n, path);
+  if (!v) return std::nullopt;
+  if (std::string why = SharedPathProblem(*v); !why.empty()) {
+    s->Add(n.Mark(), path, absl::StrCat(QuoteInput(*v, 64), ": ", why));
+    return std::nullopt;
+  }
+  if (out != nullptr) {
+    const YAML::Mark m = n.Mark();
+    out->push_back(
+        SharedPath{path, *v, m.line < 0 ? 0 : m.line + 1, m.column < 0 ? 0 : m.column + 1});
+  }
+  return v;
+}
+
+std::optional<std::string> ReadTenant(DiagnosticSink* s, const YAML::Node& n,
+                                      const std::string& path) {
+  std::optional<std::string> v = ReadName(s, n, path);
+  if (!v) return std::nullopt;
+  if (*v == "." || *v == ".." || absl::StrContains(*v, '/')) {
+    s->Add(n.Mark(), path,
+           absl::StrCat("tenant ", QuoteInput(*v, 64),
+                        " is not usable as a directory name (no '/', not '.' or '..')"));
+    return std::nullopt;
+  }
+  return v;
+}
+
+bool IsSecretRef(const YAML::Node& n) { return n.IsMap() && n.size() == 1 && n["secret"]; }
+
+std::optional<std::string> ReadSecretRef(DiagnosticSink* s, const YAML::Node& n,
+                                         const std::string& path) {
+  MapReader m(s, n, path, {"secret"});
+  if (!m.ok()) return std::nullopt;
+  std::optional<std::string> name = m.String("secret", Need::kRequired);
+  if (!name) return std::nullopt;
+  if (!IsSecretName(*name)) {
+    m.Error("secret", absl::StrCat("secret name ", QuoteInput(*name, 64),
+                                   " must be 1 to 63 lowercase letters, digits and '-', "
+                                   "starting with a letter or digit"));
+    return std::nullopt;
+  }
+  return name;
+}
+
 void CheckKind(MapReader* top, absl::string_view expected) {
   std::optional<std::string> kind = top->String("kind", Need::kOptional);
   if (!kind) return;
@@ -654,9 +725,23 @@ void CheckKind(MapReader* top, absl::string_view expected) {
   if (k == "fleet" || k == "workload" || k == "job" || k == "training" || k == "endpoint") {
     top->Error("kind", absl::StrCat("this is a ", k, " document; expected kind '", expected, "'"));
   } else {
-    top->Error("kind", absl::StrCat("unknown kind '", kind->substr(0, 64), "'; expected '",
-                                    expected, "'"));
+    top->Error("kind",
+               absl::StrCat("unknown kind ", QuoteInput(*kind, 64), "; expected '", expected, "'"));
   }
 }
 
 }  // namespace meridian::spec::internal
+
+namespace meridian::spec {
+
+bool IsSecretName(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace meridian::spec

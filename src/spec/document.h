@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "spec/quote.h"
 #include "spec/spec.h"
 #include "yaml-cpp/depthguard.h"
 #include "yaml-cpp/yaml.h"
@@ -32,6 +33,11 @@ namespace meridian::spec::internal {
 // absl::string_view, so internal code converts once at the boundary.
 inline absl::string_view ToAbsl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
+}
+
+// spec::QuoteInput (spec/quote.h) for this build's absl::string_view.
+inline std::string QuoteInput(absl::string_view s, size_t max = 200) {
+  return spec::QuoteInput(std::string_view(s.data(), s.size()), max);
 }
 
 inline constexpr int kMaxNestingDepth = 64;
@@ -74,6 +80,9 @@ std::optional<YAML::Node> LoadDocument(absl::string_view text, absl::string_view
 
 // "a mapping", "a sequence", "null", "'text'".
 std::string Describe(const YAML::Node& node);
+// A mapping key as it appears in a field path: itself when short and
+// printable, else QuoteInput(key, 64).
+std::string PathKey(absl::string_view key);
 // "a.b" / "b" when a is empty.
 std::string JoinPath(absl::string_view parent, absl::string_view key);
 inline std::string IndexPath(absl::string_view parent, size_t i) {
@@ -124,6 +133,22 @@ struct NameAt {
 };
 std::optional<std::vector<NameAt>> ReadNameList(DiagnosticSink* s, const YAML::Node& n,
                                                 const std::string& path);
+
+// Why `p` is not a valid SharedPath (see spec.h), or "" when it is.
+std::string SharedPathProblem(absl::string_view p);
+// A string that is a valid SharedPath; on success appends it, with `path`
+// and the node's position, to `out` (may be null).
+std::optional<std::string> ReadSharedPath(DiagnosticSink* s, const YAML::Node& n,
+                                          const std::string& path, std::vector<SharedPath>* out);
+// A tenant name (ReadName) that is also one directory name: no '/', not '.'
+// or '..' (tenants get <shared>/<tenant>).
+std::optional<std::string> ReadTenant(DiagnosticSink* s, const YAML::Node& n,
+                                      const std::string& path);
+// True for a one-key mapping `{secret: ...}`.
+bool IsSecretRef(const YAML::Node& n);
+// `{secret: NAME}` -> NAME (IsSecretName), reported otherwise.
+std::optional<std::string> ReadSecretRef(DiagnosticSink* s, const YAML::Node& n,
+                                         const std::string& path);
 
 enum class Need { kOptional, kRequired };
 

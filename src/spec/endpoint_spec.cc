@@ -1,6 +1,8 @@
 // `kind: endpoint`: see spec.h.
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "spec/document.h"
+#include "spec/quote.h"
 #include "spec/spec.h"
 
 namespace meridian::spec {
@@ -29,10 +31,19 @@ absl::StatusOr<EndpointSpec> ParseEndpointSpec(std::string_view text, std::strin
                           "part of URLs and job names)");
         spec.name = *name;
       }
-      spec.tenant = m.Name("tenant", Need::kOptional).value_or(spec.tenant);
-      spec.model = m.String("model", Need::kRequired).value_or("");
-      if (m.Has("model") && spec.model.empty()) m.Error("model", "model must not be empty");
-      spec.token = m.String("token", Need::kOptional).value_or("");
+      if (std::optional<YAML::Node> t = m.Get("tenant", Need::kOptional))
+        spec.tenant = internal::ReadTenant(&sink, *t, m.Path("tenant")).value_or(spec.tenant);
+      // The model is a file in the tenant's shared directory.
+      if (std::optional<YAML::Node> model = m.Get("model", Need::kRequired))
+        spec.model = internal::ReadSharedPath(&sink, *model, m.Path("model"), &spec.shared_paths)
+                         .value_or("");
+      if (std::optional<YAML::Node> token = m.Get("token", Need::kOptional)) {
+        if (token->IsMap()) {  // token: {secret: NAME}
+          spec.token_secret = internal::ReadSecretRef(&sink, *token, m.Path("token")).value_or("");
+        } else {
+          spec.token = internal::ReadString(&sink, *token, m.Path("token")).value_or("");
+        }
+      }
       if (std::optional<YAML::Node> r = m.Get("replicas", Need::kOptional)) {
         if (r->IsMap()) {
           MapReader rm(&sink, *r, m.Path("replicas"), {"min", "max"});
@@ -74,7 +85,8 @@ absl::StatusOr<EndpointSpec> ParseEndpointSpec(std::string_view text, std::strin
             if (er.name.empty()) continue;
             for (const EndpointRegion& o : spec.regions)
               if (o.name == er.name)
-                sink.Add(item.Mark(), ip, "region '" + er.name + "' is listed twice");
+                sink.Add(item.Mark(), ip,
+                         absl::StrCat("region ", QuoteInput(er.name, 64), " is listed twice"));
             spec.regions.push_back(er);
           }
         }
@@ -99,6 +111,23 @@ absl::StatusOr<EndpointSpec> ParseEndpointSpec(std::string_view text, std::strin
   absl::Status st = sink.Finish(diags);
   if (!st.ok()) return st;
   return spec;
+}
+
+absl::StatusOr<std::string> ReplaceEndpointToken(std::string_view text, const std::string& secret) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("spec: ", e.what()));
+  }
+  if (!root.IsMap()) return absl::InvalidArgumentError("spec: expected a mapping");
+  YAML::Node ref(YAML::NodeType::Map);
+  ref["secret"] = secret;
+  root["token"] = ref;
+  YAML::Emitter out;
+  out << root;
+  if (!out.good()) return absl::InternalError(absl::StrCat("spec: ", out.GetLastError()));
+  return std::string(out.c_str());
 }
 
 }  // namespace meridian::spec

@@ -55,11 +55,38 @@ absl::StatusOr<Fleet> ParseFleet(std::string_view text, std::string_view filenam
 absl::StatusOr<Workload> ParseWorkload(std::string_view text, std::string_view filename,
                                        const Fleet* fleet, std::vector<Diagnostic>* diags);
 
+// A path in the cluster's shared directory named by a spec (`training.save`,
+// `training.checkpoint_dir`, a CSV `training.dataset`, an endpoint's
+// `model`). The parser has checked it lexically: relative, no `..`
+// component, no NUL or control character, at most kMaxPathBytes; it names
+// `<shared>/<tenant>/<path>` (workloads resolve it against
+// MERIDIAN_SHARED_DIR = `<shared>/<tenant>`). `field` and line/column
+// locate it for errors found later (a symlink that leads out, checked by
+// whoever knows the shared directory).
+struct SharedPath {
+  std::string field;  // "training.save"
+  std::string path;   // as written
+  int line = 0, column = 0;
+};
+inline constexpr size_t kMaxPathBytes = 1024;
+
+// Limits on what a job runs, checked at submit: each `command` argument and
+// each `env` value at most kMaxArgBytes, all of `command` and `env` (names,
+// values, one byte each for the separators) at most kMaxCommandEnvBytes; no
+// NUL anywhere; env names match [A-Za-z_][A-Za-z0-9_]*.
+inline constexpr size_t kMaxArgBytes = 32 * 1024;
+inline constexpr size_t kMaxCommandEnvBytes = 256 * 1024;
+
+// A secret reference (`{secret: NAME}`): NAME matches [a-z0-9][a-z0-9-]{0,62}.
+bool IsSecretName(std::string_view name);
+
 // A control-plane job document (`kind: job`): the scheduling fields of one
 // workload job (name, tenant, replicas, shape, gpu_types, duration, dataset,
 // allowed_regions, allowed_zones, objective, cost_weight, spot,
 // cross_region, priority, tolerations) plus how to run it: `command` (a list
 // of arguments, or one string run by /bin/sh -c), `env` (NAME: value),
+// or NAME: {secret: SECRET} for a value the controller fills from its secret
+// store, listed in `secret_env`),
 // `retries` (0..100), `backoff` (first retry delay, doubled per failure),
 // `grace` (SIGTERM to SIGKILL on cancel) and `readiness_path` (an HTTP path
 // the agent probes). Priority is an integer or low / normal / high (0, 50,
@@ -68,7 +95,10 @@ struct JobSpec {
   Job job;
   std::string tenant = "default";
   std::vector<std::string> command;
-  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::pair<std::string, std::string>> env;         // plain values
+  std::vector<std::pair<std::string, std::string>> secret_env;  // (VAR, secret name)
+  // The paths of a training job's block, in the order written.
+  std::vector<SharedPath> shared_paths;
   int32_t max_retries = 0;
   double backoff_s = 1.0;
   double grace_s = 10.0;
@@ -90,7 +120,9 @@ absl::StatusOr<JobSpec> ParseJobSpec(std::string_view text, std::string_view fil
 //   regions: [us-east, eu-west]        # or [{region: us-east, weight: 2}, ...]; default all
 //   autoscale: {target_in_flight: 4, scale_up_delay: 10s, scale_down_delay: 60s}
 //   token: s3cret                      # clients send `Authorization: Bearer s3cret`
+//   token: {secret: digits-token}      # ... or the token is a secret of the store
 //
+// `model` is a SharedPath (see above); `tenant` is one path component.
 // Region names are checked by the controller against its registered nodes.
 struct EndpointRegion {
   std::string name;
@@ -101,6 +133,8 @@ struct EndpointSpec {
   std::string tenant = "default";
   std::string model;
   std::string token;
+  std::string token_secret;              // `token: {secret: NAME}`: the secret's name (token empty)
+  std::vector<SharedPath> shared_paths;  // `model`
   int32_t min_replicas = 1, max_replicas = 1;
   int64_t cpu_milli = 500, memory_mib = 256;
   int32_t gpus = 0;
@@ -112,6 +146,9 @@ struct EndpointSpec {
 };
 absl::StatusOr<EndpointSpec> ParseEndpointSpec(std::string_view text, std::string_view filename,
                                                std::vector<Diagnostic>* diags);
+// The same endpoint document with its literal `token:` replaced by
+// `token: {secret: SECRET}` (re-emitted: comments and layout are not kept).
+absl::StatusOr<std::string> ReplaceEndpointToken(std::string_view text, const std::string& secret);
 
 // File variants: read the file (error naming the path when unreadable), then parse.
 absl::StatusOr<Fleet> LoadFleet(const std::string& path, std::vector<Diagnostic>* diags);

@@ -17,6 +17,7 @@
 #include "core/workload.h"
 #include "spec/document.h"
 #include "spec/quantities.h"
+#include "spec/quote.h"
 #include "spec/spec.h"
 
 namespace meridian::spec {
@@ -54,6 +55,8 @@ class WorkloadParser {
   bool ParseShape(MapReader& job, TaskShape* shape);
   bool ParseGpuTypes(MapReader& job, std::vector<GpuChoice>* out);
   bool ParsePriority(MapReader& job, int32_t* out);
+  // A command argument or env value: no NUL, at most kMaxArgBytes.
+  bool CheckRunText(const YAML::Node& n, const std::string& path, const std::string& text);
 
   DiagnosticSink* sink_;
   const Fleet* fleet_;
@@ -63,6 +66,29 @@ class WorkloadParser {
   std::vector<std::string> tenant_names_;
   std::vector<std::string> class_names_;
 };
+
+bool IsEnvName(const std::string& key) {
+  bool valid = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
+  for (char c : key)
+    valid &=
+        (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
+  return valid;
+}
+
+bool WorkloadParser::CheckRunText(const YAML::Node& n, const std::string& path,
+                                  const std::string& text) {
+  if (text.find('\0') != std::string::npos) {
+    sink_->Add(n.Mark(), path,
+               "contains a NUL byte, which no program argument or variable can hold");
+    return false;
+  }
+  if (text.size() > kMaxArgBytes) {
+    sink_->Add(n.Mark(), path,
+               absl::StrCat("is ", text.size(), " bytes; at most ", kMaxArgBytes, " each"));
+    return false;
+  }
+  return true;
+}
 
 std::vector<std::string> RegionNames(const Fleet& fleet) {
   std::vector<std::string> out;
@@ -116,8 +142,8 @@ void WorkloadParser::ParsePriorityClasses(const YAML::Node& seq) {
     if (!name || !value) continue;
     auto [it, inserted] = class_lines_.emplace(*name, m.node().Mark().line + 1);
     if (!inserted) {
-      m.Error("name", absl::StrCat("duplicate priority class '", *name, "' (first at line ",
-                                   it->second, ")"));
+      m.Error("name", absl::StrCat("duplicate priority class ", QuoteInput(*name, 64),
+                                   " (first at line ", it->second, ")"));
       continue;
     }
     workload_.priority_classes.push_back(PriorityClass{*name, static_cast<int32_t>(*value)});
@@ -174,8 +200,8 @@ void WorkloadParser::ParseTenants(const YAML::Node& seq) {
     if (!ok) continue;
     auto [it, inserted] = lines.emplace(*name, m.node().Mark().line + 1);
     if (!inserted) {
-      m.Error("name",
-              absl::StrCat("duplicate tenant '", *name, "' (first at line ", it->second, ")"));
+      m.Error("name", absl::StrCat("duplicate tenant ", QuoteInput(*name, 64), " (first at line ",
+                                   it->second, ")"));
       continue;
     }
     t.name = *name;
@@ -274,7 +300,8 @@ bool WorkloadParser::ParseGpuTypes(MapReader& job, std::vector<GpuChoice>* out) 
       continue;
     }
     if (std::find(seen.begin(), seen.end(), *type) != seen.end()) {
-      sink_->Add(item.Mark(), item_path, absl::StrCat("GPU type '", *type, "' listed twice"));
+      sink_->Add(item.Mark(), item_path,
+                 absl::StrCat("GPU type ", QuoteInput(*type, 64), " listed twice"));
       ok = false;
       continue;
     }
@@ -429,8 +456,8 @@ std::optional<Job> WorkloadParser::ParseJob(MapReader& m) {
     } else if (*obj == "weighted") {
       job.objective = Objective::kWeighted;
     } else {
-      m.Error("objective", absl::StrCat("unknown objective '", obj->substr(0, 64),
-                                        "'; expected cost, time or weighted"));
+      m.Error("objective", absl::StrCat("unknown objective ", QuoteInput(*obj, 64),
+                                        "; expected cost, time or weighted"));
       ok = false;
     }
   } else if (m.Has("objective")) {
@@ -481,7 +508,9 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   // Built-in priority classes; the tenant named by the document exists.
   workload_.priority_classes = {{"low", 0}, {"normal", 50}, {"high", 100}};
   class_names_ = {"low", "normal", "high"};
-  std::optional<std::string> tenant = m.Name("tenant", Need::kOptional);
+  std::optional<std::string> tenant;
+  if (std::optional<YAML::Node> t = m.Get("tenant", Need::kOptional))
+    tenant = internal::ReadTenant(sink_, *t, m.Path("tenant"));
   spec.tenant = tenant.value_or(kDefaultTenant);
   tenant_ids_[spec.tenant] = TenantId(0);
   tenant_names_.push_back(spec.tenant);
@@ -504,6 +533,8 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
         if (line->empty()) {
           m.Error("command", "command must not be empty");
           ok = false;
+        } else if (!CheckRunText(*cmd, path, *line)) {
+          ok = false;
         } else {
           spec.command = {"/bin/sh", "-c", *line};
         }
@@ -513,8 +544,9 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
     } else if (internal::CheckSequence(sink_, *cmd, path)) {
       size_t i = 0;
       for (const YAML::Node& item : *cmd) {
-        std::optional<std::string> arg = internal::ReadString(sink_, item, IndexPath(path, i++));
-        if (!arg) {
+        std::string arg_path = IndexPath(path, i++);
+        std::optional<std::string> arg = internal::ReadString(sink_, item, arg_path);
+        if (!arg || !CheckRunText(item, arg_path, *arg)) {
           ok = false;
           continue;
         }
@@ -539,25 +571,49 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
     } else {
       for (const auto& kv : *env) {
         std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
-        std::string item_path = internal::JoinPath(path, key);
-        bool valid = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
-        for (char c : key)
-          valid &= (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                    (c >= '0' && c <= '9'));
-        if (!valid) {
+        std::string item_path = internal::JoinPath(path, internal::PathKey(key));
+        if (!IsEnvName(key)) {
           sink_->Add(kv.first.Mark(), item_path,
                      "environment variable names are letters, digits and '_', not starting "
                      "with a digit");
           ok = false;
           continue;
         }
+        if (kv.second.IsMap()) {  // NAME: {secret: SECRET}
+          std::optional<std::string> secret = internal::ReadSecretRef(sink_, kv.second, item_path);
+          if (!secret) {
+            ok = false;
+            continue;
+          }
+          spec.secret_env.emplace_back(key, *secret);
+          continue;
+        }
+        if (!kv.second.IsScalar()) {
+          sink_->Add(kv.second.Mark(), item_path,
+                     absl::StrCat("expected a string or {secret: NAME}, got ",
+                                  internal::Describe(kv.second)));
+          ok = false;
+          continue;
+        }
         std::optional<std::string> value = internal::ReadString(sink_, kv.second, item_path);
-        if (!value) {
+        if (!value || !CheckRunText(kv.second, item_path, *value)) {
           ok = false;
           continue;
         }
         spec.env.emplace_back(key, *value);
       }
+    }
+  }
+  // The whole of what a replica is started with is bounded too.
+  if (ok) {
+    size_t total = 0;
+    for (const std::string& arg : spec.command) total += arg.size() + 1;
+    for (const auto& [k, v] : spec.env) total += k.size() + v.size() + 2;
+    if (total > kMaxCommandEnvBytes) {
+      m.Error(m.Has("env") ? "env" : "command",
+              absl::StrCat("command and env together are ", total, " bytes; at most ",
+                           kMaxCommandEnvBytes));
+      ok = false;
     }
   }
   std::optional<int64_t> retries = m.Int("retries", Need::kOptional, 0, 100);
@@ -615,7 +671,8 @@ bool WorkloadParser::ParseTraining(MapReader& top, JobSpec* spec) {
       return;
     }
     if (std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
-      t.Error(key, absl::StrCat("'", *v, "' is not one of ", absl::StrJoin(allowed, ", ")));
+      t.Error(key,
+              absl::StrCat(QuoteInput(*v, 64), " is not one of ", absl::StrJoin(allowed, ", ")));
       ok = false;
       return;
     }
@@ -634,8 +691,16 @@ bool WorkloadParser::ParseTraining(MapReader& top, JobSpec* spec) {
   choice("mode", "--mode", {"allreduce", "central", "hierarchical", "diloco"});
   choice("compression", "--compression", {"none", "fp16", "int8"});
   choice("shares", "--shares", {"dynamic", "equal"});
-  if (std::optional<std::string> d = t.String("dataset", Need::kOptional)) {
-    add("--dataset", *d);
+  // A built-in dataset by name, else a CSV file in the shared directory.
+  if (std::optional<YAML::Node> d = t.Get("dataset", Need::kOptional)) {
+    std::optional<std::string> v = internal::ReadString(sink_, *d, t.Path("dataset"));
+    if (v && (*v == "digits" || *v == "synthetic" || *v == "large")) {
+      add("--dataset", *v);
+    } else if (v && internal::ReadSharedPath(sink_, *d, t.Path("dataset"), &spec->shared_paths)) {
+      add("--dataset", *v);
+    } else {
+      ok = false;
+    }
   } else {
     ok &= !t.Has("dataset");
   }
@@ -669,12 +734,17 @@ bool WorkloadParser::ParseTraining(MapReader& top, JobSpec* spec) {
       ok = false;
     }
   }
-  if (std::optional<std::string> save = t.String("save", Need::kOptional)) {
+  std::optional<std::string> save, dir;
+  if (std::optional<YAML::Node> n = t.Get("save", Need::kOptional))
+    save = internal::ReadSharedPath(sink_, *n, t.Path("save"), &spec->shared_paths);
+  if (std::optional<YAML::Node> n = t.Get("checkpoint_dir", Need::kOptional))
+    dir = internal::ReadSharedPath(sink_, *n, t.Path("checkpoint_dir"), &spec->shared_paths);
+  if (save) {
     add("--save", *save);
   } else {
     ok &= !t.Has("save");
   }
-  if (std::optional<std::string> dir = t.String("checkpoint_dir", Need::kOptional)) {
+  if (dir) {
     if (!t.Has("checkpoint_every")) {
       t.Error("checkpoint_dir", "checkpoint_dir needs checkpoint_every (steps)");
       ok = false;
@@ -699,8 +769,8 @@ void WorkloadParser::ParseJobs(const YAML::Node& seq) {
     if (name) {
       auto [it, inserted] = lines.emplace(*name, m.node().Mark().line + 1);
       if (!inserted) {
-        m.Error("name",
-                absl::StrCat("duplicate job name '", *name, "' (first at line ", it->second, ")"));
+        m.Error("name", absl::StrCat("duplicate job name ", QuoteInput(*name, 64),
+                                     " (first at line ", it->second, ")"));
         name.reset();
       }
     }

@@ -671,14 +671,20 @@ TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
   // Traffic between the regions goes through relays in rank 0, as under
   // `meridian dev --wan-rtt-ms`.
   ::setenv("MERIDIAN_WAN_RTT_MS", "2", 1);
+  // Checkpoints go to the replicas' shared directory (a spec's paths are relative to it).
+  std::string shared =
+      (fs::path(::testing::TempDir()) / absl::StrCat("shared-", ::getpid())).string();
+  fs::create_directories(shared);
+  ::setenv("MERIDIAN_SHARED_DIR", shared.c_str(), 1);
   StartCluster(2, {"east", "west"});
   ::unsetenv("MERIDIAN_WAN_RTT_MS");
-  std::string ckpt = cluster_->root() + "/checkpoints";
+  ::unsetenv("MERIDIAN_SHARED_DIR");
+  std::string ckpt = shared + "/checkpoints";
   std::string spec = absl::StrCat(
       "kind: training\nname: trainer\nreplicas: 4\nshape: {cpu: 2, memory: 512Mi}\n"
       "cross_region: true\nbackoff: 1s\ntraining:\n  mode: hierarchical\n  dataset: synthetic\n"
-      "  epochs: 120\n  batch: 32\n  shares: equal\n  checkpoint_dir: ",
-      ckpt, "\n  checkpoint_every: 100\n");
+      "  epochs: 120\n  batch: 32\n  shares: equal\n  checkpoint_dir: checkpoints\n"
+      "  checkpoint_every: 100\n");
   v1::Job j;
   ASSERT_TRUE(cluster_->Submit(spec, &j).ok());
   std::string file = ckpt + "/checkpoint.bin";

@@ -154,13 +154,19 @@ class EndpointTest : public ::testing::Test {
     // process of this cluster, for the region kill and the clean-up.
     marker_ = "MERIDIAN_TEST_CLUSTER=" + cluster_->root();
     ::setenv("MERIDIAN_TEST_CLUSTER", cluster_->root().c_str(), 1);
+    // A spec's model is relative: a file in the shared directory.
+    shared_ = cluster_->root() + "/shared";
+    std::filesystem::create_directories(shared_);
+    ::setenv("MERIDIAN_SHARED_DIR", shared_.c_str(), 1);
     for (const char* r : {"us-east", "eu-west", "ap-south"}) cluster_->StartAgent(r + std::string("-1"), r);
     ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 3; }, 30));
     endpoints_ = v1::EndpointService::NewStub(rpc::Connect(cluster_->address(), cluster_->security()));
     // A model to serve.
-    model_ = cluster_->root() + "/model-a";
-    ASSERT_EQ(std::system(absl::StrCat(MERIDIAN_BINARY, " train --dataset synthetic --epochs 1 --quiet --save ",
-                                       model_, " > /dev/null").c_str()),
+    model_ = "model-a";
+    ASSERT_EQ(std::system(absl::StrCat(MERIDIAN_BINARY,
+                                       " train --dataset synthetic --epochs 1 --quiet --save ",
+                                       shared_, "/", model_, " > /dev/null")
+                              .c_str()),
               0);
   }
   void TearDown() override {
@@ -218,7 +224,8 @@ class EndpointTest : public ::testing::Test {
 
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<v1::EndpointService::Stub> endpoints_;
-  std::string model_;
+  std::string model_;   // relative to shared_
+  std::string shared_;  // MERIDIAN_SHARED_DIR of the replicas
   std::string marker_;
 };
 
@@ -267,8 +274,8 @@ TEST_F(EndpointTest, RollingUpdateToANewModelDropsNoRequest) {
   int port = StartGateway();
   Load load(port, 4, "t0ken");
   ASSERT_TRUE(WaitUntil([&] { return load.ok() >= 300; }, 30)) << load.last_error_;
-  std::string model_b = cluster_->root() + "/model-b";
-  std::filesystem::copy_file(model_, model_b);
+  std::string model_b = "model-b";
+  std::filesystem::copy_file(shared_ + "/" + model_, shared_ + "/" + model_b);
   ASSERT_TRUE(Apply(Spec(model_b), &e).ok());
   EXPECT_EQ(e.generation(), 2);
   EXPECT_THAT(e.message(), ::testing::HasSubstr("rolling out generation 2"));

@@ -6,10 +6,13 @@
 // the agents' probes.
 #include "controller/endpoints.h"
 
+#include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "controller/validate.h"
 #include "controller_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -202,6 +205,66 @@ TEST_F(EndpointPlacementTest, AReplicaIsReadyAfterItsProbeAnswersForMinReady) {
   EXPECT_FALSE(Ready());
   clock_.Advance(1.1);
   EXPECT_TRUE(Ready());
+}
+
+// Gateways' load reports: a NaN, infinite, negative or absurd value is
+// refused whole (INVALID_ARGUMENT, nothing recorded), so it can neither
+// scale an endpoint nor overflow the replica count it computes.
+TEST_F(EndpointPlacementTest, ReportLoadRefusesValuesThatAreNotFiniteAndSane) {
+  AddZonalNode("e1", "us-east", "a", 16000);
+  ASSERT_TRUE(em_->Apply("kind: endpoint\nname: digits\nmodel: m.model\n"
+                         "replicas: {min: 1, max: 4}\nshape: {cpu: 500m, memory: 128Mi}\n"
+                         "autoscale: {target_in_flight: 4, scale_up_delay: 0s, "
+                         "scale_down_delay: 0s}\n",
+                         "e.yaml")
+                  .ok());
+  auto report = [&](double in_flight, const std::string& gateway = "gw") {
+    v1::ReportLoadRequest r;
+    r.set_gateway(gateway);
+    v1::EndpointLoad* l = r.add_loads();
+    l->set_name("digits");
+    l->set_in_flight(in_flight);
+    return em_->ReportLoad(r);
+  };
+  ASSERT_TRUE(report(12).ok());
+  em_->Tick();
+  ASSERT_EQ(em_->Get("digits")->desired_replicas(), 3);  // ceil(12 / 4)
+  for (double bad :
+       {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+        std::numeric_limits<double>::quiet_NaN(), -1.0, 1e300}) {
+    absl::Status st = report(bad);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(st.message()), HasSubstr("loads[0].in_flight")) << bad;
+    clock_.Advance(1);
+    em_->Tick();
+    absl::StatusOr<v1::Endpoint> e = em_->Get("digits");
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(e->desired_replicas(), 3) << bad;  // unchanged: the bad report was not recorded
+    EXPECT_EQ(e->in_flight(), 12) << bad;
+    ASSERT_TRUE(report(12).ok());  // the gateway's good report stays fresh
+  }
+  // One bad entry refuses the whole report: the good entry is not recorded either.
+  v1::ReportLoadRequest mixed;
+  mixed.set_gateway("gw2");
+  mixed.add_loads()->set_name("digits");
+  mixed.mutable_loads(0)->set_in_flight(100);
+  mixed.add_loads()->set_name("digits");
+  mixed.mutable_loads(1)->set_in_flight(std::nan(""));
+  EXPECT_EQ(em_->ReportLoad(mixed).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(em_->Get("digits")->in_flight(), 12);
+  EXPECT_EQ(report(1, "").code(), absl::StatusCode::kInvalidArgument);  // no gateway id
+}
+
+// The largest load a gateway may report caps at max; nothing overflows.
+TEST(AutoscalerLimitsTest, HugeLoadsClampToMax) {
+  spec::EndpointSpec s;
+  s.min_replicas = 1;
+  s.max_replicas = 5;
+  s.target_in_flight = 1e-9;
+  s.scale_up_delay_s = 0;
+  Autoscaler a;
+  EXPECT_EQ(a.Decide(0, kMaxInFlight * 100, 2, s), 5);
+  EXPECT_EQ(a.Decide(1, std::numeric_limits<double>::max(), 5, s), 5);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "controller/service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include <grpcpp/generic/generic_stub.h>
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "rpc/rpc.h"
 
@@ -67,7 +68,8 @@ StatusCode Code(char c) {
 }
 
 class SecurityTest : public ::testing::Test {
- protected:
+
+ public:  // the rows of the table below reach into the fixture
   void SetUp() override {
     dir_ = std::filesystem::path(::testing::TempDir()) / absl::StrCat("security-", ::getpid());
     std::filesystem::remove_all(dir_);
@@ -83,13 +85,16 @@ class SecurityTest : public ::testing::Test {
     EndpointManagerOptions eo;
     eo.start_loop = false;
     endpoints_ = std::make_unique<EndpointManager>(eo, ctl_.get(), store_.get(), &clock_);
-    ASSERT_TRUE(endpoints_->Start().ok());
     IdentityOptions io;
     io.bootstrap_token = "bootstrap-admin-token";
     io.secret_key = std::string(32, 'k');
     io.audit_log = dir_ + "/audit.log";
     ids_ = std::make_unique<IdentityManager>(io, store_.get(), &clock_);
     ASSERT_TRUE(ids_->Load(*store_->Load()).ok());
+    endpoints_->SetSecretResolver([this](const std::string& t, const std::string& n) {
+      return ids_->SecretValue(t, n);
+    });
+    ASSERT_TRUE(endpoints_->Start().ok());
 
     ca_ = *auth::CreateCa("test CA");
     auth::CertRequest server{"controller", {"localhost"}, {"127.0.0.1"}};
@@ -175,8 +180,17 @@ class SecurityTest : public ::testing::Test {
     if (tokens_.contains(w)) ctx->AddMetadata("authorization", "Bearer " + tokens_[w]);
   }
 
-  // What a denied call must not change: everything durable but the audit.
-  std::string StoreState() {
+  // Takes the store's state before a call (after the row's own set-up).
+  void Mark() {
+    if (tracking_) before_ = StoreState();
+  }
+  bool tracking_ = false;
+  std::string before_;
+
+  // What a denied call must not change: everything durable but the audit
+  // (a digest, so that a failure message stays short).
+  std::string StoreState() { return auth::Sha256Hex(RawStoreState()); }
+  std::string RawStoreState() {
     EXPECT_TRUE(store_->Write(store::Batch()).ok());
     store::Snapshot s = *store_->Load();
     std::string out;
@@ -244,6 +258,7 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
        [](SecurityTest* t, grpc::Channel* ch, grpc::ClientContext* c) {
          v1::CancelJobRequest r;
          r.set_id(t->SubmitDirect("alpha"));
+         t->Mark();
          v1::Job resp;
          return S<v1::JobService>(ch)->Cancel(c, r, &resp);
        }},
@@ -254,10 +269,10 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
          auto stub = S<v1::JobService>(ch);
          auto reader = stub->Watch(c, r);
          v1::JobEvent e;
-         bool got = reader->Read(&e);
+         if (!reader->Read(&e)) return reader->Finish();
          c->TryCancel();
-         grpc::Status st = reader->Finish();
-         return got ? grpc::Status::OK : st;
+         reader->Finish();
+         return grpc::Status::OK;
        }},
       {"JobService/Logs", "UUUUFPFFFPP",  // allowed: the replica is not placed yet
        [](SecurityTest* t, grpc::Channel* ch, grpc::ClientContext* c) {
@@ -293,6 +308,7 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
        [](SecurityTest* t, grpc::Channel* ch, grpc::ClientContext* c) {
          std::string name = absl::StrCat("ep-del-", t->next_++);
          EXPECT_TRUE(t->endpoints_->Apply(EndpointSpec(name), "ep.yaml").ok());
+         t->Mark();
          v1::DeleteEndpointRequest r;
          r.set_name(name);
          v1::Endpoint resp;
@@ -338,10 +354,13 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
          v1::JoinRequest r;
          r.set_node(node);
          r.set_join_token(t->ids_->CreateJoinToken(node, 60)->token());
+         t->Mark();
          r.set_csr(auth::CreateCsr("whatever")->cert_pem);
          v1::JoinResponse resp;
          grpc::Status st = S<v1::AgentService>(ch)->Join(c, r, &resp);
-         if (st.ok()) EXPECT_EQ(*auth::CertCommonName(resp.certificate()), "node:" + node);
+         if (st.ok()) {
+           EXPECT_EQ(*auth::CertCommonName(resp.certificate()), "node:" + node);
+         }
          return st;
        }},
       {"AgentService/Register", "UUUUPPPPPPO",
@@ -408,6 +427,7 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
        [](SecurityTest* t, grpc::Channel* ch, grpc::ClientContext* c) {
          v1::RevokeTokenRequest r;
          r.set_id(t->ids_->CreateToken("vic", 0, "")->token().id());
+         t->Mark();
          v1::Token resp;
          return S<v1::IdentityService>(ch)->RevokeToken(c, r, &resp);
        }},
@@ -443,6 +463,7 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
        [](SecurityTest* t, grpc::Channel* ch, grpc::ClientContext* c) {
          std::string name = absl::StrCat("s-del-", t->next_++);
          EXPECT_TRUE(t->ids_->CreateSecret("alpha", name, "v").ok());
+         t->Mark();
          v1::DeleteSecretRequest r;
          r.set_tenant("alpha");
          r.set_name(name);
@@ -468,7 +489,8 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
     for (int w = 0; w < kWhoCount; ++w) {
       StatusCode want = Code(row.expect[size_t(w)]);
       bool denied = want == StatusCode::UNAUTHENTICATED || want == StatusCode::PERMISSION_DENIED;
-      std::string before = denied ? StoreState() : "";
+      tracking_ = denied;
+      Mark();
       size_t audited = ids_->ListAudit("", 0, 1000000).size();
       grpc::ClientContext ctx;
       Prepare(&ctx, static_cast<Who>(w));
@@ -476,7 +498,7 @@ TEST_F(SecurityTest, EveryRpcTimesEveryCallerGetsExactlyItsStatusAndDenialsChang
       EXPECT_EQ(st.error_code(), want)
           << row.method << " by " << kWhoNames[w] << ": " << st.error_message();
       if (!denied) continue;
-      EXPECT_EQ(StoreState(), before) << row.method << " by " << kWhoNames[w] << " changed state";
+      EXPECT_EQ(StoreState(), before_) << row.method << " by " << kWhoNames[w] << " changed state";
       std::vector<v1::AuditEvent> trail = ids_->ListAudit("", 0, 1000000);
       ASSERT_GT(trail.size(), audited) << row.method << " by " << kWhoNames[w] << " not audited";
       EXPECT_EQ(trail.back().code(), want == StatusCode::UNAUTHENTICATED ? "UNAUTHENTICATED"
@@ -491,8 +513,10 @@ TEST_F(SecurityTest, AMethodOutsideTheTableIsDeniedBeforeAnyHandler) {
   grpc::ClientContext ctx;
   Prepare(&ctx, kAdmin);
   grpc::ByteBuffer req, resp;
-  grpc::Status st = stub.UnaryCall(&ctx, "/meridian.v1.JobService/DeleteEverything",
-                                   grpc::StubOptions(), &req, &resp);
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/meridian.v1.JobService/DeleteEverything", grpc::StubOptions(), &req,
+                 &resp, [&done](grpc::Status s) { done.set_value(s); });
+  grpc::Status st = done.get_future().get();
   EXPECT_EQ(st.error_code(), StatusCode::PERMISSION_DENIED) << st.error_message();
   EXPECT_THAT(st.error_message(), ::testing::HasSubstr("not in the authorization table"));
 }
@@ -578,6 +602,27 @@ TEST_F(SecurityTest, TheControllerShowsTheClusterCaAndRefusesPlaintextAndForeign
 }
 
 TEST_F(SecurityTest, TokensAreStoredOnlyAsSaltedHashesAndSecretsOnlySealed) {
+  // An endpoint applied with a literal client token: the token becomes a
+  // sealed secret of its tenant, the stored spec names the secret, and
+  // gateways (admin here) still get the token.
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kMember);
+    v1::ApplyEndpointRequest r;
+    r.set_spec("kind: endpoint\nname: ep-lit\ntenant: alpha\nmodel: models/m.model\n"
+               "replicas: 1\nshape: {cpu: 100m, memory: 64Mi}\ntoken: very-secret-ep-token\n");
+    v1::Endpoint e;
+    grpc::Status st = S<v1::EndpointService>(ChannelFor(kMember).get())->Apply(&ctx, r, &e);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(e.token(), "");  // not to a member
+    EXPECT_THAT(e.spec(), ::testing::HasSubstr("endpoint-ep-lit-token"));
+    grpc::ClientContext actx;
+    Prepare(&actx, kAdmin);
+    v1::GetEndpointRequest g;
+    g.set_name("ep-lit");
+    ASSERT_TRUE(S<v1::EndpointService>(ChannelFor(kAdmin).get())->Get(&actx, g, &e).ok());
+    EXPECT_EQ(e.token(), "very-secret-ep-token");
+  }
   ASSERT_TRUE(store_->Write(store::Batch()).ok());
   std::string db;
   for (const char* f : {"/state.db", "/state.db-wal"}) {
@@ -593,6 +638,7 @@ TEST_F(SecurityTest, TokensAreStoredOnlyAsSaltedHashesAndSecretsOnlySealed) {
   }
   EXPECT_EQ(db.find("bootstrap-admin-token"), std::string::npos);
   EXPECT_EQ(db.find("hunter2"), std::string::npos) << "a secret is in state.db in clear";
+  EXPECT_EQ(db.find("very-secret-ep-token"), std::string::npos) << "an endpoint token in clear";
   EXPECT_EQ(*ids_->SecretValue("alpha", "s1"), "hunter2");
   // The database file is the controller's alone.
   struct stat st;
