@@ -512,7 +512,8 @@ TEST_F(SecurityTest, AMethodOutsideTheTableIsDeniedBeforeAnyHandler) {
   grpc::GenericStub stub(ChannelFor(kAdmin));
   grpc::ClientContext ctx;
   Prepare(&ctx, kAdmin);
-  grpc::ByteBuffer req, resp;
+  grpc::Slice empty("");
+  grpc::ByteBuffer req(&empty, 1), resp;
   std::promise<grpc::Status> done;
   stub.UnaryCall(&ctx, "/meridian.v1.JobService/DeleteEverything", grpc::StubOptions(), &req,
                  &resp, [&done](grpc::Status s) { done.set_value(s); });
