@@ -674,6 +674,10 @@ TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
   StartCluster(2, {"east", "west"});
   ::unsetenv("MERIDIAN_WAN_RTT_MS");
   std::string ckpt = cluster_->root() + "/checkpoints";
+  // The ranks run as unprivileged uids of their own (one per attempt too):
+  // a directory outside the tenant's shared one must let them in.
+  std::filesystem::create_directories(ckpt);
+  std::filesystem::permissions(ckpt, std::filesystem::perms::all);
   std::string spec = absl::StrCat(
       "kind: training\nname: trainer\nreplicas: 4\nshape: {cpu: 2, memory: 512Mi}\n"
       "cross_region: true\nbackoff: 1s\ntraining:\n  mode: hierarchical\n  dataset: synthetic\n"

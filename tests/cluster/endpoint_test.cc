@@ -150,10 +150,10 @@ class EndpointTest : public ::testing::Test {
     cluster_ = std::make_unique<Cluster>(
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     cluster_->StartController(2.0);
-    // Agents pass their environment on to replicas: this marks every
-    // process of this cluster, for the region kill and the clean-up.
-    marker_ = "MERIDIAN_TEST_CLUSTER=" + cluster_->root();
-    ::setenv("MERIDIAN_TEST_CLUSTER", cluster_->root().c_str(), 1);
+    // Every replica of this cluster has its controller's address in its
+    // environment (agents give workloads a fresh one): this marks them for
+    // the region kill and the clean-up.
+    marker_ = "MERIDIAN_CONTROLLER=" + cluster_->address();
     for (const char* r : {"us-east", "eu-west", "ap-south"}) cluster_->StartAgent(r + std::string("-1"), r);
     ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 3; }, 30));
     endpoints_ = v1::EndpointService::NewStub(rpc::Connect(cluster_->address()));
