@@ -251,7 +251,7 @@ std::string UnreachableReason(const std::string& path, uid_t uid, gid_t gid, int
     bool last = i + 1 == parts.size();
     if (!last && !(bits & 1)) return absl::StrCat(describe(prefix, st), " cannot be searched");
     if (last) {
-      int want = ((need & R_OK) ? 4 : 0) | ((need & W_OK) ? 2 : 0) | ((need & X_OK) ? 1 : 0);
+      mode_t want = ((need & R_OK) ? 4 : 0) | ((need & W_OK) ? 2 : 0) | ((need & X_OK) ? 1 : 0);
       if ((bits & want) != want)
         return absl::StrCat(describe(prefix, st), " lacks ", (want & 4) ? "r" : "",
                             (want & 2) ? "w" : "", (want & 1) ? "x" : "", " for it");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -73,7 +74,10 @@ class ProcessDriverIsolationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = absl::StrCat(::testing::TempDir(), "/isolation_test_", ::getpid(), "_", info->name());
+    dir_ = fs::path(absl::StrCat(::testing::TempDir(), "/isolation_test_", ::getpid(), "_",
+                                 info->name()))
+               .lexically_normal()
+               .string();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     // A range of this test process's own, so that tests side by side do not
@@ -275,6 +279,8 @@ TEST_F(ProcessDriverIsolationTest, EnvironmentIsFreshWithoutSecretsOrTheAgentsVa
                                              {"MERIDIAN_RUN_KEY", "env"},
                                              {"USER", env["USER"]},
                                              {"LOGNAME", env["USER"]}};
+  for (const char* name : {"LANG", "LC_ALL"})  // passed on as this process has them
+    if (const char* value = std::getenv(name)) want[name] = value;
   EXPECT_EQ(env, want);
   if (driver.isolated()) {
     EXPECT_TRUE(absl::StartsWith(env["USER"], "meridian-run-")) << env["USER"];
@@ -286,7 +292,10 @@ TEST_F(ProcessDriverIsolationTest, EnvironmentIsFreshWithoutSecretsOrTheAgentsVa
 TEST_F(ProcessDriverIsolationTest, TenantsShareTheirDirectoryAndNoOtherTenants) {
   REQUIRE_ROOT();
   StartDriver();
-  ASSERT_EQ(RunToEnd("a1", "mkdir -p models && echo v1 > models/m && echo ok", "team-a"), "ok\n");
+  ASSERT_EQ(
+      RunToEnd("a1", "cd $MERIDIAN_SHARED_DIR && mkdir -p models && echo v1 > models/m && echo ok",
+               "team-a"),
+      "ok\n");
   // Another run of the tenant (another uid) reads and replaces what the first wrote.
   ASSERT_EQ(RunToEnd("a2",
                      "cat $MERIDIAN_SHARED_DIR/models/m; echo v2 > $MERIDIAN_SHARED_DIR/models/m"
@@ -374,7 +383,8 @@ TEST_F(ProcessDriverIsolationTest, RunAsAgentUidKeepsTheDriversIdentity) {
   EXPECT_FALSE(driver.isolated());
   EXPECT_TRUE(absl::StartsWith(driver.isolation_status(), "workloads run as the agent's uid"))
       << driver.isolation_status();
-  EXPECT_EQ(RunToEnd("me", "id -u; pwd -P"),
+  std::string out = RunToEnd("me", "id -u; pwd -P");
+  EXPECT_EQ(out,
             absl::StrCat(::geteuid(), "\n", fs::canonical(RunDir("me") + "/work").string(), "\n"));
   EXPECT_EQ(ReadText(RunDir("me") + "/identity"),
             absl::StrCat("uid ", ::geteuid(), "\ngid ", ::getegid(), "\ntenant default\n"));
