@@ -632,6 +632,12 @@ absl::Status ProcessDriver::Init() {
         options_.tenant_gids.first == 0 || options_.tenant_gids.first > options_.tenant_gids.last)
       return absl::InvalidArgumentError(
           "run uid and tenant gid ranges must be non-empty, without 0");
+    // Agents sharing a machine (and a range, against advice) start their
+    // round robin at different uids, so that two launches at one moment
+    // rarely pick the same one before either has a live process.
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : options_.root_dir) h = (h ^ c) * 1099511628211ull;
+    next_uid_offset_ = static_cast<uint32_t>(h % options_.run_uids.size());
     // Runs may pass through (to their own work/), not list what is here.
     if (::chmod(options_.root_dir.c_str(), 0711) != 0)
       return absl::FailedPreconditionError(

@@ -363,6 +363,24 @@ int RunDev(const DevArgs& a) {
   ::setenv("PATH", path.c_str(), 1);
   ::unsetenv("MERIDIAN_TOKEN");
   fs::remove(data_dir + "/controller.addr", ec);
+  // Workloads run as unprivileged uids: what they need must be reachable by
+  // one, or every run fails with EACCES. Say so now, clearly.
+  if (::geteuid() == 0 && !a.run_as_agent_uid) {
+    std::vector<std::tuple<std::string, std::string, int>> needed = {
+        {"the meridian binary", SelfExe(), X_OK}, {"the data dir", data_dir, X_OK}};
+    if (const char* d = std::getenv("MERIDIAN_DATA"))
+      needed.emplace_back("MERIDIAN_DATA", d, R_OK | X_OK);
+    for (const auto& [what, path, need] : needed) {
+      std::string why = agent::UnreachableReason(path, 70000, 71000, need);
+      if (why.empty()) continue;
+      std::fprintf(stderr,
+                   "meridian dev: workloads run as unprivileged uids and cannot reach %s %s: %s.\n"
+                   "  Put the checkout (or --data-dir) under directories others may search "
+                   "(chmod o+x each one), or pass --run-as-agent-uid to run workloads as root.\n",
+                   what.c_str(), path.c_str(), why.c_str());
+      return kExitError;
+    }
+  }
 
   std::vector<Child> children;
   auto stop_all = [&] {
