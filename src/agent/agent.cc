@@ -301,7 +301,8 @@ void Agent::WarnUnreachable(const ProcessDriverOptions& po) const {
   };
   std::string self = SelfExe();
   for (absl::string_view dir : absl::StrSplit(po.run_path, ':', absl::SkipEmpty()))
-    if (!self.empty() && std::filesystem::path(self).parent_path() == std::filesystem::path(dir))
+    if (!self.empty() &&
+        std::filesystem::path(self).parent_path() == std::filesystem::path(std::string(dir)))
       warn("the meridian binary", self, X_OK);
   if (const char* data = std::getenv("MERIDIAN_DATA");
       data != nullptr && *data != '\0' &&
