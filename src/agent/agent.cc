@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "agent/probe.h"
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "rpc/rpc.h"
@@ -47,6 +49,12 @@ bool ParseKey(const std::string& key, uint64_t* job, int32_t* replica, int32_t* 
   *replica = r;
   *attempt = a;
   return true;
+}
+
+std::string SelfExe() {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : p.string();
 }
 
 int64_t MachineMemoryMib() {
@@ -220,7 +228,19 @@ struct Agent::Impl {
   std::thread prober;
 };
 
+std::string DefaultRunPath() {
+  std::string self = SelfExe();
+  std::string system = "/usr/local/bin:/usr/bin:/bin";
+  if (self.empty()) return system;
+  return absl::StrCat(std::filesystem::path(self).parent_path().string(), ":", system);
+}
+
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
+
+std::string Agent::NodeLimits() const {
+  if (driver_->isolated()) return driver_->limits_status();
+  return absl::StrCat(driver_->limits_status(), "; workloads run as the agent's uid");
+}
 
 Agent::~Agent() {
   Stop();
@@ -248,12 +268,29 @@ absl::Status Agent::Start() {
   }
   if (options_.gpus > 0 && options_.gpu_type.empty())
     return absl::InvalidArgumentError("--gpu-type is required with --gpus");
+  // The state dir holds the runs (and maybe a token): workloads may pass
+  // through to their own directories, not list or read anything else.
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (::geteuid() == 0 && ::chmod(options_.data_dir.c_str(), 0711) != 0)
+    return absl::FailedPreconditionError(
+        absl::StrCat("chmod 0711 ", options_.data_dir, ": ", std::strerror(errno)));
   ProcessDriverOptions po;
   po.root_dir = absl::StrCat(options_.data_dir, "/runs");
   po.cgroup_parent = absl::StrCat("meridian/", options_.name);
   po.enforce_limits = options_.enforce_limits;
+  po.run_uids = options_.run_uids;
+  po.tenant_gids = options_.tenant_gids;
+  po.run_as_agent_uid = options_.run_as_agent_uid;
+  po.tenant_record = absl::StrCat(options_.data_dir, "/tenant-gids");
+  po.shared_dir = options_.shared_dir;
+  po.run_path = options_.run_path.empty() ? DefaultRunPath() : options_.run_path;
+  po.pass_env = options_.pass_env;
   driver_ = std::make_unique<ProcessDriver>(po);
   if (absl::Status st = driver_->Init(); !st.ok()) return st;
+  std::fprintf(stderr, "agent %s: %s\n", options_.name.c_str(),
+               driver_->isolation_status().c_str());
+  if (driver_->isolated()) WarnUnreachable(po);
   impl_ = std::make_unique<Impl>();
   if (static_cast<int32_t>(devices.size()) != options_.gpus) {
     devices.clear();  // --gpus N, or NVML without UUIDs: devices by index
@@ -311,6 +348,33 @@ absl::Status Agent::Start() {
   client_sec.require_client_cert = false;
   impl_->stub = v1::AgentService::NewStub(rpc::Connect(options_.controller, client_sec));
   return absl::OkStatus();
+}
+
+void Agent::WarnUnreachable(const ProcessDriverOptions& po) const {
+  // What workloads are expected to use, checked as the first run uid would
+  // see it: an unreachable binary fails every run with EACCES.
+  uid_t uid = po.run_uids.first;
+  gid_t gid = po.tenant_gids.first;
+  auto warn = [&](const std::string& what, const std::string& path, int need) {
+    std::string why = UnreachableReason(path, uid, gid, need);
+    if (!why.empty())
+      std::fprintf(stderr,
+                   "agent %s: warning: workloads run unprivileged (uid %u) and cannot use %s %s: "
+                   "%s; make the path reachable by others (chmod o+x on each directory) or run "
+                   "the agent with --run-as-agent-uid\n",
+                   options_.name.c_str(), static_cast<unsigned>(uid), what.c_str(), path.c_str(),
+                   why.c_str());
+  };
+  std::string self = SelfExe();
+  for (absl::string_view dir : absl::StrSplit(po.run_path, ':', absl::SkipEmpty()))
+    if (!self.empty() &&
+        std::filesystem::path(self).parent_path() == std::filesystem::path(std::string(dir)))
+      warn("the meridian binary", self, X_OK);
+  if (const char* data = std::getenv("MERIDIAN_DATA");
+      data != nullptr && *data != '\0' &&
+      std::find(po.pass_env.begin(), po.pass_env.end(), "MERIDIAN_DATA") != po.pass_env.end())
+    warn("MERIDIAN_DATA", data, R_OK | X_OK);
+  warn("their run directories under", po.root_dir, X_OK);
 }
 
 void Agent::Stop() {
@@ -493,6 +557,7 @@ void Agent::Apply(const v1::HeartbeatResponse& resp) {
     LaunchSpec spec;
     spec.key = a.key();
     spec.argv.assign(a.argv().begin(), a.argv().end());
+    spec.tenant = a.tenant();
     for (const auto& [k, v] : a.env()) spec.env.emplace_back(k, v);
     std::sort(spec.env.begin(), spec.env.end());
     spec.cpu_milli = a.shape().cpu_milli();
@@ -545,7 +610,7 @@ void Agent::Apply(const v1::HeartbeatResponse& resp) {
     // The directory stays (logs; a key is never launched twice); the marker
     // keeps a restarted agent from reporting the run again.
     int fd = ::open(absl::StrCat(options_.data_dir, "/runs/", key, "/acknowledged").c_str(),
-                    O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                    O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) ::close(fd);
     impl_->runs.erase(it);
     impl_->last_state.erase(key);
@@ -569,7 +634,7 @@ void Agent::Run() {
       n->set_cpu_milli(options_.cpu_milli);
       n->set_memory_mib(options_.memory_mib);
       n->set_address(address_);
-      n->set_limits(driver_->limits_status());
+      n->set_limits(NodeLimits());
       v1::RegisterResponse resp;
       grpc::ClientContext ctx;
       rpc::Prepare(&ctx, options_.token, 5);
@@ -581,7 +646,7 @@ void Agent::Run() {
           interval = resp.heartbeat_interval_s();
         std::fprintf(stderr, "agent %s: registered with %s (region %s, %s)\n",
                      options_.name.c_str(), options_.controller.c_str(), options_.region.c_str(),
-                     driver_->limits_status().c_str());
+                     NodeLimits().c_str());
       } else {
         if (!warned || st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
             st.error_code() == grpc::StatusCode::INVALID_ARGUMENT)

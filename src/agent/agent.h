@@ -14,6 +14,10 @@
 // ready while it answers 200; a change is reported at once.
 // It serves the runs' logs (AgentLogService). After a restart it re-adopts
 // the runs its driver finds on disk and reports them.
+// Workloads run unprivileged (agent/process.h): a uid of their own, their
+// tenant's group (Assignment.tenant), a fresh environment and the tenant's
+// shared directory; an agent that is not root runs them as its own uid and
+// says so in its node's `limits`.
 #pragma once
 
 #include <atomic>
@@ -22,6 +26,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "agent/gpus.h"
@@ -58,7 +63,19 @@ struct AgentOptions {
   std::string listen = "127.0.0.1:0";  // log service
   bool enforce_limits = true;
   double heartbeat_interval_s = 0;  // 0: what the controller says
+  // Workloads (see ProcessDriverOptions for the defaults' reasons).
+  IdRange run_uids = {70000, 70999};     // a uid of its own per run
+  IdRange tenant_gids = {71000, 71999};  // a gid per tenant
+  bool run_as_agent_uid = false;         // true: work runs as the agent's uid, even as root
+  std::string shared_dir;                // tenants' shared directories; empty: none
+  std::string run_path;                  // workloads' PATH; empty: DefaultRunPath()
+  // Variables of the agent's environment workloads get when set (and LANG, LC_ALL, TZ).
+  std::vector<std::string> pass_env = {"MERIDIAN_DATA", "MERIDIAN_WAN_RTT_MS", "MERIDIAN_WAN_MBPS"};
 };
+
+// Workloads' PATH unless configured: the directory of the agent's own
+// binary (workloads run `meridian` helpers), then the system's.
+std::string DefaultRunPath();
 
 class Agent {
  public:
@@ -73,6 +90,10 @@ class Agent {
   void StopAllRuns(double grace_s);
   const std::string& address() const { return address_; }
   const std::string& limits_status() const { return driver_->limits_status(); }
+  // Who workloads run as (ProcessDriver::isolation_status()).
+  const std::string& isolation_status() const { return driver_->isolation_status(); }
+  // The node's `limits`: the cgroup status, and a note when workloads are not isolated.
+  std::string NodeLimits() const;
 
  private:
   struct RunInfo;
@@ -91,6 +112,8 @@ class Agent {
   absl::Status AssignGpus(const v1::Assignment& a, const std::set<std::string>& wanted,
                           LaunchSpec* spec);
   void ProbeLoop();  // the readiness prober thread
+  // Startup warnings for paths workloads need but their uid cannot reach.
+  void WarnUnreachable(const ProcessDriverOptions& po) const;
   AgentOptions options_;
   std::unique_ptr<ProcessDriver> driver_;
   std::unique_ptr<Impl> impl_;

@@ -2,20 +2,24 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
@@ -36,6 +40,7 @@ struct ProcessDriver::Run {
   uint64_t child_start = 0;    // its start time; 0: unknown (it ended at once, or an old record)
   bool our_child = false;      // the monitor is this process's unreaped child
   bool monitor_gone = false;
+  std::optional<uid_t> uid;        // the uid it runs as, when isolated: held until Forget()
   std::optional<RunStatus> final;  // set once the run has ended (exited, or lost for good)
 };
 
@@ -83,11 +88,11 @@ absl::Status WriteControlFile(const std::string& path, const std::string& conten
   return absl::OkStatus();
 }
 
-// Writes `path` through a temporary file and rename(), so readers see the old
-// content or the whole new one.
+// Writes `path` (root-only, 0600) through a temporary file and rename(), so
+// readers see the old content or the whole new one.
 absl::Status WriteFileAtomic(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return absl::InternalError(absl::StrCat(tmp, ": ", ErrnoText(errno)));
   bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
             ::fsync(fd) == 0;
@@ -191,6 +196,10 @@ struct ForkPlan {
   char* const* envp = nullptr;
   const char* exit_tmp = nullptr;
   const char* exit_path = nullptr;
+  // Isolated runs: the identity the workload takes before exec.
+  bool drop = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
 };
 
 void SafeWriteAll(int fd, const void* data, size_t n) {
@@ -244,8 +253,59 @@ void SafeResetSignals() {
   ::_exit(127);
 }
 
-// The workload: own process group, default signals, cgroups, cwd, exec.
-// Descriptors 0..2 are already /dev/null and the logs (set up by the monitor).
+// After an EACCES on `path` as an unprivileged uid: names the first
+// directory on the way that this uid cannot search, so that a repository
+// under a 0700 home says so instead of a bare "Permission denied".
+void SafeExplainAccess(const char* path, uid_t uid) {
+  char buf[4096];
+  size_t n = ::strlen(path);
+  if (path[0] != '/' || n >= sizeof buf) return;
+  ::memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; ++i) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char saved = buf[i];
+    buf[i] = '\0';
+    bool searchable = ::access(buf, X_OK) == 0;
+    bool last = saved == '\0';
+    if (!searchable && !last) {
+      char number[24];
+      SafeWrite(2, "meridian: directory '");
+      SafeWrite(2, buf);
+      SafeWrite(2, "' cannot be searched by uid ");
+      SafeWrite(2, SafeFormat(uid, number));
+      SafeWrite(2,
+                ": workloads run unprivileged, so every directory on the way must be "
+                "searchable by others (chmod o+x), or run the agent with --run-as-agent-uid\n");
+      return;
+    }
+    buf[i] = saved;
+  }
+}
+
+// Takes the run's uid and gid, no supplementary groups, and checks that all
+// of it took (a kernel or policy that silently keeps root must not run work).
+void SafeDropPrivileges(const ForkPlan& p) {
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0) SafeFail("cannot drop groups", "setgroups", errno);
+  // Raw system calls: this child has one thread, and glibc's wrappers would
+  // try to reach the agent's other threads, which did not survive fork().
+  if (::syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0)
+    SafeFail("cannot take the tenant's group", "setresgid", errno);
+  if (::syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0)
+    SafeFail("cannot take the run's user", "setresuid", errno);
+  uid_t ru = 0, eu = 0, su = 0;
+  gid_t rg = 0, eg = 0, sg = 0;
+  if (::syscall(SYS_getresuid, &ru, &eu, &su) != 0 ||
+      ::syscall(SYS_getresgid, &rg, &eg, &sg) != 0 || ru != p.uid || eu != p.uid || su != p.uid ||
+      rg != p.gid || eg != p.gid || sg != p.gid || ::syscall(SYS_getgroups, 0, nullptr) != 0)
+    SafeFail("identity did not take", "setresuid", EPERM);
+  if (::syscall(SYS_setresuid, 0, 0, 0) == 0) SafeFail("could regain root", "setresuid", EPERM);
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    SafeFail("cannot set", "PR_SET_NO_NEW_PRIVS", errno);
+}
+
+// The workload: own process group, default signals, cgroups, identity, cwd,
+// exec. Descriptors 0..2 are already /dev/null and the logs (set up by the
+// monitor).
 [[noreturn]] void RunWorkload(const ForkPlan& p) {
   ::setpgid(0, 0);
   SafeResetSignals();
@@ -257,7 +317,17 @@ void SafeResetSignals() {
     if (fd >= 0) ::close(fd);
     if (!ok) SafeFail("cannot join cgroup", procs, err);
   }
-  if (::chdir(p.cwd) != 0) SafeFail("cannot change to directory", p.cwd, errno);
+  if (p.drop) {
+    SafeDropPrivileges(p);
+    // What it creates in its tenant's shared directory the tenant's other
+    // runs (other uids, the same group) can write too.
+    ::umask(007);
+  }
+  if (::chdir(p.cwd) != 0) {
+    int err = errno;
+    if (p.drop && err == EACCES) SafeExplainAccess(p.cwd, p.uid);
+    SafeFail("cannot change to directory", p.cwd, err);
+  }
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -280,6 +350,9 @@ void SafeResetSignals() {
     }
   }
   if (saw_eacces && (err == ENOENT || err == ENOTDIR)) err = EACCES;
+  if (p.drop && err == EACCES)
+    for (const char* candidate : p.candidates)
+      if (candidate[0] == '/') SafeExplainAccess(candidate, p.uid);
   SafeFail("cannot run", p.program, err);
 }
 
@@ -332,7 +405,7 @@ void SafeResetSignals() {
   bool signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
   char number[24];
   SafeFormat(static_cast<unsigned long>(info.si_status), number);
-  int fd = ::open(p.exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(p.exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd >= 0) {
     SafeWrite(fd, signaled ? "signaled " : "exited ");
     SafeWrite(fd, number);
@@ -378,6 +451,65 @@ std::optional<RunRecord> ReadRunRecord(const std::string& dir) {
   return r;
 }
 
+// `identity` holds "uid N", "gid N" and "tenant NAME" lines: what an isolated
+// run runs as, so that a restarted driver does not hand its uid out again.
+struct IdentityRecord {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string tenant;
+};
+
+std::string FormatIdentityRecord(const IdentityRecord& r) {
+  return absl::StrCat("uid ", r.uid, "\ngid ", r.gid, "\ntenant ", r.tenant, "\n");
+}
+
+std::optional<IdentityRecord> ReadIdentityRecord(const std::string& dir) {
+  std::string text;
+  if (!ReadFile(dir + "/identity", &text)) return std::nullopt;
+  IdentityRecord r;
+  bool have_uid = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
+    if (kv.first == "uid") have_uid = absl::SimpleAtoi(kv.second, &r.uid);
+    if (kv.first == "gid") (void)absl::SimpleAtoi(kv.second, &r.gid);
+    if (kv.first == "tenant") r.tenant = std::string(kv.second);
+  }
+  if (!have_uid || r.uid == 0) return std::nullopt;
+  return r;
+}
+
+// Real uids of every live process (from /proc/<pid>/status).
+std::set<uid_t> LiveUids() {
+  std::set<uid_t> uids;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
+    std::string status;
+    if (!ReadFile(e.path().string() + "/status", &status)) continue;
+    size_t at = status.find("\nUid:");
+    if (at == std::string::npos) continue;
+    std::vector<absl::string_view> f = absl::StrSplit(absl::string_view(status).substr(at + 5, 64),
+                                                      absl::ByAnyChar("\t \n"), absl::SkipEmpty());
+    uid_t uid = 0;
+    if (!f.empty() && absl::SimpleAtoi(f[0], &uid)) uids.insert(uid);
+  }
+  return uids;
+}
+
+// The driver's own user name (USER of work run as its uid), or its number.
+std::string AgentUserName() {
+  char buf[4096];
+  struct passwd pw, *found = nullptr;
+  if (::getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr)
+    return found->pw_name;
+  return absl::StrCat(::geteuid());
+}
+
+bool IsSecretVariable(absl::string_view name) {
+  return name == "MERIDIAN_TOKEN" || name == "MERIDIAN_TOKEN_FILE";
+}
+
 absl::Status ValidateSpec(const LaunchSpec& spec) {
   if (!KeyValid(spec.key))
     return absl::InvalidArgumentError(absl::StrCat(
@@ -395,9 +527,13 @@ absl::Status ValidateSpec(const LaunchSpec& spec) {
     return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": NUL in cwd"));
   for (const auto& [name, content] : spec.files)
     if (!KeyValid(name) || name == "record" || name == "exit" || name == "exit.tmp" ||
-        name.ends_with(".log") || name.ends_with(".tmp"))
+        name == "identity" || name == "work" || name.ends_with(".log") || name.ends_with(".tmp"))
       return absl::InvalidArgumentError(
           absl::StrCat("run ", spec.key, ": '", name, "' cannot be a file of the run directory"));
+  if (!spec.tenant.empty() && !TenantNameValid(spec.tenant))
+    return absl::InvalidArgumentError(
+        absl::StrCat("run ", spec.key, ": tenant '", spec.tenant,
+                     "': use 1 to 64 of A-Z a-z 0-9 '.' '_' '-', not starting with '.'"));
   if (spec.cpu_milli < 0 || spec.cpu_milli > kMaxCpuMilli || spec.memory_mib < 0 ||
       spec.memory_mib > kMaxMemoryMib)
     return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": limits out of range (cpu ",
@@ -406,30 +542,34 @@ absl::Status ValidateSpec(const LaunchSpec& spec) {
   return absl::OkStatus();
 }
 
-// The agent's environment with `overrides` added or replacing, as "K=V".
-std::vector<std::string> MergedEnvironment(
-    const std::vector<std::pair<std::string, std::string>>& overrides, std::string* path) {
-  std::vector<std::string> env;
-  std::map<std::string, size_t, std::less<>> index;
-  for (char** e = environ; *e != nullptr; ++e) {
-    absl::string_view kv(*e);
-    size_t eq = kv.find('=');
-    if (eq == absl::string_view::npos || index.contains(kv.substr(0, eq))) continue;
-    index.emplace(std::string(kv.substr(0, eq)), env.size());
-    env.emplace_back(kv);
-  }
-  for (const auto& [name, value] : overrides) {
-    std::string kv = absl::StrCat(name, "=", value);
-    auto [it, added] = index.emplace(name, env.size());
-    if (added) {
-      env.push_back(std::move(kv));
-    } else {
-      env[it->second] = std::move(kv);
-    }
-  }
-  auto it = index.find("PATH");
-  *path = it != index.end() ? env[it->second].substr(5) : "/usr/local/bin:/usr/bin:/bin";
-  return env;
+// What a workload starts with (see process.h): a fresh environment, not the
+// driver's, then `overrides`; the secrets never. `*path` is the PATH it got.
+struct EnvironmentBase {
+  std::string path, home, user, tmpdir, shared_dir;
+  const std::vector<std::string>* pass_env = nullptr;
+};
+
+std::vector<std::string> WorkloadEnvironment(
+    const EnvironmentBase& base, const std::vector<std::pair<std::string, std::string>>& overrides,
+    std::string* path) {
+  std::map<std::string, std::string> env = {{"PATH", base.path},
+                                            {"HOME", base.home},
+                                            {"USER", base.user},
+                                            {"LOGNAME", base.user},
+                                            {"TMPDIR", base.tmpdir}};
+  std::vector<std::string> passed = {"LANG", "LC_ALL", "TZ"};
+  passed.insert(passed.end(), base.pass_env->begin(), base.pass_env->end());
+  for (const std::string& name : passed)
+    if (const char* value = std::getenv(name.c_str()); value != nullptr) env[name] = value;
+  for (const auto& [name, value] : overrides) env[name] = value;
+  // The tenant's directory, whatever the job asked for.
+  env.erase("MERIDIAN_SHARED_DIR");
+  if (!base.shared_dir.empty()) env["MERIDIAN_SHARED_DIR"] = base.shared_dir;
+  std::erase_if(env, [](const auto& kv) { return IsSecretVariable(kv.first); });
+  *path = env["PATH"];
+  std::vector<std::string> out;
+  for (const auto& [name, value] : env) out.push_back(absl::StrCat(name, "=", value));
+  return out;
 }
 
 // Where execve() should look for `program`, in order (execvp() semantics:
@@ -485,6 +625,40 @@ absl::Status ProcessDriver::Init() {
   if (!ReadProcStat(::getpid(), &self))
     return absl::FailedPreconditionError(
         "cannot read /proc/self/stat: the process driver needs /proc to recognise its monitors");
+
+  isolated_ = ::geteuid() == 0 && !options_.run_as_agent_uid;
+  if (isolated_) {
+    if (options_.run_uids.first == 0 || options_.run_uids.first > options_.run_uids.last ||
+        options_.tenant_gids.first == 0 || options_.tenant_gids.first > options_.tenant_gids.last)
+      return absl::InvalidArgumentError(
+          "run uid and tenant gid ranges must be non-empty, without 0");
+    // Agents sharing a machine (and a range, against advice) start their
+    // round robin at different uids, so that two launches at one moment
+    // rarely pick the same one before either has a live process.
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : options_.root_dir) h = (h ^ c) * 1099511628211ull;
+    next_uid_offset_ = static_cast<uint32_t>(h % options_.run_uids.size());
+    // Runs may pass through (to their own work/), not list what is here.
+    if (::chmod(options_.root_dir.c_str(), 0711) != 0)
+      return absl::FailedPreconditionError(
+          absl::StrCat("chmod 0711 ", options_.root_dir, ": ", ErrnoText(errno)));
+    isolation_status_ = absl::StrCat("workloads run as uids ", FormatIdRange(options_.run_uids),
+                                     ", tenant gids ", FormatIdRange(options_.tenant_gids));
+  } else {
+    isolation_status_ =
+        options_.run_as_agent_uid
+            ? std::string("workloads run as the agent's uid (by configuration)")
+            : absl::StrCat("workloads run as the agent's uid (the agent is not root: uid ",
+                           ::geteuid(), " cannot switch users)");
+  }
+  std::string record = options_.tenant_record;
+  if (record.empty()) {
+    std::string root = options_.root_dir;
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    record = (fs::path(root).parent_path() / "tenant-gids").string();
+  }
+  tenants_ = std::make_unique<TenantGroups>(options_.tenant_gids, record, options_.shared_dir);
+  if (absl::Status st = tenants_->Init(); !st.ok()) return st;
 
   limits_enforced_ = false;
   cgroup_version_ = 0;
@@ -613,8 +787,26 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
         absl::StrCat("run ", spec.key, " was launched before (", dir, " exists)"));
   };
   if (runs_.contains(spec.key)) return already();
+  const std::string tenant = spec.tenant.empty() ? kDefaultTenant : spec.tenant;
+  // Who it runs as, decided before anything is created.
+  IdentityRecord identity;
+  identity.tenant = tenant;
+  if (isolated_) {
+    absl::StatusOr<uid_t> uid = PickUid();
+    if (!uid.ok()) return uid.status();
+    absl::StatusOr<gid_t> gid = tenants_->GidOf(tenant);
+    if (!gid.ok()) return gid.status();
+    identity.uid = *uid;
+    identity.gid = *gid;
+  } else {
+    identity.uid = ::geteuid();
+    identity.gid = ::getegid();
+  }
+  absl::StatusOr<std::string> shared =
+      tenants_->SharedDir(tenant, isolated_ ? std::optional<gid_t>(identity.gid) : std::nullopt);
+  if (!shared.ok()) return shared.status();
   // mkdir is the claim on the key: it succeeds once, across restarts too.
-  if (::mkdir(dir.c_str(), 0755) != 0) {
+  if (::mkdir(dir.c_str(), 0711) != 0) {
     if (errno == EEXIST) return already();
     return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ErrnoText(errno)));
   }
@@ -626,10 +818,23 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
     fs::remove_all(dir, ec);
     return st;
   };
+  // Whatever the umask: its uid passes through to work/, and no further.
+  if (::chmod(dir.c_str(), 0711) != 0)
+    return undo(absl::InternalError(absl::StrCat("chmod 0711 ", dir, ": ", ErrnoText(errno))));
 
   for (const auto& [name, content] : spec.files)
     if (absl::Status st = WriteFileAtomic(absl::StrCat(dir, "/", name), content); !st.ok())
       return undo(st);
+  if (absl::Status st = WriteFileAtomic(dir + "/identity", FormatIdentityRecord(identity));
+      !st.ok())
+    return undo(st);
+  // The run's own directory: its working directory, HOME and TMPDIR.
+  const std::string work = dir + "/work", tmp = work + "/tmp";
+  for (const std::string& d : {work, tmp}) {
+    if (::mkdir(d.c_str(), 0700) != 0 ||
+        (isolated_ && ::chown(d.c_str(), identity.uid, identity.gid) != 0))
+      return undo(absl::InternalError(absl::StrCat("cannot create ", d, ": ", ErrnoText(errno))));
+  }
 
   std::vector<std::string> cgroup_procs;
   if (limits_enforced_) {
@@ -642,7 +847,14 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
 
   // Everything the forked processes use, prepared now.
   std::string path;
-  std::vector<std::string> env_strings = MergedEnvironment(spec.env, &path);
+  EnvironmentBase base;
+  base.path = options_.run_path;
+  base.home = work;
+  base.user = isolated_ ? absl::StrCat("meridian-run-", identity.uid) : AgentUserName();
+  base.tmpdir = tmp;
+  base.shared_dir = *shared;
+  base.pass_env = &options_.pass_env;
+  std::vector<std::string> env_strings = WorkloadEnvironment(base, spec.env, &path);
   std::vector<char*> envp = CStrings(env_strings);
   std::vector<std::string> argv_strings = spec.argv;
   std::vector<char*> argv = CStrings(argv_strings);
@@ -650,7 +862,7 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   sh_strings.insert(sh_strings.end(), spec.argv.begin() + 1, spec.argv.end());
   std::vector<char*> sh_argv = CStrings(sh_strings);
   std::vector<std::string> candidates = ExecCandidates(spec.argv[0], path);
-  const std::string cwd = spec.cwd.empty() ? dir : spec.cwd;
+  const std::string cwd = spec.cwd.empty() ? work : spec.cwd;
   const std::string exit_tmp = dir + "/exit.tmp", exit_path = dir + "/exit";
 
   ForkPlan plan;
@@ -664,16 +876,19 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   plan.envp = envp.data();
   plan.exit_tmp = exit_tmp.c_str();
   plan.exit_path = exit_path.c_str();
+  plan.drop = isolated_;
+  plan.uid = identity.uid;
+  plan.gid = identity.gid;
 
   const int log_flags = O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC;
   UniqueFd devnull(AboveStdio(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
   if (devnull.get() < 0)
     return undo(absl::InternalError(absl::StrCat("/dev/null: ", ErrnoText(errno))));
-  UniqueFd out(AboveStdio(::open(LogPath(spec.key, "stdout").c_str(), log_flags, 0644)));
+  UniqueFd out(AboveStdio(::open(LogPath(spec.key, "stdout").c_str(), log_flags, 0600)));
   if (out.get() < 0)
     return undo(
         absl::InternalError(absl::StrCat(LogPath(spec.key, "stdout"), ": ", ErrnoText(errno))));
-  UniqueFd err(AboveStdio(::open(LogPath(spec.key, "stderr").c_str(), log_flags, 0644)));
+  UniqueFd err(AboveStdio(::open(LogPath(spec.key, "stderr").c_str(), log_flags, 0600)));
   if (err.get() < 0)
     return undo(
         absl::InternalError(absl::StrCat(LogPath(spec.key, "stderr"), ": ", ErrnoText(errno))));
@@ -735,6 +950,7 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   run->monitor_pid = monitor;
   run->child_pid = report;
   run->our_child = true;
+  if (isolated_) run->uid = identity.uid;
   ProcStat stat;
   // The monitor is our unreaped child: its /proc entry cannot have gone.
   MERIDIAN_CHECK(ReadProcStat(monitor, &stat), "cannot read /proc/<monitor>/stat");
@@ -884,6 +1100,9 @@ std::vector<std::string> ProcessDriver::Recover() {
       run->child_pid = record->child_pid;
       run->child_start = record->child_start;
     }
+    if (std::optional<IdentityRecord> identity = ReadIdentityRecord(run->dir);
+        identity && options_.run_uids.Contains(identity->uid))
+      run->uid = identity->uid;
     runs_.emplace(key, std::move(run));
   }
   std::sort(keys.begin(), keys.end());
@@ -908,6 +1127,26 @@ void ProcessDriver::Forget(const std::string& key) {
   }
   // Fails (EBUSY) while processes remain inside; a finished run has none.
   for (const std::string& dir : CgroupDirs(key)) ::rmdir(dir.c_str());
+}
+
+absl::StatusOr<uid_t> ProcessDriver::PickUid() {
+  std::set<uid_t> held;
+  for (const auto& [key, run] : runs_)
+    if (run->uid) held.insert(*run->uid);
+  // A uid with live processes belongs to a run this driver forgot (a
+  // workload that escaped its group) or to another agent's run.
+  std::set<uid_t> live = LiveUids();
+  const IdRange& r = options_.run_uids;
+  for (uint32_t i = 0; i < r.size(); ++i) {
+    // Round robin from after the last one handed out: a freed uid is reused late.
+    uid_t uid = r.first + (next_uid_offset_ + i) % r.size();
+    if (held.contains(uid) || live.contains(uid)) continue;
+    next_uid_offset_ = (uid - r.first + 1) % r.size();
+    return uid;
+  }
+  return absl::ResourceExhaustedError(absl::StrCat("every run uid of ", FormatIdRange(r),
+                                                   " is held by a run of this node or a live "
+                                                   "process; widen --run-uids"));
 }
 
 void ProcessDriver::ReapForgotten() {

@@ -77,6 +77,8 @@ struct AgentArgs {
   std::string memory;
   bool no_limits = false;
   bool stop_work_on_exit = false;
+  std::string run_uids = "70000-70999";     // --run-uids, parsed into opts.run_uids
+  std::string tenant_gids = "71000-71999";  // --tenant-gids
 };
 int RunAgent(AgentArgs a);
 
@@ -95,6 +97,7 @@ struct DevArgs {
   double wan_rtt_ms = 0;  // > 0 or wan_mbps > 0: training traffic between regions
   double wan_mbps = 0;    // goes through netemu relays (MERIDIAN_WAN_* for replicas)
   bool insecure = false;  // controller and agents without TLS
+  bool run_as_agent_uid = false;  // agents run work as their own uid (root), not isolated
 };
 int RunDev(const DevArgs& a);
 // Submits every spec in `folder` to a running cluster, follows the jobs and

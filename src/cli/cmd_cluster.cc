@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
@@ -451,13 +452,27 @@ int RunAgent(AgentArgs a) {
     a.opts.memory_mib = *mem;
   }
   a.opts.enforce_limits = !a.no_limits;
+  for (auto [flag, text, range] :
+       {std::tuple{"--run-uids", &a.run_uids, &a.opts.run_uids},
+        std::tuple{"--tenant-gids", &a.tenant_gids, &a.opts.tenant_gids}}) {
+    absl::StatusOr<agent::IdRange> parsed = agent::ParseIdRange(*text);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "meridian agent: %s: %s\n", flag,
+                   std::string(parsed.status().message()).c_str());
+      return kExitInvalid;
+    }
+    *range = *parsed;
+  }
+  if (a.opts.shared_dir.empty())
+    if (const char* shared = std::getenv("MERIDIAN_SHARED_DIR")) a.opts.shared_dir = shared;
+  if (!a.opts.shared_dir.empty()) a.opts.shared_dir = fs::absolute(a.opts.shared_dir).string();
   agent::Agent ag(a.opts);
   if (absl::Status s = ag.Start(); !s.ok()) {
     std::fprintf(stderr, "meridian agent: %s\n", std::string(s.message()).c_str());
     return s.code() == absl::StatusCode::kInvalidArgument ? kExitInvalid : kExitError;
   }
   std::fprintf(stderr, "agent %s: logs served on %s; limits: %s\n", a.opts.name.c_str(),
-               ag.address().c_str(), ag.limits_status().c_str());
+               ag.address().c_str(), ag.NodeLimits().c_str());
   std::fflush(stderr);
   std::thread loop([&] { ag.Run(); });
   WaitForSignal();
@@ -507,6 +522,15 @@ int RunDev(const DevArgs& a) {
     return kExitError;
   }
   std::string data_dir = fs::absolute(a.data_dir).string();
+  // Workloads (unprivileged uids) pass through the data dir to their run
+  // and shared directories; they may not list it, nor enter the
+  // controller's state or the logs.
+  if (::geteuid() == 0) {
+    ::chmod(data_dir.c_str(), 0711);
+    ::chmod((data_dir + "/logs").c_str(), 0700);
+    fs::create_directories(data_dir + "/controller", ec);
+    ::chmod((data_dir + "/controller").c_str(), 0700);
+  }
   absl::StatusOr<std::string> token = EnsureToken(data_dir, "");
   if (!token.ok()) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(token.status().message()).c_str());
@@ -524,15 +548,38 @@ int RunDev(const DevArgs& a) {
     ::unsetenv("MERIDIAN_WAN_RTT_MS");
     ::unsetenv("MERIDIAN_WAN_MBPS");
   }
-  // Replicas of one dev cluster share a directory (training checkpoints).
-  ::setenv("MERIDIAN_SHARED_DIR", (std::filesystem::absolute(data_dir) / "shared").c_str(), 1);
-  // Replicas find `meridian` itself on PATH (the examples run its helpers).
+  // Replicas of one dev cluster share a directory (training checkpoints),
+  // one per tenant: <data>/shared/<tenant>, given to each agent by
+  // --shared-dir. Agents give workloads a fresh environment: MERIDIAN_DATA
+  // and MERIDIAN_WAN_* reach them through the agents' --pass-env default,
+  // and `meridian` itself through their default PATH (the agent binary's
+  // directory first).
+  const std::string shared_dir = data_dir + "/shared";
+  ::unsetenv("MERIDIAN_SHARED_DIR");
   std::string bin_dir = fs::path(SelfExe()).parent_path().string();
   std::string path =
       absl::StrCat(bin_dir, ":", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
   ::setenv("PATH", path.c_str(), 1);
   ::unsetenv("MERIDIAN_TOKEN");
   fs::remove(data_dir + "/controller.addr", ec);
+  // Workloads run as unprivileged uids: what they need must be reachable by
+  // one, or every run fails with EACCES. Say so now, clearly.
+  if (::geteuid() == 0 && !a.run_as_agent_uid) {
+    std::vector<std::tuple<std::string, std::string, int>> needed = {
+        {"the meridian binary", SelfExe(), X_OK}, {"the data dir", data_dir, X_OK}};
+    if (const char* d = std::getenv("MERIDIAN_DATA"))
+      needed.emplace_back("MERIDIAN_DATA", d, R_OK | X_OK);
+    for (const auto& [what, path, need] : needed) {
+      std::string why = agent::UnreachableReason(path, 70000, 71000, need);
+      if (why.empty()) continue;
+      std::fprintf(stderr,
+                   "meridian dev: workloads run as unprivileged uids and cannot reach %s %s: %s.\n"
+                   "  Put the checkout (or --data-dir) under directories others may search "
+                   "(chmod o+x each one), or pass --run-as-agent-uid to run workloads as root.\n",
+                   what.c_str(), path.c_str(), why.c_str());
+      return kExitError;
+    }
+  }
 
   std::vector<Child> children;
   auto stop_all = [&] {
@@ -544,11 +591,12 @@ int RunDev(const DevArgs& a) {
                                                       data_dir + "/controller", "--token-file",
                                                       data_dir + "/token", "--heartbeat-timeout",
                                                       absl::StrCat(a.heartbeat_timeout_s),
-                                                      "--insecure"}
+                                                      "--shared-dir", shared_dir, "--insecure"}
                            : std::vector<std::string>{"controller", "--data-dir",
                                                       data_dir + "/controller", "--token-file",
                                                       data_dir + "/token", "--heartbeat-timeout",
-                                                      absl::StrCat(a.heartbeat_timeout_s)},
+                                                      absl::StrCat(a.heartbeat_timeout_s),
+                                                      "--shared-dir", shared_dir},
                 data_dir + "/logs/controller.log");
   if (!ctl.ok()) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(ctl.status().message()).c_str());
@@ -644,7 +692,14 @@ int RunDev(const DevArgs& a) {
                                        "--gpus",
                                        absl::StrCat(a.gpus_per_node),
                                        "--state-dir",
-                                       absl::StrCat(data_dir, "/agents/", name)};
+                                       absl::StrCat(data_dir, "/agents/", name),
+                                       "--shared-dir",
+                                       shared_dir};
+      // Agents of one machine need uids of their own: 50 each (runs at once).
+      int index = r * a.nodes_per_region + (n - 1);
+      args.push_back("--run-uids");
+      args.push_back(absl::StrCat(70000 + 50 * index, "-", 70000 + 50 * index + 49));
+      if (a.run_as_agent_uid) args.push_back("--run-as-agent-uid");
       if (a.gpus_per_node > 0) {
         args.push_back("--gpu-type");
         args.push_back(a.gpu_type);

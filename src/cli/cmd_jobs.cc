@@ -959,6 +959,30 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   agt->add_flag("--stop-work-on-exit", aa.stop_work_on_exit,
                 "Stop this node's runs when the agent is stopped (default: they keep running and "
                 "a restarted agent re-adopts them)");
+  agt->add_option("--run-uids", aa.run_uids,
+                  "Unprivileged uids for runs, FIRST-LAST: each running run gets one of its own "
+                  "(agents on one machine need disjoint ranges; 65536-99999 is used by neither "
+                  "Debian, systemd nor the usual subuid ranges)")
+      ->capture_default_str();
+  agt->add_option("--tenant-gids", aa.tenant_gids,
+                  "Gids for tenants, FIRST-LAST: each tenant's runs get one, derived from its "
+                  "name and recorded in STATE_DIR/tenant-gids")
+      ->capture_default_str();
+  agt->add_flag("--run-as-agent-uid", aa.opts.run_as_agent_uid,
+                "Run workloads as the agent's own uid with the agent's rights (as before "
+                "isolation; automatic when the agent is not root)");
+  agt->add_option("--shared-dir", aa.opts.shared_dir,
+                  "Tenants' shared directories live here: a run gets MERIDIAN_SHARED_DIR="
+                  "DIR/<tenant> (group: the tenant's, mode 02770)")
+      ->envname("MERIDIAN_SHARED_DIR");
+  agt->add_option("--run-path", aa.opts.run_path,
+                  "PATH of workloads (default: this binary's directory, then "
+                  "/usr/local/bin:/usr/bin:/bin)");
+  agt->add_option("--pass-env", aa.opts.pass_env,
+                  "Variables of the agent's environment workloads get when set (besides LANG, "
+                  "LC_ALL, TZ); never MERIDIAN_TOKEN or MERIDIAN_TOKEN_FILE")
+      ->delimiter(',')
+      ->capture_default_str();
   agt->callback([] { *g_action = [] { return RunAgent(aa); }; });
 
   static DevArgs da;
@@ -989,6 +1013,8 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
       ->capture_default_str();
   dev->add_flag("--no-limits", da.no_limits, "Agents do not enforce cgroup limits");
   dev->add_flag("--insecure", da.insecure, "Controller and agents without TLS (debugging only)");
+  dev->add_flag("--run-as-agent-uid", da.run_as_agent_uid,
+                "Agents run workloads as their own uid instead of unprivileged uids of their own");
   dev->add_option("--wan-rtt-ms", da.wan_rtt_ms,
                   "Emulated round trip between regions for training traffic (netemu)")
       ->capture_default_str()

@@ -599,6 +599,7 @@ v1::Assignment Controller::MakeAssignment(const JobEntry& j, const ReplicaEntry&
   a.mutable_shape()->set_gpu_milli(j.spec.job.shape.gpu_milli);
   a.set_grace_s(j.spec.grace_s);
   a.set_readiness_path(j.spec.readiness_path);
+  a.set_tenant(j.rec.tenant);
   auto& env = *a.mutable_env();
   for (const auto& [k, v] : j.spec.env) env[k] = v;
   // Secrets are opened here, for this run's assignment only: they travel to

@@ -263,7 +263,7 @@ TEST_F(ProcessDriverTest, CapturesStdoutAndStderr) {
   EXPECT_EQ(driver_->LogPath("logs", "stdout"), dir_ + "/runs/logs/stdout.log");
 }
 
-TEST_F(ProcessDriverTest, PassesAgentEnvironmentWithOverrides) {
+TEST_F(ProcessDriverTest, PassesSpecEnvironmentNotTheAgents) {
   ::setenv("MERIDIAN_TEST_INHERITED", "from-agent", 1);
   ::setenv("MERIDIAN_TEST_OVERRIDDEN", "from-agent", 1);
   StartDriver();
@@ -276,10 +276,10 @@ TEST_F(ProcessDriverTest, PassesAgentEnvironmentWithOverrides) {
   ::unsetenv("MERIDIAN_TEST_INHERITED");
   ::unsetenv("MERIDIAN_TEST_OVERRIDDEN");
   EXPECT_EQ(WaitEnded("env").exit_code, 0);
-  EXPECT_EQ(Log("env", "stdout"), "bar baz|from-agent|from-spec|\n");
+  EXPECT_EQ(Log("env", "stdout"), "bar baz||from-spec|\n");
 }
 
-TEST_F(ProcessDriverTest, WorkingDirectoryDefaultsToRunDirectory) {
+TEST_F(ProcessDriverTest, WorkingDirectoryDefaultsToTheRunsWorkDirectory) {
   StartDriver();
   ASSERT_TRUE(Launch("here", {"pwd", "-P"}).ok());
   LaunchSpec spec;
@@ -289,7 +289,7 @@ TEST_F(ProcessDriverTest, WorkingDirectoryDefaultsToRunDirectory) {
   ASSERT_TRUE(driver_->Launch(spec).ok());
   EXPECT_EQ(WaitEnded("here").exit_code, 0);
   EXPECT_EQ(WaitEnded("there").exit_code, 0);
-  EXPECT_EQ(Log("here", "stdout"), fs::canonical(dir_ + "/runs/here").string() + "\n");
+  EXPECT_EQ(Log("here", "stdout"), fs::canonical(dir_ + "/runs/here/work").string() + "\n");
   EXPECT_EQ(Log("there", "stdout"), fs::canonical(dir_).string() + "\n");
 }
 
@@ -325,7 +325,9 @@ TEST_F(ProcessDriverTest, ScriptWithoutInterpreterLineRunsUnderSh) {
   StartDriver();
   std::string script = dir_ + "/script";
   std::ofstream(script) << "echo \"script got $1\"\n";
-  fs::permissions(script, fs::perms::owner_all);
+  // Readable and executable by the run's uid, which is not this process's.
+  fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
   ASSERT_TRUE(Launch("script", {script, "arg1"}).ok());
   EXPECT_EQ(WaitEnded("script").exit_code, 0);
   EXPECT_EQ(Log("script", "stdout"), "script got arg1\n");

@@ -79,7 +79,7 @@ TEST_F(ClusterTest, SubmitPlaceRunSucceedAndServeLogs) {
 TEST_F(ClusterTest, GangReplicasShareRendezvousAndGetDistinctRanks) {
   StartCluster(2, {"east", "west"});
   std::string dir = cluster_->root() + "/ranks";
-  fs::create_directories(dir);
+  CreateWorkloadDir(dir);
   // cpu 2 on 2-core nodes: one replica per node, so the gang spans nodes.
   std::string cmd = absl::StrCat(
       "echo $MASTER_ADDR $MASTER_PORT $WORLD_SIZE $RANK $LOCAL_RANK $LOCAL_WORLD_SIZE "
@@ -211,7 +211,7 @@ TEST_F(ClusterTest, GpuRunsGetDevicesOfTheirOwnAcrossAnAgentRestart) {
   cluster_->StartAgent("gpu-1", "east", "4", "2Gi", false, "4");
   ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 1; }, 30));
   std::string dir = cluster_->root() + "/seen";
-  fs::create_directories(dir);
+  CreateWorkloadDir(dir);
   // Writes what it sees, then runs until its gate file appears.
   auto spec = [&](const std::string& name, const std::string& gpus) {
     std::string cmd =
@@ -282,7 +282,7 @@ TEST_F(ClusterTest, APreemptorsRunWaitsForThePreemptedRunsGpus) {
   cluster_->StartAgent("gpu-1", "east", "4", "2Gi", false, "2");
   ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 1; }, 30));
   std::string dir = cluster_->root() + "/seen";
-  fs::create_directories(dir);
+  CreateWorkloadDir(dir);
   auto spec = [&](const std::string& name, const std::string& priority, const std::string& cmd) {
     return absl::StrCat("kind: job\nname: ", name, "\npriority: ", priority,
                         "\ngrace: 10s\nshape: {cpu: 500m, memory: 64Mi, gpus: 2}\n",
@@ -556,7 +556,7 @@ TEST_F(ClusterTest, BadInputGetsClearErrors) {
 TEST_F(ClusterTest, ControllerKill9LosesNoAnsweredSubmitAndRunsNothingTwice) {
   StartCluster(1, {"east", "west"}, /*hb_timeout=*/5.0);
   std::string marks = cluster_->root() + "/marks";
-  fs::create_directories(marks);
+  CreateWorkloadDir(marks);
   constexpr int kJobs = 500;
   std::mutex mu;
   std::map<uint64_t, std::string> answered;  // id -> name
@@ -679,7 +679,8 @@ TEST_F(ClusterTest, TrainingJobResumesFromItsCheckpointAfterARankIsKilled) {
   StartCluster(2, {"east", "west"});
   ::unsetenv("MERIDIAN_WAN_RTT_MS");
   ::unsetenv("MERIDIAN_SHARED_DIR");
-  std::string ckpt = shared + "/checkpoints";
+  // The agents give tenant `default` its directory in the shared one.
+  std::string ckpt = shared + "/default/checkpoints";
   std::string spec = absl::StrCat(
       "kind: training\nname: trainer\nreplicas: 4\nshape: {cpu: 2, memory: 512Mi}\n"
       "cross_region: true\nbackoff: 1s\ntraining:\n  mode: hierarchical\n  dataset: synthetic\n"

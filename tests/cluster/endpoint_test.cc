@@ -150,13 +150,15 @@ class EndpointTest : public ::testing::Test {
     cluster_ = std::make_unique<Cluster>(
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     cluster_->StartController(2.0);
-    // Agents pass their environment on to replicas: this marks every
-    // process of this cluster, for the region kill and the clean-up.
-    marker_ = "MERIDIAN_TEST_CLUSTER=" + cluster_->root();
-    ::setenv("MERIDIAN_TEST_CLUSTER", cluster_->root().c_str(), 1);
-    // A spec's model is relative: a file in the shared directory.
+    // Every replica of this cluster has its controller's address in its
+    // environment (agents give workloads a fresh one): this marks them for
+    // the region kill and the clean-up.
+    marker_ = "MERIDIAN_CONTROLLER=" + cluster_->address();
+    // A spec's model is relative to the tenant's shared directory
+    // (<shared>/default here); the agents take --shared-dir from the
+    // environment they are started with.
     shared_ = cluster_->root() + "/shared";
-    std::filesystem::create_directories(shared_);
+    std::filesystem::create_directories(shared_ + "/default");
     ::setenv("MERIDIAN_SHARED_DIR", shared_.c_str(), 1);
     for (const char* r : {"us-east", "eu-west", "ap-south"}) cluster_->StartAgent(r + std::string("-1"), r);
     ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 3; }, 30));
@@ -165,7 +167,7 @@ class EndpointTest : public ::testing::Test {
     model_ = "model-a";
     ASSERT_EQ(std::system(absl::StrCat(MERIDIAN_BINARY,
                                        " train --dataset synthetic --epochs 1 --quiet --save ",
-                                       shared_, "/", model_, " > /dev/null")
+                                       shared_, "/default/", model_, " > /dev/null")
                               .c_str()),
               0);
   }
@@ -275,7 +277,7 @@ TEST_F(EndpointTest, RollingUpdateToANewModelDropsNoRequest) {
   Load load(port, 4, "t0ken");
   ASSERT_TRUE(WaitUntil([&] { return load.ok() >= 300; }, 30)) << load.last_error_;
   std::string model_b = "model-b";
-  std::filesystem::copy_file(shared_ + "/" + model_, shared_ + "/" + model_b);
+  std::filesystem::copy_file(shared_ + "/default/" + model_, shared_ + "/default/" + model_b);
   ASSERT_TRUE(Apply(Spec(model_b), &e).ok());
   EXPECT_EQ(e.generation(), 2);
   EXPECT_THAT(e.message(), ::testing::HasSubstr("rolling out generation 2"));

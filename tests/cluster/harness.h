@@ -47,6 +47,15 @@ inline bool WaitUntil(const std::function<bool()>& pred, double timeout_s) {
   return pred();
 }
 
+// A directory of the test that workloads write into: they run as
+// unprivileged uids of their own (see docs/architecture.md, "Workloads run
+// unprivileged"), so it is world-writable, and not sticky: a later attempt
+// (another uid) replaces what an earlier one wrote (a checkpoint).
+inline void CreateWorkloadDir(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::all);
+}
+
 class Cluster {
  public:
   explicit Cluster(std::string name) {
@@ -54,7 +63,7 @@ class Cluster {
     root_ = fs::path(::testing::TempDir()) /
             (name + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(root_);
-    fs::create_directories(root_ + "/pids");
+    CreateWorkloadDir(root_ + "/pids");
     port_block_ = counter_;
   }
   ~Cluster() {
