@@ -133,6 +133,9 @@ int RunGateway(const GatewayArgs& a) {
   o.outlier.max_ejected_percent = a.max_ejected_percent;
   o.upstream_timeout_s = a.upstream_timeout_s;
   o.max_body_bytes = static_cast<size_t>(a.max_body_bytes);
+  o.request_timeout_s = a.request_timeout_s;
+  o.idle_timeout_s = a.idle_timeout_s;
+  o.max_connections = static_cast<size_t>(a.max_connections);
   if (absl::Status s = serve::CheckPolicy(o.policy, o.policy_options); !s.ok())
     return fail(kExitInvalid, std::string(s.message()));
 

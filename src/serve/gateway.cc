@@ -24,7 +24,9 @@
 #include "absl/strings/str_join.h"
 #include "core/secret.h"
 #include "nlohmann/json.hpp"
+#include "serve/http_front.h"
 #include "serve/lb/policy/builtin.h"
+#include "serve/predict_request.h"
 
 namespace meridian::serve {
 namespace {
@@ -190,6 +192,19 @@ Task<beast::error_code> WriteMessage(Socket& socket,
   co_return ec;
 }
 
+// Sent to a connection over max_connections.
+const std::string& BusyResponse() {
+  static const std::string* text = [] {
+    std::string body = ErrorJson("too many connections to this gateway; retry");
+    return new std::string(
+        absl::StrCat("HTTP/1.1 503 Service Unavailable\r\nServer: meridian-gateway\r\n"
+                     "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+                     "Content-Length: ",
+                     body.size(), "\r\n\r\n", body));
+  }();
+  return *text;
+}
+
 // The outcome of one forwarded request: an answer, or why there is none.
 struct Forwarded {
   bool ok = false;
@@ -216,6 +231,8 @@ struct Gateway::Impl {
   lb::LbRegistry registry;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
+  std::atomic<size_t> open_connections{0};       // client connections
+  std::atomic<uint64_t> refused_connections{0};  // over max_connections
   int port = 0;
   uint64_t next_seed = 0;
 
@@ -340,34 +357,65 @@ Task<void> Gateway::Impl::Listen() {
       if (ec == net::error::operation_aborted || ec == net::error::bad_descriptor) co_return;
       continue;  // EMFILE and the like: go on accepting
     }
+    socket.non_blocking(true, ec);  // for WriteMessage, and the 503 below
+    if (open_connections >= options.max_connections) {
+      ++refused_connections;
+      const std::string& busy = BusyResponse();  // best effort, without waiting
+      socket.write_some(net::buffer(busy), ec);
+      socket.shutdown(Socket::shutdown_send, ec);
+      socket.close(ec);
+      continue;
+    }
     socket.set_option(tcp::no_delay(true), ec);
-    socket.non_blocking(true, ec);  // for WriteMessage
-    net::co_spawn(*iocs[worker], Session(std::move(socket), worker), net::detached);
+    ++open_connections;
+    net::co_spawn(*iocs[worker], Session(std::move(socket), worker),
+                  [this](std::exception_ptr) { --open_connections; });
   }
 }
 
 Task<void> Gateway::Impl::Session(Socket socket, size_t worker) {
   GuardedSocket client(std::move(socket), watchdogs[worker].get());
   beast::flat_buffer buffer;
-  const auto client_timeout = std::chrono::seconds(120);  // idle keep-alive, slow readers
   for (;;) {
+    beast::error_code ec;
+    // Idle: the first byte of the next request, unless it is buffered already.
+    if (buffer.size() == 0) {
+      client.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.idle_timeout_s));
+      size_t n = co_await client.socket.async_read_some(buffer.prepare(16 * 1024),
+                                                        net::redirect_error(use_task, ec));
+      buffer.commit(n);
+      if (client.Outcome(ec)) break;
+    }
+    // The header and the body within the request timeout; the framing is
+    // checked before any of the body is read.
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
     parser.header_limit(16 * 1024);
-    beast::error_code ec;
-    client.deadline.Set(std::chrono::steady_clock::now() + client_timeout);
-    co_await http::async_read(client.socket, buffer, parser, net::redirect_error(use_task, ec));
+    client.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.request_timeout_s));
+    co_await http::async_read_header(client.socket, buffer, parser,
+                                     net::redirect_error(use_task, ec));
     ec = client.Outcome(ec);
+    std::optional<Response> refusal;
+    if (!ec) {
+      if (absl::Status f = front::CheckFraming(parser.get()); !f.ok()) {
+        refusal = Error(400, std::string(f.message()));
+      } else {
+        co_await http::async_read(client.socket, buffer, parser, net::redirect_error(use_task, ec));
+        ec = client.Outcome(ec);
+      }
+    }
     Response res;
     bool keep_alive = false;
-    if (ec == http::error::body_limit) {
+    if (refusal) {
+      res = *std::move(refusal);
+    } else if (ec == http::error::body_limit) {
       res = Error(413, absl::StrCat("request body over the limit of ", options.max_body_bytes,
                                     " bytes"));
     } else if (ec && ec.category() == http::make_error_code(http::error::bad_method).category() &&
-               ec != http::error::end_of_stream) {
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
       res = Error(400, absl::StrCat("malformed HTTP request: ", ec.message()));
     } else if (ec) {
-      break;  // closed, reset or idle: nothing to answer
+      break;  // closed, reset or timed out: nothing to answer
     } else {
       Request req = parser.release();
       keep_alive = req.keep_alive();
@@ -375,35 +423,26 @@ Task<void> Gateway::Impl::Session(Socket socket, size_t worker) {
       res = co_await Handle(req, worker);
       res.version(version);
     }
-    res.keep_alive(keep_alive);
+    res.keep_alive(keep_alive && !stopping);
     res.prepare_payload();
-    client.deadline.Set(std::chrono::steady_clock::now() + client_timeout);
+    client.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.request_timeout_s));
     ec = client.Outcome(co_await WriteMessage(client.socket, res));
-    if (ec || !keep_alive) break;
+    if (ec || !res.keep_alive()) break;
   }
   beast::error_code ignored;
   client.socket.shutdown(Socket::shutdown_both, ignored);
 }
 
 Task<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
-  std::string target(req.target());
-  std::string path = target.substr(0, target.find('?'));
-  if (path == "/healthz") co_return JsonResponse(200, Json{{"status", "ok"}});
-  if (path == "/gateway/status" || path == "/metrics") co_return JsonResponse(200, Status());
-  std::string name, upstream_target;
-  const std::string prefix = "/v1/endpoints/";
-  if (absl::StartsWith(path, prefix)) {
-    std::string rest = target.substr(prefix.size());
-    size_t slash = rest.find('/');
-    name = rest.substr(0, slash);
-    upstream_target = slash == std::string::npos ? "/v1/" : "/v1" + rest.substr(slash);
-  } else if (absl::StartsWith(path, "/v1/")) {
-    upstream_target = target;  // the only endpoint, if there is one
-  } else {
-    co_return Error(404, absl::StrCat("no such path ", path,
-                                      "; try POST /v1/endpoints/NAME/predict, GET /healthz, "
-                                      "GET /gateway/status"));
-  }
+  absl::StatusOr<front::Route> route =
+      front::RouteTarget(std::string_view(req.target().data(), req.target().size()));
+  if (!route.ok())
+    co_return Error(front::HttpStatus(route.status()), std::string(route.status().message()));
+  if (route->kind == front::Route::Kind::kHealth)
+    co_return JsonResponse(200, Json{{"status", "ok"}});
+  if (route->kind == front::Route::Kind::kStatus) co_return JsonResponse(200, Status());
+  std::string name = std::move(route->endpoint);
+  std::string upstream_target = std::move(route->upstream_target);
   std::string known;
   std::shared_ptr<Endpoint> ep = Find(name, &known);
   if (!ep) {
@@ -451,6 +490,7 @@ Task<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req,
   if (key != req.end()) ctx.affinity_key = std::string(key->value());
   // The client's request, rewritten in place for the replica.
   Request& up = req;
+  front::StripHopByHop(up);
   up.target(target);
   up.version(11);
   up.keep_alive(true);
@@ -691,6 +731,8 @@ Json Gateway::Impl::Status() const {
                        {"replicas", replicas}});
   }
   return Json{{"endpoints", eps},
+              {"connections_open", open_connections.load()},
+              {"connections_refused", refused_connections.load()},
               {"policy", options.policy},
               {"threads", options.threads},
               {"region", options.region},

@@ -7,6 +7,13 @@
 //   GET  /healthz                    the gateway itself
 //   GET  /gateway/status             JSON: endpoints, replicas, health, ejections
 //
+// Before a request is proxied, its framing is checked (Transfer-Encoding
+// other than a lone chunked, with Content-Length, or Content-Length twice:
+// 400, see http_front.h), its target must be a normal path (`..`, `//`,
+// percent-encoded dots or slashes: 400), and hop-by-hop headers
+// (Connection and what it names, Keep-Alive, Proxy-*, TE, Trailer,
+// Transfer-Encoding, Upgrade) are dropped.
+//
 // Per request: the bearer token of the endpoint is checked (401), an
 // eligible replica is chosen by the endpoint's lb::Upstreams (policy,
 // health, ejection), and on a refused connection, a timeout or a 5xx the
@@ -62,6 +69,14 @@ struct GatewayOptions {
   double connect_timeout_s = 1.0;
   double upstream_timeout_s = 30.0;
   size_t max_body_bytes = 1 << 20;
+  // Client connections: a request's header and body must arrive within
+  // request_timeout_s of its first byte (an answer must be taken within it
+  // too), a connection waiting for its next request is closed after
+  // idle_timeout_s, and over max_connections open ones a new connection
+  // gets 503 (Connection: close) and is closed.
+  double request_timeout_s = 30.0;
+  double idle_timeout_s = 120.0;
+  size_t max_connections = 10000;
   std::string region;             // the gateway's region: the default caller region
   std::string zone;               // the gateway's zone in it: the default caller zone
   size_t max_idle_per_host = 256; // pooled keep-alive connections per replica
