@@ -175,6 +175,8 @@ struct GatewayArgs {
   double request_timeout_s = 30;
   double idle_timeout_s = 120;
   int64_t max_connections = 10000;
+  std::string tls_cert, tls_key;  // PEM: HTTPS only
+  std::string upstream_ca;        // verifies https:// replicas
   std::string address_file;
   double sync_interval_s = 0.5;  // controller mode: endpoint list refresh and load reports
 };

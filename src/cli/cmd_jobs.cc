@@ -1193,7 +1193,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   gw->add_option("--listen", ga.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
   gw->add_option("--upstream", ga.upstreams,
                  "A replica as HOST:PORT, HOST:PORT@REGION or HOST:PORT@REGION/ZONE; repeat for "
-                 "each (static mode)");
+                 "each (static mode). https://HOST:PORT...: reached over TLS (see --upstream-ca)");
   gw->add_option("--endpoint", ga.endpoint, "Name of the --upstream endpoint")
       ->capture_default_str();
   gw->add_option("--token-file", ga.token_file,
@@ -1268,6 +1268,11 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
                  "Open client connections at most; more get 503 and are closed")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  gw->add_option("--tls-cert", ga.tls_cert,
+                 "PEM certificate chain: serve HTTPS only (with --tls-key)");
+  gw->add_option("--tls-key", ga.tls_key, "PEM private key of --tls-cert");
+  gw->add_option("--upstream-ca", ga.upstream_ca,
+                 "PEM CA bundle that verifies https:// replicas (default: the system's CAs)");
   gw->add_option("--address-file", ga.address_file, "Write HOST:PORT here once listening");
   gw->add_option("--sync-interval", ga.sync_interval_s,
                  "Controller mode: seconds between endpoint refreshes and load reports")

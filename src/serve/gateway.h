@@ -27,6 +27,11 @@
 // Active health checks: every `interval_s`, GET /readyz on each replica
 // (then /metrics for its requests in flight, which prequal uses).
 //
+// TLS: with `tls_cert`/`tls_key` the gateway serves HTTPS only; replicas
+// given as `https://HOST:PORT` are reached over TLS (verified against
+// `upstream_ca`), the rest over plain HTTP (the controller's replicas are
+// plain).
+//
 // Thread-safe. Endpoints can be replaced while serving (SetEndpoints), as
 // the controller's list changes.
 #pragma once
@@ -77,6 +82,12 @@ struct GatewayOptions {
   double request_timeout_s = 30.0;
   double idle_timeout_s = 120.0;
   size_t max_connections = 10000;
+  // PEM certificate chain and key: clients speak HTTPS only (TLS 1.2+).
+  std::string tls_cert, tls_key;
+  // A replica whose address is `https://HOST:PORT` is reached over TLS, its
+  // certificate verified against this PEM bundle (empty: the system's CAs)
+  // and its name or IP address. Other replicas are plain HTTP.
+  std::string upstream_ca;
   std::string region;             // the gateway's region: the default caller region
   std::string zone;               // the gateway's zone in it: the default caller zone
   size_t max_idle_per_host = 256; // pooled keep-alive connections per replica

@@ -14,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -632,6 +633,57 @@ TEST_F(GatewayTest, ConnectionsOverTheCapGet503) {
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(status, 200);
+}
+
+// HTTPS in front (--tls-cert/--tls-key) and to a replica that offers it
+// (https:// address, verified against --upstream-ca), health checks too.
+TEST_F(GatewayTest, ServesHttpsAndReachesHttpsReplicas) {
+  std::string dir = ::testing::TempDir() + "/gw-tls-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(rawhttp::MakeSelfSignedCert(dir));
+  ServerOptions so;
+  so.tls_cert = dir + "/cert.pem";
+  so.tls_key = dir + "/key.pem";
+  auto replica = ModelServer::Start(*model_, so);
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  GatewayOptions o;
+  o.tls_cert = so.tls_cert;
+  o.tls_key = so.tls_key;
+  o.upstream_ca = so.tls_cert;
+  o.health.unhealthy_threshold = 1;
+  std::string host = "https://" + (*replica)->address();
+  Gateway* g = Start({EndpointConfig{"digits", {{host, ""}}, ""}}, o);
+  auto [code, body] = rawhttp::HttpsExchange(g->port(), so.tls_cert, http::verb::post,
+                                             "/v1/endpoints/digits/predict", Input());
+  EXPECT_EQ(code, 200) << body;
+  EXPECT_THAT(body, HasSubstr(host));
+  // Health checks reach it over TLS: it stays healthy through several.
+  for (int i = 0; i < 400 && (*replica)->metrics().requests < 8; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  Json status = Json::parse(rawhttp::HttpsExchange(g->port(), so.tls_cert, http::verb::get,
+                                                   "/gateway/status", "")
+                                .second);
+  EXPECT_EQ(status["endpoints"][0]["replicas"][0]["healthy"], true) << status.dump();
+  // Plain HTTP to the gateway gets nothing.
+  rawhttp::RawConn plain(g->port(), 5);
+  plain.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(plain.Read().first, 0);
+  // A replica whose certificate the CA does not vouch for is not trusted.
+  std::string other = dir + "/other";
+  std::filesystem::create_directories(other);
+  ASSERT_TRUE(rawhttp::MakeSelfSignedCert(other));
+  GatewayOptions o2;
+  o2.upstream_ca = other + "/cert.pem";
+  o2.health.interval_s = 0;
+  o2.listen = "127.0.0.1:0";
+  auto g2 = Gateway::Start(o2, {EndpointConfig{"digits", {{host, ""}}, ""}}, &clock_);
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  Client c((*g2)->port());
+  Answer a = c.Send(http::verb::post, "/v1/predict", Input());
+  EXPECT_EQ(a.status, 502) << a.body;
+  EXPECT_THAT(a.body, HasSubstr("TLS handshake"));
+  (*g2)->Stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(GatewayOptionsTest, BadPolicyOrListenAddressIsRefused) {

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 // clang-format off
@@ -14,6 +15,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 // clang-format on
 
 namespace meridian::serve::rawhttp {
@@ -66,6 +69,39 @@ inline bool MakeSelfSignedCert(const std::string& dir) {
       "-addext subjectAltName=IP:127.0.0.1 -keyout '" +
       dir + "/key.pem' -out '" + dir + "/cert.pem' >/dev/null 2>&1";
   return std::system(cmd.c_str()) == 0;
+}
+
+// One HTTPS exchange with 127.0.0.1:`port`, the server's certificate
+// verified against `ca`: status and body, or 0 and why there was none.
+inline std::pair<int, std::string> HttpsExchange(int port, const std::string& ca,
+                                                 http::verb verb, const std::string& target,
+                                                 const std::string& body) {
+  namespace ssl = boost::asio::ssl;
+  ssl::context ctx(ssl::context::tls_client);
+  boost::system::error_code ec;
+  ctx.load_verify_file(ca, ec);
+  if (ec) return {0, "load " + ca + ": " + ec.message()};
+  ctx.set_verify_mode(ssl::verify_peer);
+  net::io_context ioc;
+  boost::beast::ssl_stream<boost::beast::tcp_stream> tls(ioc, ctx);
+  tls.next_layer().expires_after(std::chrono::seconds(10));
+  tls.next_layer().connect(
+      net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)),
+      ec);
+  if (!ec) tls.handshake(ssl::stream_base::client, ec);
+  if (ec) return {0, "connect/handshake: " + ec.message()};
+  http::request<http::string_body> req(verb, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(tls, req, ec);
+  boost::beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  if (!ec) http::read(tls, buf, res, ec);
+  if (ec) return {0, "exchange: " + ec.message()};
+  std::string replica;
+  if (auto it = res.find("X-Meridian-Replica"); it != res.end()) replica = std::string(it->value());
+  return {res.result_int(), replica.empty() ? res.body() : replica + " " + res.body()};
 }
 
 }  // namespace meridian::serve::rawhttp
