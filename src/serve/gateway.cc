@@ -280,8 +280,8 @@ struct Gateway::Impl {
   };
   std::vector<std::unique_ptr<Pool>> pools;
   // One keep-alive connection per replica for health checks, kept between
-  // checks (a replica serves a connection with a thread: a new one each
-  // second would start and end a thread there each time), and the replicas
+  // checks (a new one each second would cost a connection setup, and a TLS
+  // handshake, each time), and the replicas
   // being checked now (a check does not start while one of the same replica
   // runs). Touched only on the first worker's thread, where every check runs.
   // Both by HealthKey. Declared after `iocs`: destroyed before them.
