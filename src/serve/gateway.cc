@@ -436,6 +436,7 @@ template <class S>
 Task<void> Gateway::Impl::Serve(GuardedSocket& client, S& stream, size_t worker) {
   constexpr bool kPlain = std::is_same_v<S, Socket>;
   beast::flat_buffer buffer;
+  bool refused = false;  // answered a request it did not read to its end
   for (;;) {
     beast::error_code ec;
     // Idle: the first byte of the next request, unless it is buffered already.
@@ -465,6 +466,8 @@ Task<void> Gateway::Impl::Serve(GuardedSocket& client, S& stream, size_t worker)
     }
     Response res;
     bool keep_alive = false;
+    refused = refusal || ec == http::error::body_limit ||
+              (ec && ec.category() == http::make_error_code(http::error::bad_method).category());
     if (refusal) {
       res = *std::move(refusal);
     } else if (ec == http::error::body_limit) {
@@ -492,6 +495,19 @@ Task<void> Gateway::Impl::Serve(GuardedSocket& client, S& stream, size_t worker)
     }
     ec = client.Outcome(ec);
     if (ec || !res.keep_alive()) break;
+  }
+  if (refused && kPlain) {
+    // Lingering close: the client may still be sending what we refused;
+    // closing with it unread would reset the connection, and the reset can
+    // destroy our answer before the client reads it. Read and drop it (1 s
+    // at most), after saying we are done.
+    beast::error_code ec;
+    client.socket.shutdown(Socket::shutdown_send, ec);
+    client.deadline.Set(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    for (int i = 0; i < 256 && !ec; ++i) {
+      buffer.consume(buffer.size());
+      co_await stream.async_read_some(buffer.prepare(16 * 1024), net::redirect_error(use_task, ec));
+    }
   }
 }
 

@@ -88,8 +88,12 @@ bool IsPredict(const std::string& method, const std::string& target) {
 }  // namespace
 
 struct ModelServer::Net {
-  explicit Net(int threads) : ioc(threads), acceptor(net::make_strand(ioc)) {}
+  explicit Net(int threads)
+      : ioc(threads), work(net::make_work_guard(ioc)), acceptor(net::make_strand(ioc)) {}
   net::io_context ioc;
+  // Keeps the threads running while no connection is open; reset by Stop,
+  // then they end once the last handler has run.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor;
   std::optional<ssl::context> tls;
   std::vector<std::thread> threads;
@@ -151,10 +155,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(train::Mlp model
   s->port_ = n.acceptor.local_endpoint().port();
   net::co_spawn(n.acceptor.get_executor(), n.Accept(s.get()), net::detached);
   for (int i = 0; i < s->options_.threads; ++i)
-    n.threads.emplace_back([c = &n.ioc] {
-      auto work = net::make_work_guard(*c);  // until Stop
-      c->run();
-    });
+    n.threads.emplace_back([c = &n.ioc] { c->run(); });
   return s;
 }
 
@@ -177,7 +178,7 @@ void ModelServer::Stop() {
     });
   n.ended.wait(l, [&n] { return n.conns.empty(); });
   l.unlock();
-  n.ioc.stop();
+  n.work.reset();  // the threads end with the last handler (a posted Close)
   for (std::thread& t : n.threads) t.join();
   n.threads.clear();
 }
@@ -231,6 +232,7 @@ net::awaitable<void> ModelServer::Net::Session(ModelServer* s, std::shared_ptr<C
   beast::error_code ec;
   beast::flat_buffer buffer;
   bool open = true;
+  bool refused = false;  // answered a request it did not read to its end
   if constexpr (kTls) {
     lowest.expires_after(Seconds(o.request_timeout_s));
     co_await c->stream.async_handshake(ssl::stream_base::server,
@@ -279,6 +281,7 @@ net::awaitable<void> ModelServer::Net::Session(ModelServer* s, std::shared_ptr<C
       break;  // closed, reset, timed out: nothing to answer
     }
     c->busy = true;
+    refused = refuse != 0;
     if (refuse != 0) {
       res.result(static_cast<http::status>(refuse));
       res.body() = Error(why);
@@ -320,6 +323,19 @@ net::awaitable<void> ModelServer::Net::Session(ModelServer* s, std::shared_ptr<C
     if (ec || !res.keep_alive()) break;
   }
   beast::error_code ignored;
+  if (refused && !kTls && lowest.socket().is_open()) {
+    // Lingering close: the client may still be sending what we refused;
+    // closing with it unread would reset the connection, and the reset can
+    // destroy our answer before the client reads it. Read and drop it (1 s
+    // at most), after saying we are done.
+    lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest.expires_after(std::chrono::seconds(1));
+    for (int i = 0; i < 256 && !ignored; ++i) {
+      buffer.consume(buffer.size());
+      co_await c->stream.async_read_some(buffer.prepare(16 * 1024),
+                                         net::redirect_error(net::use_awaitable, ignored));
+    }
+  }
   if constexpr (kTls) {
     if (lowest.socket().is_open()) {
       lowest.expires_after(std::chrono::seconds(1));
