@@ -204,6 +204,8 @@ FrontResult ParseFront(std::string_view raw, size_t max_body_bytes) {
   size_t used = parser.put(boost::asio::buffer(raw.data(), raw.size()), ec);
   if (ec == http::error::need_more || (!ec && !parser.is_header_done()))
     return fail(400, "incomplete HTTP request header");
+  if (ec == http::error::body_limit)
+    return fail(413, absl::StrCat("request body over the limit of ", max_body_bytes, " bytes"));
   if (ec) return fail(400, absl::StrCat("malformed HTTP request: ", ec.message()));
   if (absl::Status s = CheckFraming(parser.get()); !s.ok())
     return fail(400, std::string(s.message()));

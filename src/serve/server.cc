@@ -181,6 +181,8 @@ void ModelServer::Stop() {
   n.work.reset();  // the threads end with the last handler (a posted Close)
   for (std::thread& t : n.threads) t.join();
   n.threads.clear();
+  beast::error_code ignored;
+  n.acceptor.close(ignored);  // closed already by the posted close; no thread runs now
 }
 
 net::awaitable<void> ModelServer::Net::Accept(ModelServer* s) {
