@@ -11,7 +11,8 @@ jobs="${MERIDIAN_JOBS:-$(nproc)}"
 case "$config" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DMERIDIAN_SANITIZE=ON) ;;
-  fuzz) dir=build-fuzz; targets=(--target spec_fuzzer --target rpc_validate_fuzzer)
+  fuzz) dir=build-fuzz; targets=(--target spec_fuzzer --target rpc_validate_fuzzer --target predict_fuzzer
+                                 --target gateway_front_fuzzer)
         flags=(-DCMAKE_BUILD_TYPE=Debug -DMERIDIAN_FUZZ=ON -DMERIDIAN_TESTS=OFF
                -DCMAKE_CXX_COMPILER=clang++) ;;
   *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;

@@ -161,6 +161,11 @@ struct ServeArgs {
   double inject_delay_ms = 0;
   double inject_error_rate = 0;
   double drain_seconds = 0;  // after SIGTERM: /readyz 503, still serving, this long
+  int threads = 4;
+  double request_timeout_s = 10;
+  double idle_timeout_s = 60;
+  int64_t max_connections = 1024;
+  std::string tls_cert, tls_key;  // PEM: HTTPS only
 };
 int RunServe(const ServeArgs& a);
 
@@ -188,6 +193,11 @@ struct GatewayArgs {
   double max_ejected_percent = 50.0;
   double upstream_timeout_s = 30.0;
   int64_t max_body_bytes = 1 << 20;
+  double request_timeout_s = 30;
+  double idle_timeout_s = 120;
+  int64_t max_connections = 10000;
+  std::string tls_cert, tls_key;  // PEM: HTTPS only
+  std::string upstream_ca;        // verifies https:// replicas
   std::string address_file;
   double sync_interval_s = 0.5;  // controller mode: endpoint list refresh and load reports
 };

@@ -134,6 +134,12 @@ int RunGateway(const GatewayArgs& a) {
   o.outlier.max_ejected_percent = a.max_ejected_percent;
   o.upstream_timeout_s = a.upstream_timeout_s;
   o.max_body_bytes = static_cast<size_t>(a.max_body_bytes);
+  o.request_timeout_s = a.request_timeout_s;
+  o.idle_timeout_s = a.idle_timeout_s;
+  o.max_connections = static_cast<size_t>(a.max_connections);
+  o.tls_cert = a.tls_cert;
+  o.tls_key = a.tls_key;
+  o.upstream_ca = a.upstream_ca;
   if (absl::Status s = serve::CheckPolicy(o.policy, o.policy_options); !s.ok())
     return fail(kExitInvalid, std::string(s.message()));
 
@@ -147,7 +153,8 @@ int RunGateway(const GatewayArgs& a) {
       if (p.size() > 1) rz = absl::StrSplit(p[1], absl::MaxSplits('/', 1));
       if (p[0].rfind(':') == std::string::npos || (p.size() > 1 && rz[0].empty()))
         return fail(kExitInvalid,
-                    absl::StrCat("--upstream '", u, "' is not HOST:PORT[@REGION[/ZONE]]"));
+                    absl::StrCat("--upstream '", u,
+                                 "' is not [https://]HOST:PORT[@REGION[/ZONE]]"));
       ep.hosts.push_back(lb::HostConfig{p[0], rz.empty() ? "" : rz[0], true,
                                         rz.size() > 1 ? rz[1] : ""});
     }
@@ -173,7 +180,8 @@ int RunGateway(const GatewayArgs& a) {
     absl::Status w = WriteFileAtomic(a.address_file, (*g)->address() + "\n", 0644);
     if (!w.ok()) return fail(kExitError, std::string(w.message()));
   }
-  std::printf("gateway on http://%s, policy %s, %s\n", (*g)->address().c_str(), o.policy.c_str(),
+  std::printf("gateway on %s://%s, policy %s, %s\n", o.tls_cert.empty() ? "http" : "https",
+              (*g)->address().c_str(), o.policy.c_str(),
               !follow ? absl::StrCat(a.upstreams.size(), " replicas of endpoint ", a.endpoint).c_str()
                       : "the controller's endpoints");
   std::fflush(stdout);

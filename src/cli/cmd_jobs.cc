@@ -1230,6 +1230,26 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   sv->add_option("--inject-error-rate", sa.inject_error_rate,
                  "Fault injection: this share of predictions get 500 (1: every one)")
       ->check(CLI::Range(0.0, 1.0));
+  sv->add_option("--threads", sa.threads,
+                 "Event-loop threads serving all connections (0: one per CPU)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  sv->add_option("--request-timeout", sa.request_timeout_s,
+                 "Seconds a request's header and body may take to arrive (from its first byte), "
+                 "and an answer to be taken; then the connection is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 3600.0));
+  sv->add_option("--idle-timeout", sa.idle_timeout_s,
+                 "Seconds a keep-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  sv->add_option("--max-connections", sa.max_connections,
+                 "Open connections at most; more get 503 and are closed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  sv->add_option("--tls-cert", sa.tls_cert,
+                 "PEM certificate chain: serve HTTPS only (with --tls-key)");
+  sv->add_option("--tls-key", sa.tls_key, "PEM private key of --tls-cert");
   sv->callback([] { *g_action = [] { return RunServe(sa); }; });
   static PredictArgs pa;
   auto* pr = app.add_subcommand(
@@ -1255,7 +1275,7 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   gw->add_option("--listen", ga.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
   gw->add_option("--upstream", ga.upstreams,
                  "A replica as HOST:PORT, HOST:PORT@REGION or HOST:PORT@REGION/ZONE; repeat for "
-                 "each (static mode)");
+                 "each (static mode). https://HOST:PORT...: reached over TLS (see --upstream-ca)");
   gw->add_option("--endpoint", ga.endpoint, "Name of the --upstream endpoint")
       ->capture_default_str();
   gw->add_option("--token-file", ga.token_file,
@@ -1320,6 +1340,24 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   gw->add_option("--max-body-bytes", ga.max_body_bytes, "Larger requests get 413")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(64), int64_t(1) << 30));
+  gw->add_option("--request-timeout", ga.request_timeout_s,
+                 "Seconds a client request's header and body may take to arrive (from its first "
+                 "byte), and an answer to be taken; then the connection is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 3600.0));
+  gw->add_option("--idle-timeout", ga.idle_timeout_s,
+                 "Seconds a client's keep-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  gw->add_option("--max-connections", ga.max_connections,
+                 "Open client connections at most; more get 503 and are closed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  gw->add_option("--tls-cert", ga.tls_cert,
+                 "PEM certificate chain: serve HTTPS only (with --tls-key)");
+  gw->add_option("--tls-key", ga.tls_key, "PEM private key of --tls-cert");
+  gw->add_option("--upstream-ca", ga.upstream_ca,
+                 "PEM CA bundle that verifies https:// replicas (default: the system's CAs)");
   gw->add_option("--address-file", ga.address_file, "Write HOST:PORT here once listening");
   gw->add_option("--sync-interval", ga.sync_interval_s,
                  "Controller mode: seconds between endpoint refreshes and load reports")

@@ -60,6 +60,12 @@ int RunServe(const ServeArgs& in) {
   o.name = a.model;
   o.inject_delay_ms = a.inject_delay_ms;
   o.inject_error_rate = a.inject_error_rate;
+  o.threads = a.threads;
+  o.request_timeout_s = a.request_timeout_s;
+  o.idle_timeout_s = a.idle_timeout_s;
+  o.max_connections = static_cast<size_t>(a.max_connections);
+  o.tls_cert = a.tls_cert;
+  o.tls_key = a.tls_key;
   absl::StatusOr<std::unique_ptr<serve::ModelServer>> s =
       serve::ModelServer::Start(*std::move(model), o);
   if (!s.ok()) {
@@ -73,8 +79,8 @@ int RunServe(const ServeArgs& in) {
       return kExitError;
     }
   }
-  std::printf("serving %s (%d inputs -> %d classes) on http://%s\n", a.model.c_str(), sizes.front(),
-              sizes.back(), (*s)->address().c_str());
+  std::printf("serving %s (%d inputs -> %d classes) on %s://%s\n", a.model.c_str(), sizes.front(),
+              sizes.back(), (*s)->tls() ? "https" : "http", (*s)->address().c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);

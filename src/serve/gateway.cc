@@ -1,5 +1,6 @@
 #include "serve/gateway.h"
 
+#include <openssl/ssl.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -10,10 +11,12 @@
 #include <set>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <utility>  // before Boost: asio 1.74 uses std::exchange unincluded
 #include <boost/asio.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -24,12 +27,15 @@
 #include "absl/strings/str_join.h"
 #include "core/secret.h"
 #include "nlohmann/json.hpp"
+#include "serve/http_front.h"
 #include "serve/lb/policy/builtin.h"
+#include "serve/predict_request.h"
 
 namespace meridian::serve {
 namespace {
 
 namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
@@ -45,6 +51,7 @@ using Task = net::awaitable<T, Executor>;
 constexpr net::use_awaitable_t<Executor> use_task;
 using Socket = net::basic_stream_socket<tcp, Executor>;
 using Stream = beast::basic_stream<tcp, Executor>;
+using TlsSocket = ssl::stream<Socket&>;  // over a GuardedSocket's socket
 using Acceptor = net::basic_socket_acceptor<tcp, Executor>;
 using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
                                         net::wait_traits<std::chrono::steady_clock>, Executor>;
@@ -75,7 +82,13 @@ int UsableCpus() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-absl::StatusOr<tcp::endpoint> ParseHostPort(const std::string& s) {
+constexpr std::string_view kHttps = "https://";
+
+// A replica id `https://HOST:PORT` is reached over TLS.
+bool IsTlsHost(const std::string& host) { return host.rfind(kHttps, 0) == 0; }
+
+absl::StatusOr<tcp::endpoint> ParseHostPort(std::string s) {
+  if (IsTlsHost(s)) s = s.substr(kHttps.size());
   size_t colon = s.rfind(':');
   int port = -1;
   if (colon == std::string::npos || !absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 ||
@@ -168,8 +181,29 @@ struct GuardedSocket {
 struct Upstream {
   Upstream(net::io_context& ioc, Watchdog* w) : conn(ioc, w) {}
   GuardedSocket conn;
+  std::optional<TlsSocket> tls;  // over conn.socket, to an https:// replica
   beast::flat_buffer buffer;
 };
+
+// A kept health-check connection, over TLS to an https:// replica.
+struct HealthConn {
+  explicit HealthConn(net::io_context& ioc) : tcp(ioc) {}
+  Stream tcp;
+  std::optional<ssl::stream<Stream&>> tls;
+};
+
+// Sets up `tls` as a client of `host` (`https://HOST:PORT`): the server's
+// name for SNI and the certificate's name (or IP address) verified.
+template <class TlsStream>
+void PrepareClientTls(TlsStream& tls, const std::string& host) {
+  std::string name = host.substr(kHttps.size());
+  name = name.substr(0, name.rfind(':'));
+  beast::error_code ec;
+  net::ip::make_address(name, ec);
+  if (ec) SSL_set_tlsext_host_name(tls.native_handle(), name.c_str());  // a name, not an IP
+  tls.set_verify_mode(ssl::verify_peer);
+  tls.set_verify_callback(ssl::host_name_verification(name));
+}
 
 // Writes `msg`: at once when the socket takes all of it, as it nearly always
 // does (a few hundred bytes), and asynchronously only for what is left.
@@ -188,6 +222,19 @@ Task<beast::error_code> WriteMessage(Socket& socket,
     co_await http::async_write(socket, sr, net::redirect_error(use_task, ec));
   }
   co_return ec;
+}
+
+// Sent to a connection over max_connections.
+const std::string& BusyResponse() {
+  static const std::string* text = [] {
+    std::string body = ErrorJson("too many connections to this gateway; retry");
+    return new std::string(
+        absl::StrCat("HTTP/1.1 503 Service Unavailable\r\nServer: meridian-gateway\r\n"
+                     "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+                     "Content-Length: ",
+                     body.size(), "\r\n\r\n", body));
+  }();
+  return *text;
 }
 
 // The outcome of one forwarded request: an answer, or why there is none.
@@ -216,6 +263,10 @@ struct Gateway::Impl {
   lb::LbRegistry registry;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
+  std::optional<ssl::context> server_tls;    // --tls-cert: clients speak HTTPS
+  std::optional<ssl::context> upstream_tls;  // for https:// replicas
+  std::atomic<size_t> open_connections{0};       // client connections
+  std::atomic<uint64_t> refused_connections{0};  // over max_connections
   int port = 0;
   uint64_t next_seed = 0;
 
@@ -229,22 +280,25 @@ struct Gateway::Impl {
   };
   std::vector<std::unique_ptr<Pool>> pools;
   // One keep-alive connection per replica for health checks, kept between
-  // checks (a replica serves a connection with a thread: a new one each
-  // second would start and end a thread there each time), and the replicas
+  // checks (a new one each second would cost a connection setup, and a TLS
+  // handshake, each time), and the replicas
   // being checked now (a check does not start while one of the same replica
   // runs). Touched only on the first worker's thread, where every check runs.
   // Both by HealthKey. Declared after `iocs`: destroyed before them.
-  std::map<std::string, std::unique_ptr<Stream>> health_conns;
+  std::map<std::string, std::unique_ptr<HealthConn>> health_conns;
   std::set<std::string> checking;
   static std::string HealthKey(const Endpoint& ep, const std::string& host) {
     return absl::StrCat(ep.name, " ", host);  // a replica may serve two endpoints
   }
 
   absl::Status SetEndpoints(std::vector<EndpointConfig> configs);
+  absl::Status SetUpTls();
   std::shared_ptr<Endpoint> Find(const std::string& name, std::string* known) const;
 
   Task<void> Listen();
   Task<void> Session(Socket socket, size_t worker);
+  template <class S>
+  Task<void> Serve(GuardedSocket& client, S& stream, size_t worker);
   Task<Response> Handle(Request& req, size_t worker);
   Task<Response> Proxy(std::shared_ptr<Endpoint> ep, Request& req, std::string target,
                        size_t worker);
@@ -252,7 +306,8 @@ struct Gateway::Impl {
   Task<void> HealthLoop();
   Task<void> Sweep(size_t worker);  // the worker's watchdog, every 100 ms
   Task<void> Check(std::shared_ptr<Endpoint> ep, std::string host);
-  Task<bool> Probe(Stream& conn, const std::string& host, int64_t* in_flight,
+  template <class S>
+  Task<bool> Probe(S& conn, const std::string& host, int64_t* in_flight,
                    beast::error_code* error);
 
   std::unique_ptr<Upstream> TakeIdle(size_t worker, const std::string& host) {
@@ -340,34 +395,89 @@ Task<void> Gateway::Impl::Listen() {
       if (ec == net::error::operation_aborted || ec == net::error::bad_descriptor) co_return;
       continue;  // EMFILE and the like: go on accepting
     }
+    socket.non_blocking(true, ec);  // for WriteMessage, and the 503 below
+    if (open_connections >= options.max_connections) {
+      ++refused_connections;
+      const std::string& busy = BusyResponse();  // best effort, without waiting
+      if (!server_tls) socket.write_some(net::buffer(busy), ec);
+      socket.shutdown(Socket::shutdown_send, ec);
+      socket.close(ec);
+      continue;
+    }
     socket.set_option(tcp::no_delay(true), ec);
-    socket.non_blocking(true, ec);  // for WriteMessage
-    net::co_spawn(*iocs[worker], Session(std::move(socket), worker), net::detached);
+    ++open_connections;
+    net::co_spawn(*iocs[worker], Session(std::move(socket), worker),
+                  [this](std::exception_ptr) { --open_connections; });
   }
 }
 
 Task<void> Gateway::Impl::Session(Socket socket, size_t worker) {
   GuardedSocket client(std::move(socket), watchdogs[worker].get());
+  if (!server_tls) {
+    co_await Serve(client, client.socket, worker);
+  } else {
+    TlsSocket tls(client.socket, *server_tls);
+    beast::error_code ec;
+    client.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.request_timeout_s));
+    co_await tls.async_handshake(ssl::stream_base::server, net::redirect_error(use_task, ec));
+    if (!client.Outcome(ec)) {
+      co_await Serve(client, tls, worker);
+      client.deadline.Set(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      co_await tls.async_shutdown(net::redirect_error(use_task, ec));
+    }
+  }
+  beast::error_code ignored;
+  client.socket.shutdown(Socket::shutdown_both, ignored);
+}
+
+// The requests of one client connection, on `stream` (the client's socket,
+// or TLS over it).
+template <class S>
+Task<void> Gateway::Impl::Serve(GuardedSocket& client, S& stream, size_t worker) {
+  constexpr bool kPlain = std::is_same_v<S, Socket>;
   beast::flat_buffer buffer;
-  const auto client_timeout = std::chrono::seconds(120);  // idle keep-alive, slow readers
+  bool refused = false;  // answered a request it did not read to its end
   for (;;) {
+    beast::error_code ec;
+    // Idle: the first byte of the next request, unless it is buffered already.
+    if (buffer.size() == 0) {
+      client.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.idle_timeout_s));
+      size_t n = co_await stream.async_read_some(buffer.prepare(16 * 1024),
+                                                 net::redirect_error(use_task, ec));
+      buffer.commit(n);
+      if (client.Outcome(ec)) break;
+    }
+    // The header and the body within the request timeout; the framing is
+    // checked before any of the body is read.
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
     parser.header_limit(16 * 1024);
-    beast::error_code ec;
-    client.deadline.Set(std::chrono::steady_clock::now() + client_timeout);
-    co_await http::async_read(client.socket, buffer, parser, net::redirect_error(use_task, ec));
+    client.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.request_timeout_s));
+    co_await http::async_read_header(stream, buffer, parser, net::redirect_error(use_task, ec));
     ec = client.Outcome(ec);
+    std::optional<Response> refusal;
+    if (!ec) {
+      if (absl::Status f = front::CheckFraming(parser.get()); !f.ok()) {
+        refusal = Error(400, std::string(f.message()));
+      } else {
+        co_await http::async_read(stream, buffer, parser, net::redirect_error(use_task, ec));
+        ec = client.Outcome(ec);
+      }
+    }
     Response res;
     bool keep_alive = false;
-    if (ec == http::error::body_limit) {
+    refused = refusal || ec == http::error::body_limit ||
+              (ec && ec.category() == http::make_error_code(http::error::bad_method).category());
+    if (refusal) {
+      res = *std::move(refusal);
+    } else if (ec == http::error::body_limit) {
       res = Error(413, absl::StrCat("request body over the limit of ", options.max_body_bytes,
                                     " bytes"));
     } else if (ec && ec.category() == http::make_error_code(http::error::bad_method).category() &&
-               ec != http::error::end_of_stream) {
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
       res = Error(400, absl::StrCat("malformed HTTP request: ", ec.message()));
     } else if (ec) {
-      break;  // closed, reset or idle: nothing to answer
+      break;  // closed, reset or timed out: nothing to answer
     } else {
       Request req = parser.release();
       keep_alive = req.keep_alive();
@@ -375,35 +485,42 @@ Task<void> Gateway::Impl::Session(Socket socket, size_t worker) {
       res = co_await Handle(req, worker);
       res.version(version);
     }
-    res.keep_alive(keep_alive);
+    res.keep_alive(keep_alive && !stopping);
     res.prepare_payload();
-    client.deadline.Set(std::chrono::steady_clock::now() + client_timeout);
-    ec = client.Outcome(co_await WriteMessage(client.socket, res));
-    if (ec || !keep_alive) break;
+    client.deadline.Set(std::chrono::steady_clock::now() + Seconds(options.request_timeout_s));
+    if constexpr (kPlain) {
+      ec = co_await WriteMessage(stream, res);
+    } else {
+      co_await http::async_write(stream, res, net::redirect_error(use_task, ec));
+    }
+    ec = client.Outcome(ec);
+    if (ec || !res.keep_alive()) break;
   }
-  beast::error_code ignored;
-  client.socket.shutdown(Socket::shutdown_both, ignored);
+  if (refused && kPlain) {
+    // Lingering close: the client may still be sending what we refused;
+    // closing with it unread would reset the connection, and the reset can
+    // destroy our answer before the client reads it. Read and drop it (1 s
+    // at most), after saying we are done.
+    beast::error_code ec;
+    client.socket.shutdown(Socket::shutdown_send, ec);
+    client.deadline.Set(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    for (int i = 0; i < 256 && !ec; ++i) {
+      buffer.consume(buffer.size());
+      co_await stream.async_read_some(buffer.prepare(16 * 1024), net::redirect_error(use_task, ec));
+    }
+  }
 }
 
 Task<Response> Gateway::Impl::Handle(Request& req, size_t worker) {
-  std::string target(req.target());
-  std::string path = target.substr(0, target.find('?'));
-  if (path == "/healthz") co_return JsonResponse(200, Json{{"status", "ok"}});
-  if (path == "/gateway/status" || path == "/metrics") co_return JsonResponse(200, Status());
-  std::string name, upstream_target;
-  const std::string prefix = "/v1/endpoints/";
-  if (absl::StartsWith(path, prefix)) {
-    std::string rest = target.substr(prefix.size());
-    size_t slash = rest.find('/');
-    name = rest.substr(0, slash);
-    upstream_target = slash == std::string::npos ? "/v1/" : "/v1" + rest.substr(slash);
-  } else if (absl::StartsWith(path, "/v1/")) {
-    upstream_target = target;  // the only endpoint, if there is one
-  } else {
-    co_return Error(404, absl::StrCat("no such path ", path,
-                                      "; try POST /v1/endpoints/NAME/predict, GET /healthz, "
-                                      "GET /gateway/status"));
-  }
+  absl::StatusOr<front::Route> route =
+      front::RouteTarget(std::string_view(req.target().data(), req.target().size()));
+  if (!route.ok())
+    co_return Error(front::HttpStatus(route.status()), std::string(route.status().message()));
+  if (route->kind == front::Route::Kind::kHealth)
+    co_return JsonResponse(200, Json{{"status", "ok"}});
+  if (route->kind == front::Route::Kind::kStatus) co_return JsonResponse(200, Status());
+  std::string name = std::move(route->endpoint);
+  std::string upstream_target = std::move(route->upstream_target);
   std::string known;
   std::shared_ptr<Endpoint> ep = Find(name, &known);
   if (!ep) {
@@ -451,6 +568,7 @@ Task<Response> Gateway::Impl::Proxy(std::shared_ptr<Endpoint> ep, Request& req,
   if (key != req.end()) ctx.affinity_key = std::string(key->value());
   // The client's request, rewritten in place for the replica.
   Request& up = req;
+  front::StripHopByHop(up);
   up.target(target);
   up.version(11);
   up.keep_alive(true);
@@ -525,16 +643,40 @@ Task<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& r
       }
       socket.set_option(tcp::no_delay(true), ec);
       socket.non_blocking(true, ec);  // for WriteMessage
+      if (IsTlsHost(host)) {
+        conn->tls.emplace(socket, *upstream_tls);
+        PrepareClientTls(*conn->tls, host);
+        co_await conn->tls->async_handshake(ssl::stream_base::client,
+                                            net::redirect_error(use_task, ec));
+        ec = conn->conn.Outcome(ec);
+        if (ec) {
+          out.error = ec == beast::error::timeout
+                          ? absl::StrCat("TLS handshake timed out after ", options.connect_timeout_s,
+                                         " s")
+                          : absl::StrCat("TLS handshake: ", ec.message());
+          co_return out;
+        }
+      }
     }
     // One deadline for sending the request and reading the whole answer.
     conn->conn.deadline.Set(std::chrono::steady_clock::now() +
                             Seconds(options.upstream_timeout_s));
-    ec = conn->conn.Outcome(co_await WriteMessage(conn->conn.socket, req));
+    if (conn->tls) {
+      co_await http::async_write(*conn->tls, req, net::redirect_error(use_task, ec));
+      ec = conn->conn.Outcome(ec);
+    } else {
+      ec = conn->conn.Outcome(co_await WriteMessage(conn->conn.socket, req));
+    }
     if (!ec) {
       http::response_parser<http::string_body> parser;
       parser.body_limit(64 << 20);
-      co_await http::async_read(conn->conn.socket, conn->buffer, parser,
-                                net::redirect_error(use_task, ec));
+      if (conn->tls) {
+        co_await http::async_read(*conn->tls, conn->buffer, parser,
+                                  net::redirect_error(use_task, ec));
+      } else {
+        co_await http::async_read(conn->conn.socket, conn->buffer, parser,
+                                  net::redirect_error(use_task, ec));
+      }
       ec = conn->conn.Outcome(ec);
       if (!ec) {
         out.ok = true;
@@ -549,7 +691,8 @@ Task<Forwarded> Gateway::Impl::Forward(const std::string& host, const Request& r
     }
     // A pooled connection the replica has closed meanwhile: once more, fresh.
     if (reused && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-                   ec == net::error::broken_pipe || ec == net::error::eof))
+                   ec == net::error::broken_pipe || ec == net::error::eof ||
+                   ec == ssl::error::stream_truncated))
       continue;
     out.error = ec == beast::error::timeout
                     ? absl::StrCat("timed out after ", options.upstream_timeout_s, " s")
@@ -601,7 +744,7 @@ Task<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) 
   int64_t in_flight = -1;
   absl::StatusOr<tcp::endpoint> to = ParseHostPort(host);
   if (to.ok()) {
-    std::unique_ptr<Stream> conn;
+    std::unique_ptr<HealthConn> conn;
     if (auto it = health_conns.find(key); it != health_conns.end()) {
       conn = std::move(it->second);
       health_conns.erase(it);
@@ -610,16 +753,26 @@ Task<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) 
     for (int round = 0; round < 2; ++round) {
       bool reused = conn != nullptr;
       if (!reused) {
-        conn = std::make_unique<Stream>(*iocs[0]);
-        conn->expires_after(Seconds(options.health.timeout_s));
-        co_await conn->async_connect(*to, net::redirect_error(use_task, ec));
+        conn = std::make_unique<HealthConn>(*iocs[0]);
+        conn->tcp.expires_after(Seconds(options.health.timeout_s));
+        co_await conn->tcp.async_connect(*to, net::redirect_error(use_task, ec));
+        if (!ec && IsTlsHost(host)) {
+          conn->tls.emplace(conn->tcp, *upstream_tls);
+          PrepareClientTls(*conn->tls, host);
+          co_await conn->tls->async_handshake(ssl::stream_base::client,
+                                              net::redirect_error(use_task, ec));
+        }
         if (ec) {
           conn.reset();
           break;
         }
       }
-      conn->expires_after(Seconds(options.health.timeout_s));
-      ok = co_await Probe(*conn, host, &in_flight, &ec);
+      conn->tcp.expires_after(Seconds(options.health.timeout_s));
+      if (conn->tls) {
+        ok = co_await Probe(*conn->tls, host, &in_flight, &ec);
+      } else {
+        ok = co_await Probe(conn->tcp, host, &in_flight, &ec);
+      }
       if (!ec) break;  // answered, ready or not
       ok = false;
       conn.reset();
@@ -627,7 +780,7 @@ Task<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) 
       if (!reused || ec == beast::error::timeout) break;
     }
     if (ok && conn && !stopping) {
-      conn->expires_never();
+      conn->tcp.expires_never();
       health_conns[key] = std::move(conn);  // keep it for the next check
     }
   }
@@ -639,7 +792,8 @@ Task<void> Gateway::Impl::Check(std::shared_ptr<Endpoint> ep, std::string host) 
 // GET /readyz, then (when ready) /metrics on `conn`: true when ready, with
 // the replica's requests in flight (less this probe) in *in_flight when it
 // says. *error: why there was no answer, if there was none.
-Task<bool> Gateway::Impl::Probe(Stream& conn, const std::string& host, int64_t* in_flight,
+template <class S>
+Task<bool> Gateway::Impl::Probe(S& conn, const std::string& host, int64_t* in_flight,
                                 beast::error_code* error) {
   bool ok = false;
   beast::error_code ec;
@@ -691,10 +845,42 @@ Json Gateway::Impl::Status() const {
                        {"replicas", replicas}});
   }
   return Json{{"endpoints", eps},
+              {"connections_open", open_connections.load()},
+              {"connections_refused", refused_connections.load()},
               {"policy", options.policy},
               {"threads", options.threads},
               {"region", options.region},
               {"zone", options.zone}};
+}
+
+absl::Status Gateway::Impl::SetUpTls() {
+  beast::error_code ec;
+  if (options.tls_cert.empty() != options.tls_key.empty())
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  if (!options.tls_cert.empty()) {
+    server_tls.emplace(ssl::context::tls_server);
+    SSL_CTX_set_min_proto_version(server_tls->native_handle(), TLS1_2_VERSION);
+    server_tls->use_certificate_chain_file(options.tls_cert, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-cert ", options.tls_cert, ": ", ec.message()));
+    server_tls->use_private_key_file(options.tls_key, ssl::context::pem, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-key ", options.tls_key, ": ", ec.message()));
+  }
+  upstream_tls.emplace(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(upstream_tls->native_handle(), TLS1_2_VERSION);
+  if (options.upstream_ca.empty()) {
+    upstream_tls->set_default_verify_paths(ec);
+  } else {
+    upstream_tls->load_verify_file(options.upstream_ca, ec);
+  }
+  if (ec)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--upstream-ca ", options.upstream_ca.empty() ? "(system default)" : options.upstream_ca,
+        ": ", ec.message()));
+  return absl::OkStatus();
 }
 
 Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -715,6 +901,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options,
     impl->watchdogs.push_back(std::make_unique<Watchdog>());
   }
   impl->acceptor = std::make_unique<Acceptor>(*impl->iocs[0]);
+  if (absl::Status s = impl->SetUpTls(); !s.ok()) return s;
   lb::RegisterBuiltinLbPolicies(impl->registry);
   if (absl::Status s = impl->SetEndpoints(std::move(endpoints)); !s.ok()) return s;
   beast::error_code ec;

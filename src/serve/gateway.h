@@ -7,6 +7,13 @@
 //   GET  /healthz                    the gateway itself
 //   GET  /gateway/status             JSON: endpoints, replicas, health, ejections
 //
+// Before a request is proxied, its framing is checked (Transfer-Encoding
+// other than a lone chunked, with Content-Length, or Content-Length twice:
+// 400, see http_front.h), its target must be a normal path (`..`, `//`,
+// percent-encoded dots or slashes: 400), and hop-by-hop headers
+// (Connection and what it names, Keep-Alive, Proxy-*, TE, Trailer,
+// Transfer-Encoding, Upgrade) are dropped.
+//
 // Per request: the bearer token of the endpoint is checked (401), an
 // eligible replica is chosen by the endpoint's lb::Upstreams (policy,
 // health, ejection), and on a refused connection, a timeout or a 5xx the
@@ -19,6 +26,11 @@
 //
 // Active health checks: every `interval_s`, GET /readyz on each replica
 // (then /metrics for its requests in flight, which prequal uses).
+//
+// TLS: with `tls_cert`/`tls_key` the gateway serves HTTPS only; replicas
+// given as `https://HOST:PORT` are reached over TLS (verified against
+// `upstream_ca`), the rest over plain HTTP (the controller's replicas are
+// plain).
 //
 // Thread-safe. Endpoints can be replaced while serving (SetEndpoints), as
 // the controller's list changes.
@@ -62,6 +74,20 @@ struct GatewayOptions {
   double connect_timeout_s = 1.0;
   double upstream_timeout_s = 30.0;
   size_t max_body_bytes = 1 << 20;
+  // Client connections: a request's header and body must arrive within
+  // request_timeout_s of its first byte (an answer must be taken within it
+  // too), a connection waiting for its next request is closed after
+  // idle_timeout_s, and over max_connections open ones a new connection
+  // gets 503 (Connection: close) and is closed.
+  double request_timeout_s = 30.0;
+  double idle_timeout_s = 120.0;
+  size_t max_connections = 10000;
+  // PEM certificate chain and key: clients speak HTTPS only (TLS 1.2+).
+  std::string tls_cert, tls_key;
+  // A replica whose address is `https://HOST:PORT` is reached over TLS, its
+  // certificate verified against this PEM bundle (empty: the system's CAs)
+  // and its name or IP address. Other replicas are plain HTTP.
+  std::string upstream_ca;
   std::string region;             // the gateway's region: the default caller region
   std::string zone;               // the gateway's zone in it: the default caller zone
   size_t max_idle_per_host = 256; // pooled keep-alive connections per replica

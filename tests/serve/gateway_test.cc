@@ -14,12 +14,17 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <atomic>
+#include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "nlohmann/json.hpp"
+#include "raw_http.h"
 #include "serve/gateway.h"
+#include "serve/http_front.h"
 #include "serve/server.h"
 #include "train/dataset.h"
 #include "train/mlp.h"
@@ -121,6 +126,68 @@ class OneCheckPerConnection {
   std::atomic<const Gateway*> gateway_{nullptr};
   std::atomic<int> connections_{0}, unhealthy_at_accept_{0};
   std::thread thread_;
+};
+
+// A replica that records the header of every request it gets (as the
+// gateway sent it) and answers each 200, keep-alive.
+class RecordingReplica {
+ public:
+  RecordingReplica() : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~RecordingReplica() {
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // ends the blocking accept
+    thread_.join();
+    for (auto& sock : socks_) ::shutdown(sock->native_handle(), SHUT_RDWR);  // ends blocking reads
+    for (std::thread& t : conns_) t.join();
+  }
+  std::string address() const {
+    return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  std::vector<std::string> headers() {
+    std::lock_guard<std::mutex> l(mu_);
+    return headers_;
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      auto sock = std::make_shared<net::ip::tcp::socket>(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(*sock, ec);
+      if (ec) return;
+      socks_.push_back(sock);
+      conns_.emplace_back([this, sock] {
+        boost::beast::flat_buffer buf;
+        for (;;) {
+          boost::system::error_code ec;
+          http::request<http::string_body> req;
+          http::read(*sock, buf, req, ec);
+          if (ec) return;
+          {
+            std::lock_guard<std::mutex> l(mu_);
+            std::ostringstream h;
+            h << req.base();
+            headers_.push_back(h.str());
+          }
+          http::response<http::string_body> res(http::status::ok, 11);
+          res.keep_alive(true);
+          res.body() = R"({"predictions": [0]})";
+          res.prepare_payload();
+          http::write(*sock, res, ec);
+          if (ec) return;
+        }
+      });
+    }
+  }
+
+  net::io_context ioc_;
+  net::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::vector<std::thread> conns_;
+  std::vector<std::shared_ptr<net::ip::tcp::socket>> socks_;  // touched by thread_, then ~
+  std::mutex mu_;
+  std::vector<std::string> headers_;
 };
 
 class GatewayTest : public ::testing::Test {
@@ -420,6 +487,207 @@ TEST_F(GatewayTest, ZeroThreadsMeansOnePerUsableCpu) {
   Json status = Json::parse(c.Send(http::verb::get, "/gateway/status", "").body);
   EXPECT_EQ(status["threads"], CPU_COUNT(&set));
   EXPECT_EQ(c.Send(http::verb::post, "/v1/predict", Input()).status, 200);
+}
+
+// Request smuggling: `Transfer-Encoding: xchunked` reached the replica
+// with `Content-Length: 0` added, the rest of the bytes read as another
+// request. Refused, and nothing reaches the replica.
+TEST_F(GatewayTest, AmbiguousTransferEncodingIs400) {
+  RecordingReplica replica;
+  GatewayOptions o;
+  o.health.interval_s = 0;
+  Gateway* g = Start({EndpointConfig{"m", {{replica.address(), ""}}, ""}}, o);
+  const std::string smuggled = "GET /v1/admin HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (const std::string& framing :
+       {std::string("Transfer-Encoding: xchunked\r\n"),
+        std::string("Transfer-Encoding: gzip, chunked\r\n"),
+        std::string("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
+        std::string("Transfer-Encoding: chunked\r\nContent-Length: 40\r\n"),
+        std::string("Content-Length: 40\r\nContent-Length: 40\r\n"),
+        std::string("Content-Length: 40, 40\r\n")}) {
+    rawhttp::RawConn c(g->port());
+    c.Send("POST /v1/endpoints/m/predict HTTP/1.1\r\nHost: g\r\n" + framing + "\r\n" + smuggled);
+    auto [code, body] = c.Read();
+    EXPECT_EQ(code, 400) << framing << body;
+    EXPECT_TRUE(c.ClosedByPeer()) << framing;
+  }
+  EXPECT_THAT(replica.headers(), ::testing::IsEmpty());
+  // A plain chunked request still goes through, as Content-Length.
+  rawhttp::RawConn c(g->port());
+  c.Send(
+      "POST /v1/endpoints/m/predict HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\n\r\n");
+  EXPECT_EQ(c.Read().first, 200);
+  ASSERT_EQ(replica.headers().size(), 1u);
+  EXPECT_THAT(replica.headers()[0], HasSubstr("Content-Length: 2"));
+  EXPECT_THAT(replica.headers()[0], ::testing::Not(HasSubstr("Transfer-Encoding")));
+}
+
+TEST_F(GatewayTest, HopByHopHeadersAreNotForwarded) {
+  RecordingReplica replica;
+  GatewayOptions o;
+  o.health.interval_s = 0;
+  Gateway* g = Start({EndpointConfig{"m", {{replica.address(), ""}}, ""}}, o);
+  rawhttp::RawConn c(g->port());
+  c.Send(
+      "POST /v1/endpoints/m/predict HTTP/1.1\r\nHost: g\r\nConnection: keep-alive, X-Secret\r\n"
+      "X-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\n"
+      "Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: websocket\r\n"
+      "X-Kept: yes\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(c.Read().first, 200);
+  ASSERT_EQ(replica.headers().size(), 1u);
+  std::string h = replica.headers()[0];
+  for (const char* gone :
+       {"X-Secret", "Keep-Alive: timeout", "Proxy-", "TE:", "Trailer", "Upgrade", "websocket"})
+    EXPECT_THAT(h, ::testing::Not(HasSubstr(gone))) << h;
+  EXPECT_THAT(h, HasSubstr("X-Kept: yes"));
+  EXPECT_THAT(h, HasSubstr("POST /v1/predict HTTP/1.1"));
+}
+
+TEST_F(GatewayTest, DotSegmentsAndEncodedSlashesInPathsAre400) {
+  RecordingReplica replica;
+  GatewayOptions o;
+  o.health.interval_s = 0;
+  Gateway* g = Start({EndpointConfig{"m", {{replica.address(), ""}}, ""},
+                      EndpointConfig{"other", {{replica.address(), ""}}, "t0ken"}},
+                     o);
+  Client c(g->port());
+  for (const char* target :
+       {"/v1/endpoints/m/../other/predict", "/v1/endpoints/m/%2e%2e/other/predict",
+        "/v1/endpoints/m/%2E./predict", "/v1/endpoints/m%2fother/predict", "/v1/endpoints//predict",
+        "/v1/endpoints/m/./predict", "/v1/endpoints/m\\predict", "/v1/endpoints/m/predict%00",
+        "/v1/endpoints/m/%252e%252e/predict"}) {
+    Answer a = c.Send(http::verb::post, target, "{}");
+    EXPECT_EQ(a.status, 400) << target << " " << a.body;
+  }
+  EXPECT_THAT(replica.headers(), ::testing::IsEmpty());
+  EXPECT_EQ(c.Send(http::verb::post, "/v1/endpoints/m/predict?x=1", "{}").status, 200);
+  ASSERT_EQ(replica.headers().size(), 1u);
+  EXPECT_THAT(replica.headers()[0], HasSubstr("POST /v1/predict?x=1 HTTP/1.1"));
+}
+
+TEST(HttpFront, RoutesOnlyNormalPaths) {
+  auto route = front::RouteTarget("/v1/endpoints/digits/predict?a=b");
+  ASSERT_TRUE(route.ok()) << route.status();
+  EXPECT_EQ(route->endpoint, "digits");
+  EXPECT_EQ(route->upstream_target, "/v1/predict?a=b");
+  EXPECT_EQ(front::RouteTarget("/healthz")->kind, front::Route::Kind::kHealth);
+  EXPECT_TRUE(absl::IsNotFound(front::RouteTarget("/nope").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(front::RouteTarget("http://x/v1/predict").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(front::RouteTarget("/v1/a/..").status()));
+  EXPECT_TRUE(front::RouteTarget("/v1/endpoints/m/").ok());  // a trailing slash is fine
+  front::FrontResult r = front::ParseFront(
+      "POST /v1/predict HTTP/1.1\r\nHost: g\r\nConnection: close, X-A\r\nX-A: 1\r\n"
+      "Content-Length: 2\r\n\r\n{}",
+      1024);
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.request.count("X-A"), 0u);
+  EXPECT_EQ(r.request.body(), "{}");
+  EXPECT_EQ(front::ParseFront("POST /v1/predict HTTP/1.1\r\nContent-Length: 9\r\n\r\n{}", 4).status,
+            413);
+  EXPECT_EQ(front::ParseFront("POST /v1/predict HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", 4)
+                .status,
+            400);
+}
+
+TEST_F(GatewayTest, SlowAndIdleClientsAreDisconnected) {
+  GatewayOptions o;
+  o.request_timeout_s = 0.3;
+  o.idle_timeout_s = 0.3;
+  Gateway* g = Start({EndpointConfig{"digits", {{Replica()->address(), ""}}, ""}}, o);
+  rawhttp::RawConn half(g->port());
+  half.Send("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Le");
+  EXPECT_TRUE(half.ClosedByPeer());
+  rawhttp::RawConn slow_body(g->port());
+  slow_body.Send("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"in");
+  EXPECT_TRUE(slow_body.ClosedByPeer());
+  rawhttp::RawConn idle(g->port());
+  idle.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(idle.Read().first, 200);
+  EXPECT_TRUE(idle.ClosedByPeer());
+}
+
+TEST_F(GatewayTest, ConnectionsOverTheCapGet503) {
+  GatewayOptions o;
+  o.max_connections = 3;
+  Gateway* g = Start({EndpointConfig{"digits", {{Replica()->address(), ""}}, ""}}, o);
+  std::vector<std::unique_ptr<rawhttp::RawConn>> conns;
+  for (int i = 0; i < 3; ++i) {
+    conns.push_back(std::make_unique<rawhttp::RawConn>(g->port()));
+    conns.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_EQ(conns.back()->Read().first, 200);
+  }
+  rawhttp::RawConn extra(g->port());
+  auto [code, body] = extra.Read();
+  EXPECT_EQ(code, 503) << body;
+  EXPECT_THAT(body, HasSubstr("too many connections"));
+  EXPECT_TRUE(extra.ClosedByPeer());
+  conns.clear();
+  // The closed ones free their places (bounded wait).
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    rawhttp::RawConn again(g->port());
+    again.Send("GET /gateway/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto [c2, b2] = again.Read();
+    status = c2;
+    if (status == 200) {
+      EXPECT_GE(Json::parse(b2)["connections_refused"].get<int>(), 1);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  EXPECT_EQ(status, 200);
+}
+
+// HTTPS in front (--tls-cert/--tls-key) and to a replica that offers it
+// (https:// address, verified against --upstream-ca), health checks too.
+TEST_F(GatewayTest, ServesHttpsAndReachesHttpsReplicas) {
+  std::string dir = ::testing::TempDir() + "/gw-tls-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(rawhttp::MakeSelfSignedCert(dir));
+  ServerOptions so;
+  so.tls_cert = dir + "/cert.pem";
+  so.tls_key = dir + "/key.pem";
+  auto replica = ModelServer::Start(*model_, so);
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  GatewayOptions o;
+  o.tls_cert = so.tls_cert;
+  o.tls_key = so.tls_key;
+  o.upstream_ca = so.tls_cert;
+  o.health.unhealthy_threshold = 1;
+  std::string host = "https://" + (*replica)->address();
+  Gateway* g = Start({EndpointConfig{"digits", {{host, ""}}, ""}}, o);
+  auto [code, body] = rawhttp::HttpsExchange(g->port(), so.tls_cert, http::verb::post,
+                                             "/v1/endpoints/digits/predict", Input());
+  EXPECT_EQ(code, 200) << body;
+  EXPECT_THAT(body, HasSubstr(host));
+  // Health checks reach it over TLS: it stays healthy through several.
+  for (int i = 0; i < 400 && (*replica)->metrics().requests < 8; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  Json status = Json::parse(rawhttp::HttpsExchange(g->port(), so.tls_cert, http::verb::get,
+                                                   "/gateway/status", "")
+                                .second);
+  EXPECT_EQ(status["endpoints"][0]["replicas"][0]["healthy"], true) << status.dump();
+  // Plain HTTP to the gateway gets nothing.
+  rawhttp::RawConn plain(g->port(), 5);
+  plain.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(plain.Read().first, 0);
+  // A replica whose certificate the CA does not vouch for is not trusted.
+  std::string other = dir + "/other";
+  std::filesystem::create_directories(other);
+  ASSERT_TRUE(rawhttp::MakeSelfSignedCert(other));
+  GatewayOptions o2;
+  o2.upstream_ca = other + "/cert.pem";
+  o2.health.interval_s = 0;
+  o2.listen = "127.0.0.1:0";
+  auto g2 = Gateway::Start(o2, {EndpointConfig{"digits", {{host, ""}}, ""}}, &clock_);
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  Client c((*g2)->port());
+  Answer a = c.Send(http::verb::post, "/v1/predict", Input());
+  EXPECT_EQ(a.status, 502) << a.body;
+  EXPECT_THAT(a.body, HasSubstr("TLS handshake"));
+  (*g2)->Stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(GatewayOptionsTest, BadPolicyOrListenAddressIsRefused) {
