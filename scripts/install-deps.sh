@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-  zlib1g-dev libsqlite3-dev
+  zlib1g-dev libsqlite3-dev libssl-dev openssl
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libeigen3-dev libgloo-dev libopenmpi-dev openmpi-bin
   libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -186,6 +186,7 @@ class Cluster {
 
   v1::JobService::Stub& jobs() { return *jobs_; }
   v1::NodeService::Stub& nodes() { return *nodes_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
   void Prepare(grpc::ClientContext* ctx, double deadline_s = 10) {
     rpc::Prepare(ctx, token_, deadline_s);
