@@ -392,7 +392,8 @@ TEST_F(ClusterTest, ShapeLimitsAreEnforcedThroughCgroupsWhenWritable) {
 TEST_F(ClusterTest, CliSubmitListGetLogsAndErrors) {
   StartCluster(1, {"east"});
   std::string env = absl::StrCat("MERIDIAN_CONTROLLER=", cluster_->address(),
-                                 " MERIDIAN_TOKEN_FILE=", cluster_->root(), "/controller/token ");
+                                 " MERIDIAN_TOKEN_FILE=", cluster_->root(), "/controller/token",
+                                 " MERIDIAN_CA_FILE=", cluster_->ca_file(), " ");
   auto run = [&](const std::string& args, int* rc) {
     std::string cmd = absl::StrCat(env, MERIDIAN_BINARY, " ", args, " 2>&1");
     FILE* p = ::popen(cmd.c_str(), "r");
