@@ -45,6 +45,19 @@ int Resolve(ClientConfig* c, const std::string& what) {
   return kExitOk;
 }
 
+// One call to the controller for command `what`: resolves the client,
+// makes the stub, sends `req` with the token and deadline. The exit code of
+// a failure (printed), or kExitOk with *resp filled.
+template <typename Service, typename Method, typename Req, typename Resp>
+int Rpc(ClientConfig* c, const std::string& what, Method method, const Req& req, Resp* resp) {
+  if (int rc = Resolve(c, what); rc != kExitOk) return rc;
+  auto stub = Service::NewStub(rpc::Connect(c->controller, c->security));
+  grpc::ClientContext ctx;
+  rpc::Prepare(&ctx, c->token, c->timeout_s);
+  grpc::Status st = ((*stub).*method)(&ctx, req, resp);
+  return st.ok() ? kExitOk : Fail(what, st);
+}
+
 std::string Time(double unix_s) {
   if (unix_s <= 0) return "never";
   std::time_t t = static_cast<std::time_t>(unix_s);
@@ -64,35 +77,33 @@ absl::StatusOr<double> Seconds(const std::string& text, const char* flag) {
 }
 
 int UserCreate(IdArgs a) {
-  if (int rc = Resolve(&a.client, "user create"); rc != kExitOk) return rc;
-  auto stub = v1::IdentityService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::CreateUserRequest req;
   req.set_name(a.name);
   for (const std::string& r : a.roles) req.add_roles(r);
   req.set_service_account(a.service_account);
   v1::User u;
-  grpc::Status st = stub->CreateUser(&ctx, req, &u);
-  if (!st.ok()) return Fail("user create", st);
+  if (int rc = Rpc<v1::IdentityService>(&a.client, "user create",
+                                        &v1::IdentityService::Stub::CreateUser, req, &u);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json") {
     std::printf("%s\n", ToJson(u).c_str());
   } else {
     std::printf("%s %s created with roles: %s\n", u.service_account() ? "service account" : "user",
-                u.name().c_str(), u.roles().empty() ? "none" : absl::StrJoin(u.roles(), ", ").c_str());
+                u.name().c_str(),
+                u.roles().empty() ? "none" : absl::StrJoin(u.roles(), ", ").c_str());
     std::printf("next: meridian token create --user %s --ttl 30d\n", u.name().c_str());
   }
   return kExitOk;
 }
 
 int UserList(IdArgs a) {
-  if (int rc = Resolve(&a.client, "user list"); rc != kExitOk) return rc;
-  auto stub = v1::IdentityService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::ListUsersResponse resp;
-  grpc::Status st = stub->ListUsers(&ctx, v1::ListUsersRequest(), &resp);
-  if (!st.ok()) return Fail("user list", st);
+  v1::ListUsersRequest req;
+  if (int rc = Rpc<v1::IdentityService>(&a.client, "user list",
+                                        &v1::IdentityService::Stub::ListUsers, req, &resp);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json") {
     std::printf("%s\n", ToJson(resp).c_str());
     return kExitOk;
@@ -106,15 +117,12 @@ int UserList(IdArgs a) {
 }
 
 int TokenCreate(IdArgs a) {
-  if (int rc = Resolve(&a.client, "token create"); rc != kExitOk) return rc;
   absl::StatusOr<double> ttl = Seconds(a.ttl, "--ttl");
   if (!ttl.ok()) {
-    std::fprintf(stderr, "meridian token create: %s\n", std::string(ttl.status().message()).c_str());
+    std::fprintf(stderr, "meridian token create: %s\n",
+                 std::string(ttl.status().message()).c_str());
     return kExitInvalid;
   }
-  auto stub = v1::IdentityService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   if (a.join) {
     if (a.node.empty()) {
       std::fprintf(stderr, "meridian token create: --join needs --node NAME\n");
@@ -124,8 +132,10 @@ int TokenCreate(IdArgs a) {
     req.set_node(a.node);
     req.set_ttl_s(*ttl);
     v1::CreateJoinTokenResponse resp;
-    grpc::Status st = stub->CreateJoinToken(&ctx, req, &resp);
-    if (!st.ok()) return Fail("token create", st);
+    if (int rc = Rpc<v1::IdentityService>(&a.client, "token create",
+                                          &v1::IdentityService::Stub::CreateJoinToken, req, &resp);
+        rc != kExitOk)
+      return rc;
     if (a.client.output == "json") {
       std::printf("%s\n", ToJson(resp).c_str());
     } else {
@@ -146,8 +156,10 @@ int TokenCreate(IdArgs a) {
   req.set_ttl_s(*ttl);
   req.set_description(a.description);
   v1::CreateTokenResponse resp;
-  grpc::Status st = stub->CreateToken(&ctx, req, &resp);
-  if (!st.ok()) return Fail("token create", st);
+  if (int rc = Rpc<v1::IdentityService>(&a.client, "token create",
+                                        &v1::IdentityService::Stub::CreateToken, req, &resp);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json") {
     std::printf("%s\n", ToJson(resp).c_str());
   } else {
@@ -155,21 +167,20 @@ int TokenCreate(IdArgs a) {
     std::fprintf(stderr,
                  "token %s for %s, expires %s. It is shown only now: the controller keeps a "
                  "salted hash. Use it as MERIDIAN_TOKEN or with --token-file.\n",
-                 resp.token().id().c_str(), a.user.c_str(), Time(resp.token().expires_at()).c_str());
+                 resp.token().id().c_str(), a.user.c_str(),
+                 Time(resp.token().expires_at()).c_str());
   }
   return kExitOk;
 }
 
 int TokenList(IdArgs a) {
-  if (int rc = Resolve(&a.client, "token list"); rc != kExitOk) return rc;
-  auto stub = v1::IdentityService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::ListTokensRequest req;
   req.set_user(a.user);
   v1::ListTokensResponse resp;
-  grpc::Status st = stub->ListTokens(&ctx, req, &resp);
-  if (!st.ok()) return Fail("token list", st);
+  if (int rc = Rpc<v1::IdentityService>(&a.client, "token list",
+                                        &v1::IdentityService::Stub::ListTokens, req, &resp);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json") {
     std::printf("%s\n", ToJson(resp).c_str());
     return kExitOk;
@@ -184,15 +195,13 @@ int TokenList(IdArgs a) {
 }
 
 int TokenRevoke(IdArgs a) {
-  if (int rc = Resolve(&a.client, "token revoke"); rc != kExitOk) return rc;
-  auto stub = v1::IdentityService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::RevokeTokenRequest req;
   req.set_id(a.name);
   v1::Token t;
-  grpc::Status st = stub->RevokeToken(&ctx, req, &t);
-  if (!st.ok()) return Fail("token revoke", st);
+  if (int rc = Rpc<v1::IdentityService>(&a.client, "token revoke",
+                                        &v1::IdentityService::Stub::RevokeToken, req, &t);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json")
     std::printf("%s\n", ToJson(t).c_str());
   else
@@ -201,7 +210,6 @@ int TokenRevoke(IdArgs a) {
 }
 
 int SecretCreate(IdArgs a) {
-  if (int rc = Resolve(&a.client, "secret create"); rc != kExitOk) return rc;
   std::string value;
   if (a.from_file == "-") {
     std::stringstream ss;
@@ -216,36 +224,33 @@ int SecretCreate(IdArgs a) {
     }
     value = *v;
   }
-  auto stub = v1::SecretService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::CreateSecretRequest req;
   req.set_tenant(a.tenant);
   req.set_name(a.name);
   req.set_value(value);
   v1::Secret s;
-  grpc::Status st = stub->Create(&ctx, req, &s);
-  if (!st.ok()) return Fail("secret create", st);
+  if (int rc = Rpc<v1::SecretService>(&a.client, "secret create", &v1::SecretService::Stub::Create,
+                                      req, &s);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json")
     std::printf("%s\n", ToJson(s).c_str());
   else
-    std::printf("secret %s of tenant %s stored (%lld bytes, sealed); use it in a spec as\n"
-                "  env: {NAME: {secret: %s}}\n",
-                s.name().c_str(), s.tenant().c_str(), static_cast<long long>(s.size()),
-                s.name().c_str());
+    std::printf(
+        "secret %s of tenant %s stored (%lld bytes, sealed); use it in a spec as\n"
+        "  env: {NAME: {secret: %s}}\n",
+        s.name().c_str(), s.tenant().c_str(), static_cast<long long>(s.size()), s.name().c_str());
   return kExitOk;
 }
 
 int SecretList(IdArgs a) {
-  if (int rc = Resolve(&a.client, "secret list"); rc != kExitOk) return rc;
-  auto stub = v1::SecretService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::ListSecretsRequest req;
   req.set_tenant(a.tenant);
   v1::ListSecretsResponse resp;
-  grpc::Status st = stub->List(&ctx, req, &resp);
-  if (!st.ok()) return Fail("secret list", st);
+  if (int rc = Rpc<v1::SecretService>(&a.client, "secret list", &v1::SecretService::Stub::List, req,
+                                      &resp);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json") {
     std::printf("%s\n", ToJson(resp).c_str());
     return kExitOk;
@@ -258,16 +263,14 @@ int SecretList(IdArgs a) {
 }
 
 int SecretDelete(IdArgs a) {
-  if (int rc = Resolve(&a.client, "secret delete"); rc != kExitOk) return rc;
-  auto stub = v1::SecretService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::DeleteSecretRequest req;
   req.set_tenant(a.tenant);
   req.set_name(a.name);
   v1::Secret s;
-  grpc::Status st = stub->Delete(&ctx, req, &s);
-  if (!st.ok()) return Fail("secret delete", st);
+  if (int rc = Rpc<v1::SecretService>(&a.client, "secret delete", &v1::SecretService::Stub::Delete,
+                                      req, &s);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json")
     std::printf("%s\n", ToJson(s).c_str());
   else
@@ -276,7 +279,6 @@ int SecretDelete(IdArgs a) {
 }
 
 int AuditList(IdArgs a) {
-  if (int rc = Resolve(&a.client, "audit list"); rc != kExitOk) return rc;
   double since = 0;
   if (!a.since.empty()) {
     // A duration ago ("1h"), or seconds since the Unix epoch.
@@ -286,22 +288,22 @@ int AuditList(IdArgs a) {
     } else {
       absl::StatusOr<double> ago = Seconds(a.since, "--since");
       if (!ago.ok()) {
-        std::fprintf(stderr, "meridian audit list: %s\n", std::string(ago.status().message()).c_str());
+        std::fprintf(stderr, "meridian audit list: %s\n",
+                     std::string(ago.status().message()).c_str());
         return kExitInvalid;
       }
       since = static_cast<double>(std::time(nullptr)) - *ago;
     }
   }
-  auto stub = v1::AuditService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::ListAuditRequest req;
   req.set_identity(a.user);
   req.set_since(since);
   req.set_limit(a.limit);
   v1::ListAuditResponse resp;
-  grpc::Status st = stub->List(&ctx, req, &resp);
-  if (!st.ok()) return Fail("audit list", st);
+  if (int rc =
+          Rpc<v1::AuditService>(&a.client, "audit list", &v1::AuditService::Stub::List, req, &resp);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json") {
     std::printf("%s\n", ToJson(resp).c_str());
     return kExitOk;
@@ -316,13 +318,12 @@ int AuditList(IdArgs a) {
 }
 
 int WhoAmI(IdArgs a) {
-  if (int rc = Resolve(&a.client, "whoami"); rc != kExitOk) return rc;
-  auto stub = v1::IdentityService::NewStub(rpc::Connect(a.client.controller, a.client.security));
-  grpc::ClientContext ctx;
-  rpc::Prepare(&ctx, a.client.token, a.client.timeout_s);
   v1::WhoAmIResponse resp;
-  grpc::Status st = stub->WhoAmI(&ctx, v1::WhoAmIRequest(), &resp);
-  if (!st.ok()) return Fail("whoami", st);
+  v1::WhoAmIRequest req;
+  if (int rc = Rpc<v1::IdentityService>(&a.client, "whoami", &v1::IdentityService::Stub::WhoAmI,
+                                        req, &resp);
+      rc != kExitOk)
+    return rc;
   if (a.client.output == "json")
     std::printf("%s\n", ToJson(resp).c_str());
   else
@@ -368,7 +369,8 @@ void AddIdentityCommands(CLI::App& app, std::function<int()>* action) {
   tr->add_option("id", ia.name, "Token id (from token list)")->required();
   tr->callback([] { *g_id_action = [] { return TokenRevoke(ia); }; });
 
-  auto* secret = app.add_subcommand("secret", "Tenants' secrets: sealed at rest, never shown again");
+  auto* secret =
+      app.add_subcommand("secret", "Tenants' secrets: sealed at rest, never shown again");
   secret->require_subcommand(1);
   auto* sc = secret->add_subcommand("create", "Store a secret for a tenant");
   AddClientFlags(sc, &ia.client);
