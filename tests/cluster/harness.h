@@ -154,6 +154,12 @@ class Cluster {
       args.push_back(JoinTokenFile(name));
     }
     if (!limits) args.push_back("--no-limits");
+    // Agents of one machine draw run uids from ranges of their own (as
+    // `meridian dev` gives them), so two never pick the same uid at once.
+    if (!agent_uids_.contains(name)) agent_uids_[name] = static_cast<int>(agent_uids_.size());
+    int first = 70000 + 50 * agent_uids_[name];
+    args.push_back("--run-uids");
+    args.push_back(std::to_string(first) + "-" + std::to_string(first + 49));
     if (gpus != "0") {
       args.push_back("--gpu-type");
       args.push_back("fake");
@@ -275,6 +281,7 @@ class Cluster {
   std::string address_;
   std::string token_;
   rpc::Security security_;
+  std::map<std::string, int> agent_uids_;  // agent -> index of its uid range
   std::map<std::string, int> procs_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
