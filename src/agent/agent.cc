@@ -562,6 +562,10 @@ void Agent::Apply(const v1::HeartbeatResponse& resp) {
     std::sort(spec.env.begin(), spec.env.end());
     spec.cpu_milli = a.shape().cpu_milli();
     spec.memory_mib = a.shape().memory_mib();
+    if (!a.service_token().empty()) {
+      spec.controller_token = a.service_token();
+      spec.controller_ca_pem = options_.ca_pem;
+    }
     if (absl::Status gs = AssignGpus(a, wanted, &spec); !gs.ok()) {
       if (gs.code() == absl::StatusCode::kUnavailable) {
         // Devices of runs being stopped (preempted, cancelled): launch once they exit.

@@ -527,7 +527,7 @@ absl::Status ValidateSpec(const LaunchSpec& spec) {
     return absl::InvalidArgumentError(absl::StrCat("run ", spec.key, ": NUL in cwd"));
   for (const auto& [name, content] : spec.files)
     if (!KeyValid(name) || name == "record" || name == "exit" || name == "exit.tmp" ||
-        name == "identity" || name == "work" || name.ends_with(".log") || name.ends_with(".tmp"))
+        name == "identity" || name == "work" || name == "credentials" || name.ends_with(".log") || name.ends_with(".tmp"))
       return absl::InvalidArgumentError(
           absl::StrCat("run ", spec.key, ": '", name, "' cannot be a file of the run directory"));
   if (!spec.tenant.empty() && !TenantNameValid(spec.tenant))
@@ -546,6 +546,7 @@ absl::Status ValidateSpec(const LaunchSpec& spec) {
 // driver's, then `overrides`; the secrets never. `*path` is the PATH it got.
 struct EnvironmentBase {
   std::string path, home, user, tmpdir, shared_dir;
+  std::string token_file, ca_file;  // the run's own credential; empty: none
   const std::vector<std::string>* pass_env = nullptr;
 };
 
@@ -566,6 +567,8 @@ std::vector<std::string> WorkloadEnvironment(
   env.erase("MERIDIAN_SHARED_DIR");
   if (!base.shared_dir.empty()) env["MERIDIAN_SHARED_DIR"] = base.shared_dir;
   std::erase_if(env, [](const auto& kv) { return IsSecretVariable(kv.first); });
+  if (!base.token_file.empty()) env["MERIDIAN_TOKEN_FILE"] = base.token_file;
+  if (!base.ca_file.empty()) env["MERIDIAN_CA_FILE"] = base.ca_file;
   *path = env["PATH"];
   std::vector<std::string> out;
   for (const auto& [name, value] : env) out.push_back(absl::StrCat(name, "=", value));
@@ -835,6 +838,25 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
         (isolated_ && ::chown(d.c_str(), identity.uid, identity.gid) != 0))
       return undo(absl::InternalError(absl::StrCat("cannot create ", d, ": ", ErrnoText(errno))));
   }
+  // The run's controller credential: its uid alone reads it.
+  const std::string creds = dir + "/credentials";
+  if (!spec.controller_token.empty()) {
+    if (::mkdir(creds.c_str(), 0700) != 0)
+      return undo(
+          absl::InternalError(absl::StrCat("cannot create ", creds, ": ", ErrnoText(errno))));
+    std::vector<std::pair<std::string, std::string>> cred_files = {
+        {"token", spec.controller_token}};
+    if (!spec.controller_ca_pem.empty()) cred_files.emplace_back("ca.crt", spec.controller_ca_pem);
+    for (const auto& [name, content] : cred_files) {
+      const std::string f = absl::StrCat(creds, "/", name);
+      if (absl::Status st = WriteFileAtomic(f, content); !st.ok()) return undo(st);
+      if (isolated_ && ::chown(f.c_str(), identity.uid, identity.gid) != 0)
+        return undo(absl::InternalError(absl::StrCat("chown ", f, ": ", ErrnoText(errno))));
+    }
+    if ((isolated_ && ::chown(creds.c_str(), identity.uid, identity.gid) != 0) ||
+        ::chmod(creds.c_str(), 0500) != 0)
+      return undo(absl::InternalError(absl::StrCat("chown ", creds, ": ", ErrnoText(errno))));
+  }
 
   std::vector<std::string> cgroup_procs;
   if (limits_enforced_) {
@@ -854,6 +876,10 @@ absl::Status ProcessDriver::Launch(const LaunchSpec& spec) {
   base.tmpdir = tmp;
   base.shared_dir = *shared;
   base.pass_env = &options_.pass_env;
+  if (!spec.controller_token.empty()) {
+    base.token_file = creds + "/token";
+    if (!spec.controller_ca_pem.empty()) base.ca_file = creds + "/ca.crt";
+  }
   std::vector<std::string> env_strings = WorkloadEnvironment(base, spec.env, &path);
   std::vector<char*> envp = CStrings(env_strings);
   std::vector<std::string> argv_strings = spec.argv;

@@ -80,6 +80,12 @@ struct LaunchSpec {
   // plain file names other than the driver's own (record, exit, identity,
   // work, *.log). Root-only (0600).
   std::vector<std::pair<std::string, std::string>> files;
+  // The run's own controller credential (a job with `service_account:`):
+  // written to `credentials/token` in the run directory, readable only by
+  // the run's uid, and named by MERIDIAN_TOKEN_FILE; `controller_ca_pem`
+  // beside it as `credentials/ca.crt` (MERIDIAN_CA_FILE). Empty: neither.
+  std::string controller_token;
+  std::string controller_ca_pem;
 };
 
 enum class RunState { kRunning, kExited, kLost };

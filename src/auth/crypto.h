@@ -16,6 +16,8 @@ namespace meridian::auth {
 // `n` random bytes from the OS CSPRNG (RAND_bytes), as lowercase hex.
 std::string RandomHex(size_t n);
 std::string Sha256Hex(std::string_view data);
+// HMAC-SHA256 of `message` under `key`, as 64 hex digits.
+std::string HmacSha256Hex(std::string_view key, std::string_view message);
 // SHA-256(salt || secret) in hex: what the store keeps of a token.
 std::string HashSecret(std::string_view salt, std::string_view secret);
 // Constant-time comparison of equal-length hex digests (false when lengths differ).

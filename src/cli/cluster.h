@@ -246,6 +246,7 @@ struct BenchAgentsArgs {
   double seconds = 30;
   bool json = false;
   bool insecure = false;
+  int insecure_connections = 8;  // --insecure: connections shared by the agents
 };
 int RunBenchAgents(const BenchAgentsArgs& a);
 

@@ -274,8 +274,8 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
   }
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::AgentService::Stub>> stubs;
-  // TLS: a channel per agent (its certificate); insecure: 8 shared channels.
-  int nchannels = a.insecure ? 8 : a.agents;
+  // TLS: a channel per agent (its certificate); insecure: shared channels.
+  int nchannels = a.insecure ? std::min(a.insecure_connections, a.agents) : a.agents;
   for (int i = 0; i < nchannels; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("bench.channel", i);  // distinct channels: separate connections
@@ -420,9 +420,11 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
       {"agents", a.agents},
       {"hz", a.hz},
       {"seconds", elapsed},
-      {"transport", a.insecure ? "one AgentService.Connect stream per agent; insecure, node tokens"
-                               : "one AgentService.Connect stream per agent; mutual TLS, a "
-                                 "certificate and a connection per agent"},
+      {"transport", a.insecure ? absl::StrCat("one AgentService.Connect stream per agent; insecure, "
+                                              "node tokens, ", nchannels, " connections")
+                               : std::string("one AgentService.Connect stream per agent; mutual "
+                                             "TLS, a certificate and a connection per agent")},
+      {"connections", nchannels},
       {"heartbeats_ok", ok},
       {"heartbeat_errors", errors},
       {"heartbeats_skipped", skipped},

@@ -378,6 +378,15 @@ int RunController(const ControllerArgs& a) {
   c.SetSecretResolver([&ids](const std::string& tenant, const std::string& name) {
     return ids.SecretValue(tenant, name);
   });
+  c.SetRunTokenMinter([&ids](const std::string& key, const std::string& account) {
+    return ids.RunToken(key, account);
+  });
+  ids.SetRunLookup(
+      [&c](const std::string& key) -> std::optional<controller::IdentityManager::RunIdentity> {
+        auto run = c.RunServiceAccount(key);
+        if (!run) return std::nullopt;
+        return controller::IdentityManager::RunIdentity{run->first, run->second};
+      });
   if (absl::Status s = c.Start(); !s.ok()) {
     std::fprintf(stderr, "meridian controller: %s\n", std::string(s.message()).c_str());
     return kExitError;

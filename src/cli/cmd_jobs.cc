@@ -1401,6 +1401,10 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   bagc->add_flag("--json", bag.json, "Print one JSON object");
   bagc->add_flag("--insecure", bag.insecure,
                  "Controller without TLS; agents hold node tokens (to measure what TLS costs)");
+  bagc->add_option("--insecure-connections", bag.insecure_connections,
+                   "With --insecure: connections the agents share (TLS: one per agent)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   bagc->callback([] { *g_action = [] { return RunBenchAgents(bag); }; });
 
   static BenchCollectiveArgs bcol;

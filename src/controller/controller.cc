@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "controller/validate.h"
 #include "core/check.h"
 
@@ -450,6 +452,27 @@ bool Controller::ReplicaActive(uint64_t id, int32_t replica, const std::string& 
   return ReplicaActiveState(r.rec.state) && RunKey(id, replica, r.rec.attempt) == key;
 }
 
+std::optional<std::pair<std::string, std::string>> Controller::RunServiceAccount(
+    const std::string& key) const {
+  uint64_t id = 0;
+  int32_t replica = 0, attempt = 0;
+  std::vector<absl::string_view> parts = absl::StrSplit(key, '-');
+  if (parts.size() != 3 || parts[0].size() < 2 || parts[0][0] != 'j' || parts[1].size() < 2 ||
+      parts[1][0] != 'r' || parts[2].size() < 2 || parts[2][0] != 'a' ||
+      !absl::SimpleAtoi(parts[0].substr(1), &id) ||
+      !absl::SimpleAtoi(parts[1].substr(1), &replica) ||
+      !absl::SimpleAtoi(parts[2].substr(1), &attempt))
+    return std::nullopt;
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second.spec.service_account.empty() || replica < 0 ||
+      size_t(replica) >= it->second.replicas.size())
+    return std::nullopt;
+  const ReplicaEntry& r = it->second.replicas[size_t(replica)];
+  if (!ReplicaActiveState(r.rec.state) || r.rec.attempt != attempt) return std::nullopt;
+  return std::make_pair(it->second.spec.service_account, it->second.rec.tenant);
+}
+
 // ---------------------------------------------------------------- nodes
 
 std::vector<v1::Node> Controller::ListNodes() const {
@@ -610,6 +633,8 @@ v1::Assignment Controller::MakeAssignment(const JobEntry& j, const ReplicaEntry&
         secrets_ ? secrets_(j.rec.tenant, name) : absl::NotFoundError("no secret store");
     if (v.ok()) env[var] = *v;
   }
+  if (!j.spec.service_account.empty() && run_tokens_)
+    a.set_service_token(run_tokens_(a.key(), j.spec.service_account));
   const NodeEntry* master = nullptr;
   if (!j.replicas.empty()) {
     auto m = nodes_.find(j.replicas[0].rec.node);

@@ -44,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -133,6 +134,14 @@ class Controller {
   using SecretResolver =
       std::function<absl::StatusOr<std::string>(const std::string& tenant, const std::string& name)>;
   void SetSecretResolver(SecretResolver resolver) { secrets_ = std::move(resolver); }
+  // Mints the token of a run whose job names `service_account:` (the
+  // assignment's service_token); set before Start. Without one, none is sent.
+  using RunTokenMinter =
+      std::function<std::string(const std::string& run_key, const std::string& account)>;
+  void SetRunTokenMinter(RunTokenMinter minter) { run_tokens_ = std::move(minter); }
+  // (service account, tenant) of live run `key` (j<id>-r<replica>-a<attempt>)
+  // when its job names a service account; nullopt otherwise.
+  std::optional<std::pair<std::string, std::string>> RunServiceAccount(const std::string& key) const;
 
  private:
   struct ReplicaEntry {
@@ -218,6 +227,7 @@ class Controller {
   uint64_t next_event_ = 1;
   std::thread loop_;
   SecretResolver secrets_;
+  RunTokenMinter run_tokens_;
 };
 
 }  // namespace meridian::controller

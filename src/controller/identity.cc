@@ -178,6 +178,7 @@ absl::StatusOr<auth::Principal> IdentityManager::Authenticate(std::string_view a
   if (authorization.substr(0, kBearer.size()) != kBearer)
     return absl::UnauthenticatedError("authorization metadata is not 'Bearer TOKEN'");
   std::string_view text = authorization.substr(kBearer.size());
+  if (text.substr(0, 4) == "mdr_") return AuthenticateRun(text);
   std::string_view prefix;
   std::string id, secret;
   std::lock_guard<std::mutex> l(mu_);
@@ -214,6 +215,58 @@ absl::StatusOr<auth::Principal> IdentityManager::Authenticate(std::string_view a
   p.name = u->second.user.name();
   p.roles = u->second.bindings;
   return p;
+}
+
+std::string IdentityManager::RunToken(const std::string& run_key,
+                                      const std::string& account) const {
+  return absl::StrCat("mdr_", run_key, "_",
+                      auth::HmacSha256Hex(options_.secret_key,
+                                          absl::StrCat("run-token\n", run_key, "\n", account)));
+}
+
+absl::StatusOr<auth::Principal> IdentityManager::AuthenticateRun(std::string_view token) const {
+  // mdr_<run key>_<64 hex>; run keys are j<id>-r<replica>-a<attempt>.
+  constexpr size_t kMac = 64;
+  if (token.size() < 4 + 1 + 1 + kMac || token.size() > 4 + 64 + 1 + kMac ||
+      token[token.size() - kMac - 1] != '_')
+    return absl::UnauthenticatedError("malformed run token");
+  const std::string key(token.substr(4, token.size() - 4 - kMac - 1));
+  std::optional<RunIdentity> run = run_lookup_ ? run_lookup_(key) : std::nullopt;
+  if (!run)
+    return absl::UnauthenticatedError(
+        absl::StrCat("run token of ", Trunc(key), ": the run has ended or names no service account"));
+  if (!auth::SameDigest(RunToken(key, run->account), token))
+    return absl::UnauthenticatedError("invalid run token");
+  std::lock_guard<std::mutex> l(mu_);
+  auto u = users_.find(run->account);
+  if (u == users_.end() || !u->second.user.service_account())
+    return absl::UnauthenticatedError(
+        absl::StrCat("run ", key, ": service account ", run->account, " does not exist"));
+  auth::Principal p;
+  p.kind = auth::PrincipalKind::kServiceAccount;
+  p.name = run->account;
+  p.token_id = absl::StrCat("run:", key);
+  for (const auth::RoleBinding& b : u->second.bindings)
+    if (!b.tenant.empty() && b.tenant == run->tenant) p.roles.push_back(b);
+  return p;
+}
+
+absl::Status IdentityManager::CheckRunAccount(const std::string& account,
+                                              const std::string& tenant) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto u = users_.find(account);
+  if (u == users_.end())
+    return absl::NotFoundError(absl::StrCat("service_account: no service account '",
+                                            Trunc(account), "' (meridian user create ", Trunc(account),
+                                            " --service-account --role member:", tenant, ")"));
+  if (!u->second.user.service_account())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "service_account: '", account, "' is a user, not a service account"));
+  for (const auth::RoleBinding& b : u->second.bindings)
+    if (!b.tenant.empty() && b.tenant == tenant) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("service_account: '", account,
+                                                  "' has no role in tenant ", tenant,
+                                                  " (a job's token acts only in its own tenant)"));
 }
 
 absl::StatusOr<v1::User> IdentityManager::CreateUser(const std::string& name,

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -74,6 +75,26 @@ class IdentityManager {
   absl::StatusOr<std::string> IssueNodeToken(const std::string& node);
   absl::StatusOr<std::string> NodeToken(const std::string& node) const;
 
+  // ---- run tokens (`service_account:` in a job spec) ----
+  // A live run's view of itself: the service account its job names and the
+  // job's tenant. nullopt: no such live run, or its job names none.
+  struct RunIdentity {
+    std::string account;
+    std::string tenant;
+  };
+  using RunLookup = std::function<std::optional<RunIdentity>(const std::string& run_key)>;
+  // Set once, before serving (the controller answers from its job table).
+  void SetRunLookup(RunLookup lookup) { run_lookup_ = std::move(lookup); }
+  // The token a run acts with: "mdr_<run key>_<HMAC>". Nothing is stored:
+  // the HMAC (under the secret key) binds the run key to the account, and
+  // the token authenticates only while RunLookup says the run lives and
+  // still names that account. Its principal is the service account with
+  // only its roles in the job's tenant.
+  std::string RunToken(const std::string& run_key, const std::string& account) const;
+  // OK when `account` may be named by a job of `tenant`: an existing service
+  // account with at least one role in that tenant (member or viewer).
+  absl::Status CheckRunAccount(const std::string& account, const std::string& tenant) const;
+
   // ---- secrets ----
   absl::StatusOr<v1::Secret> CreateSecret(const std::string& tenant, const std::string& name,
                                           const std::string& value);
@@ -110,6 +131,7 @@ class IdentityManager {
   static std::string TokenJson(const TokenEntry& t);
   static std::string UserJson(const UserEntry& u);
   absl::Status Persist(store::Batch batch);
+  absl::StatusOr<auth::Principal> AuthenticateRun(std::string_view token) const;
   store::KvRecord TokenRecord(const TokenEntry& t) const;
 
   IdentityOptions options_;
@@ -120,6 +142,7 @@ class IdentityManager {
   std::map<std::string, TokenEntry> tokens_;   // by id
   std::map<std::string, SecretEntry> secrets_;  // by "tenant/name"
   std::map<std::string, std::string> node_tokens_sealed_;  // node -> sealed token
+  RunLookup run_lookup_;
   std::deque<v1::AuditEvent> audit_;
   uint64_t next_audit_ = 1;
   std::mutex audit_file_mu_;

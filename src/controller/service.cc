@@ -73,6 +73,8 @@ class JobServiceImpl final
                   "env.", var, ": tenant ", spec.tenant, " has no secret '", name,
                   "' (meridian secret create ", name, " --tenant ", spec.tenant,
                   " --from-file FILE)"));
+          if (!spec.service_account.empty())
+            return ids->CheckRunAccount(spec.service_account, spec.tenant);
           return absl::OkStatus();
         });
     return reactor;

@@ -105,6 +105,9 @@ struct JobSpec {
   // HTTP path the agent probes on MASTER_ADDR:MASTER_PORT while a replica
   // runs (a replica is ready once it answers 200); empty: ready when running.
   std::string readiness_path;
+  // `service_account: NAME`: the replicas get a token of that service
+  // account (valid only while the run lives); empty: no controller credential.
+  std::string service_account;
 };
 absl::StatusOr<JobSpec> ParseJobSpec(std::string_view text, std::string_view filename,
                                      const Fleet* fleet, std::vector<Diagnostic>* diags);

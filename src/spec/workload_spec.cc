@@ -493,7 +493,7 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
               {"kind", "name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
                "allowed_regions", "allowed_zones", "objective", "cost_weight", "spot",
                "cross_region", "priority", "tolerations", "command", "env", "retries", "backoff",
-               "grace", "readiness_path", "training"});
+               "grace", "readiness_path", "training", "service_account"});
   if (!m.ok()) return std::nullopt;
   bool training = false;
   if (root->IsMap() && (*root)["kind"] && (*root)["kind"].IsScalar() &&
@@ -638,6 +638,24 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
       spec.readiness_path = *path;
     }
   } else if (m.Has("readiness_path")) {
+    ok = false;
+  }
+  // service_account: the identity the job's replicas act as towards the
+  // controller (a token file in their working directory); none by default.
+  if (std::optional<std::string> sa = m.String("service_account", Need::kOptional)) {
+    bool valid = !sa->empty() && sa->size() <= 63 && (*sa)[0] != '.' &&
+                 (*sa)[0] != '_' && (*sa)[0] != '-';
+    for (char c : *sa)
+      valid &= (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' ||
+                c == '-');
+    if (!valid) {
+      m.Error("service_account",
+              "expected a service account name: [a-z0-9][a-z0-9._-]{0,62}");
+      ok = false;
+    } else {
+      spec.service_account = *sa;
+    }
+  } else if (m.Has("service_account")) {
     ok = false;
   }
   if (!ok || !sink_->empty()) return std::nullopt;

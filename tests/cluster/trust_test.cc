@@ -150,6 +150,45 @@ TEST(TrustTest, AJobCannotReachOtherTenantsFilesOrCredentialsAndItsCancelIsDenie
                e.tenant() == "beta" && e.object() == absl::StrCat("job ", beta.id());
   EXPECT_TRUE(audited) << trail.DebugString();
 
+  // A job that names a service account acts as it, in its tenant, with no
+  // token of anyone's handed to it; its token dies with the run.
+  v1::CreateUserRequest sa;
+  sa.set_name("alpha-ci");
+  sa.add_roles("member:alpha");
+  sa.set_service_account(true);
+  ASSERT_TRUE(admin_call([&](auto* c) { return ids->CreateUser(c, sa, &user); }).ok());
+  v1::Job ci;
+  st = cluster.Submit(
+      absl::StrCat("kind: job\nname: alpha-ci\ntenant: alpha\nservice_account: alpha-ci\n"
+                   "shape: {cpu: 100m, memory: 64Mi}\ncommand: ['/bin/sh', '-c', '",
+                   MERIDIAN_BINARY, " whoami; ", MERIDIAN_BINARY, " job list; echo list-rc=$?; ",
+                   MERIDIAN_BINARY, " job cancel ", beta.id(), "; echo cancel-rc=$?']\n"),
+      &ci);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  v1::Job ci_done = cluster.WaitState(ci.id(), v1::JOB_SUCCEEDED, 60);
+  ASSERT_EQ(ci_done.state(), v1::JOB_SUCCEEDED) << ci_done.message();
+  std::string ci_out = cluster.Logs(ci.id());
+  std::string ci_err = cluster.Logs(ci.id(), "stderr");
+  EXPECT_THAT(ci_out, HasSubstr("sa:alpha-ci")) << ci_out << ci_err;
+  EXPECT_THAT(ci_out, HasSubstr("alpha-probe")) << ci_out << ci_err;  // it lists alpha's jobs
+  EXPECT_THAT(ci_out, Not(HasSubstr("beta-work"))) << ci_out;
+  EXPECT_THAT(ci_out, HasSubstr("list-rc=0")) << ci_out << ci_err;
+  EXPECT_THAT(ci_out, HasSubstr("cancel-rc=1")) << ci_out << ci_err;
+  ASSERT_TRUE(cluster.Get(beta.id(), &beta_now));
+  EXPECT_EQ(beta_now.state(), v1::JOB_RUNNING);
+  std::string ci_token_file = absl::StrCat(agent, "/runs/j", ci.id(), "-r0-a0/credentials/token");
+  std::ifstream tin(ci_token_file);
+  std::string run_token;
+  tin >> run_token;
+  ASSERT_EQ(run_token.rfind("mdr_", 0), 0u) << ci_token_file;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + run_token);
+    v1::WhoAmIResponse who;
+    grpc::Status wst = ids->WhoAmI(&ctx, v1::WhoAmIRequest(), &who);
+    EXPECT_EQ(wst.error_code(), grpc::StatusCode::UNAUTHENTICATED) << who.identity();
+  }
+
   // The secret reached the workload only: not in `job get`, not in any file
   // of the cluster (state.db, its WAL, logs, the audit trail, run records).
   v1::Job got;

@@ -95,6 +95,15 @@ class SecurityTest : public ::testing::Test {
       return ids_->SecretValue(t, n);
     });
     ASSERT_TRUE(endpoints_->Start().ok());
+    ctl_->SetRunTokenMinter([this](const std::string& key, const std::string& account) {
+      return ids_->RunToken(key, account);
+    });
+    ids_->SetRunLookup([this](const std::string& key)
+                           -> std::optional<IdentityManager::RunIdentity> {
+      auto run = ctl_->RunServiceAccount(key);
+      if (!run) return std::nullopt;
+      return IdentityManager::RunIdentity{run->first, run->second};
+    });
 
     ca_ = *auth::CreateCa("test CA");
     auth::CertRequest server{"controller", {"localhost"}, {"127.0.0.1"}};
@@ -645,6 +654,110 @@ TEST_F(SecurityTest, TokensAreStoredOnlyAsSaltedHashesAndSecretsOnlySealed) {
   struct stat st;
   ASSERT_EQ(::stat((dir_ + "/state.db").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600);
+}
+
+TEST_F(SecurityTest, ARunTokenActsAsItsServiceAccountInItsJobsTenantOnlyWhileTheRunLives) {
+  // ci: member of alpha, viewer of beta. A job of alpha naming it gets a run
+  // token that acts with ci's alpha roles only.
+  ASSERT_TRUE(ids_->CreateUser("ci", {"member:alpha", "viewer:beta"}, true).ok());
+  ASSERT_TRUE(ids_->CreateUser("lonely", {"member:gamma"}, true).ok());
+  uint64_t beta_job = SubmitDirect("beta");
+  auto submit = [&](Who w, const std::string& tenant, const std::string& account) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, w);
+    v1::SubmitJobRequest r;
+    r.set_spec(absl::StrCat("kind: job\nname: sa", next_++, "\ntenant: ", tenant,
+                            "\nshape: {cpu: 100m, memory: 64Mi}\ncommand: [\"true\"]\n",
+                            account.empty() ? "" : "service_account: " + account + "\n"));
+    v1::SubmitJobResponse resp;
+    grpc::Status st = S<v1::JobService>(ChannelFor(w).get())->Submit(&ctx, r, &resp);
+    return std::make_pair(st, resp.job().id());
+  };
+  // Naming a user, an account without a role in the tenant, or none at all.
+  EXPECT_EQ(submit(kMember, "alpha", "alice").first.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(submit(kMember, "alpha", "lonely").first.error_code(),
+            StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(submit(kMember, "alpha", "nobody").first.error_code(), StatusCode::NOT_FOUND);
+  auto [st, id] = submit(kMember, "alpha", "ci");
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  auto [plain_st, plain_id] = submit(kMember, "alpha", "");
+  ASSERT_TRUE(plain_st.ok()) << plain_st.error_message();
+
+  ctl_->Tick();  // places both on n1
+  ASSERT_TRUE(store_->Write(store::Batch()).ok());  // assignments go out once durable
+  v1::HeartbeatRequest hb;
+  hb.set_node("n1");
+  absl::StatusOr<v1::HeartbeatResponse> beat = ctl_->Heartbeat(hb);
+  ASSERT_TRUE(beat.ok());
+  std::string token, key;
+  for (const v1::Assignment& a : beat->assignments()) {
+    if (a.job_id() == plain_id) EXPECT_EQ(a.service_token(), "") << "no account, no credential";
+    if (a.job_id() == id) {
+      token = a.service_token();
+      key = a.key();
+    }
+    for (const auto& [k, v] : a.env()) EXPECT_EQ(v.find("mdr_"), std::string::npos) << k;
+  }
+  ASSERT_FALSE(token.empty()) << ctl_->GetJob(id)->DebugString() << beat->DebugString();
+  EXPECT_EQ(token.rfind(absl::StrCat("mdr_", key, "_"), 0), 0u) << token;
+  tokens_[kWhoCount] = token;
+  Who run = kWhoCount;
+
+  auto whoami = [&](const std::string& t) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + t);
+    v1::WhoAmIResponse resp;
+    grpc::Status s =
+        S<v1::IdentityService>(ChannelFor(kAdmin).get())->WhoAmI(&ctx, v1::WhoAmIRequest(), &resp);
+    return std::make_pair(s, resp);
+  };
+  auto [who_st, who] = whoami(token);
+  ASSERT_TRUE(who_st.ok()) << who_st.error_message();
+  EXPECT_EQ(who.identity(), "sa:ci");
+  EXPECT_THAT(who.roles(), ::testing::ElementsAre("member:alpha"));  // viewer:beta dropped
+  // It submits in alpha, reads alpha, and neither reads nor cancels beta.
+  EXPECT_TRUE(submit(run, "alpha", "").first.ok());
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, run);
+    v1::GetJobRequest g;
+    g.set_id(beta_job);
+    v1::Job j;
+    EXPECT_EQ(S<v1::JobService>(ChannelFor(run).get())->Get(&ctx, g, &j).error_code(),
+              StatusCode::PERMISSION_DENIED);
+  }
+  EXPECT_EQ(submit(run, "beta", "").first.error_code(), StatusCode::PERMISSION_DENIED);
+  // A forged token for the same run key, or for another run, is refused.
+  std::string forged = token;
+  forged.back() = forged.back() == '0' ? '1' : '0';
+  EXPECT_EQ(whoami(forged).first.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(whoami(absl::StrCat("mdr_j", plain_id, "-r0-a0_", token.substr(token.size() - 64)))
+                .first.error_code(),
+            StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(whoami("mdr_x").first.error_code(), StatusCode::UNAUTHENTICATED);
+  // Once the run ends (its job cancelled), the token is worth nothing.
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kMember);
+    v1::CancelJobRequest c;
+    c.set_id(id);
+    v1::Job j;
+    ASSERT_TRUE(S<v1::JobService>(ChannelFor(kMember).get())->Cancel(&ctx, c, &j).ok());
+  }
+  v1::HeartbeatRequest done;
+  done.set_node("n1");
+  v1::RunReport* rep = done.add_runs();
+  rep->set_key(key);
+  rep->set_job_id(id);
+  rep->set_replica(0);
+  rep->set_attempt(0);
+  rep->set_state(v1::REPLICA_STOPPED);
+  rep->set_exit_code(143);
+  ASSERT_TRUE(ctl_->Heartbeat(done).ok());
+  ctl_->Tick();
+  auto [after_st, after] = whoami(token);
+  EXPECT_EQ(after_st.error_code(), StatusCode::UNAUTHENTICATED) << after.identity();
+  EXPECT_THAT(after_st.error_message(), ::testing::HasSubstr("ended"));
 }
 
 }  // namespace
