@@ -397,6 +397,9 @@ int RunBenchAgents(const BenchAgentsArgs& a) {
   double cpu0 = ProcessCpuSeconds(cluster.controller.pid);
   double self0 = ProcessCpuSeconds(static_cast<int>(::getpid()));
   double t0 = SteadySeconds();
+  if (!a.json)
+    std::fprintf(stderr, "bench agents: measuring %.0f s (controller pid %d)\n", a.seconds,
+                 cluster.controller.pid);
   for (int64_t i = 0; i < total; ++i) {
     double wait = t0 + static_cast<double>(i) / rate - SteadySeconds();  // evenly paced
     if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
