@@ -98,6 +98,7 @@ struct DevArgs {
   double wan_mbps = 0;    // goes through netemu relays (MERIDIAN_WAN_* for replicas)
   bool insecure = false;  // controller and agents without TLS
   bool run_as_agent_uid = false;  // agents run work as their own uid (root), not isolated
+  int32_t master_port_base = 29500;  // the controller's --master-port-base
 };
 int RunDev(const DevArgs& a);
 // Submits every spec in `folder` to a running cluster, follows the jobs and
@@ -214,7 +215,12 @@ struct PredictArgs {
 int RunPredict(const PredictArgs& a);
 // GET http://ADDRESS/TARGET; the body, or "" when it fails.
 std::string HttpGet(const std::string& address, const std::string& target);
-// The UCI digits CSV: $MERIDIAN_DATA (or ../shared/data)/sklearn-digits/digits.csv.gz.
+// The public data sets: $MERIDIAN_DATA; else the first of ../shared/data
+// (from the working directory), ../../shared/data from the binary's folder,
+// the checkout's ../shared/data (compiled in) that exists; an absolute path
+// (replicas run in other directories). "../shared/data" when none exists.
+std::string DataDir();
+// The UCI digits CSV: DataDir()/sklearn-digits/digits.csv.gz.
 std::string DigitsPath();
 // `meridian train`: one process, `--standalone` workers on this machine, or
 // one rank of a job (`--worker`).

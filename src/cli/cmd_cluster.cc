@@ -419,6 +419,8 @@ int RunController(const ControllerArgs& a) {
   std::fflush(stderr);
   int sig = WaitForSignal();
   std::fprintf(stderr, "controller: signal %d, shutting down\n", sig);
+  std::error_code rm_ec;
+  fs::remove(a.data_dir + "/controller.addr", rm_ec);  // nobody listens there any more
   (*server)->Shutdown();
   endpoints.Stop();
   c.Stop();
@@ -547,8 +549,8 @@ int RunDev(const DevArgs& a) {
   }
   // Replicas run in their own directories: give them the data folder by its
   // absolute path.
-  if (!std::getenv("MERIDIAN_DATA") && fs::exists("../shared/data"))
-    ::setenv("MERIDIAN_DATA", fs::absolute("../shared/data").c_str(), 1);
+  if (!std::getenv("MERIDIAN_DATA") && fs::is_directory(DataDir()))
+    ::setenv("MERIDIAN_DATA", DataDir().c_str(), 1);
   // Training traffic between regions goes through emulated links.
   if (a.wan_rtt_ms > 0 || a.wan_mbps > 0) {
     ::setenv("MERIDIAN_WAN_RTT_MS", absl::StrCat(a.wan_rtt_ms).c_str(), 1);
@@ -570,7 +572,10 @@ int RunDev(const DevArgs& a) {
       absl::StrCat(bin_dir, ":", std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
   ::setenv("PATH", path.c_str(), 1);
   ::unsetenv("MERIDIAN_TOKEN");
+  // A used data dir holds the last run's addresses (a controller killed with
+  // -9 leaves its file): never wait on those.
   fs::remove(data_dir + "/controller.addr", ec);
+  fs::remove(data_dir + "/controller/controller.addr", ec);
   // Workloads run as unprivileged uids: what they need must be reachable by
   // one, or every run fails with EACCES. Say so now, clearly.
   if (::geteuid() == 0 && !a.run_as_agent_uid) {
@@ -594,18 +599,20 @@ int RunDev(const DevArgs& a) {
   auto stop_all = [&] {
     for (auto it = children.rbegin(); it != children.rend(); ++it) StopChild(*it, 5);
   };
+  std::vector<std::string> ctl_args = {"controller",
+                                       "--data-dir",
+                                       data_dir + "/controller",
+                                       "--token-file",
+                                       data_dir + "/token",
+                                       "--heartbeat-timeout",
+                                       absl::StrCat(a.heartbeat_timeout_s),
+                                       "--shared-dir",
+                                       shared_dir,
+                                       "--master-port-base",
+                                       absl::StrCat(a.master_port_base)};
+  if (a.insecure) ctl_args.push_back("--insecure");
   absl::StatusOr<Child> ctl =
-      SpawnSelf("controller",
-                a.insecure ? std::vector<std::string>{"controller", "--data-dir",
-                                                      data_dir + "/controller", "--token-file",
-                                                      data_dir + "/token", "--heartbeat-timeout",
-                                                      absl::StrCat(a.heartbeat_timeout_s),
-                                                      "--shared-dir", shared_dir, "--insecure"}
-                           : std::vector<std::string>{"controller", "--data-dir",
-                                                      data_dir + "/controller", "--token-file",
-                                                      data_dir + "/token", "--heartbeat-timeout",
-                                                      absl::StrCat(a.heartbeat_timeout_s),
-                                                      "--shared-dir", shared_dir},
+      SpawnSelf("controller", ctl_args,
                 data_dir + "/logs/controller.log");
   if (!ctl.ok()) {
     std::fprintf(stderr, "meridian dev: %s\n", std::string(ctl.status().message()).c_str());

@@ -26,6 +26,7 @@
 #include "meridian/v1/meridian.grpc.pb.h"
 #include "netemu/netemu.h"
 #include "rpc/rpc.h"
+#include "spec/spec.h"
 
 namespace meridian::cli {
 
@@ -788,7 +789,7 @@ int RunDemoImpl(const std::string& folder, double timeout_s, const ClientConfig&
   for (auto it = files.begin(); it != files.end();) {
     bool ok = false;
     std::string text = ReadAll(it->string(), &ok);
-    if (ok && text.find("\nkind: endpoint") != std::string::npos) {
+    if (ok && spec::DetectKind(text, it->string()) == spec::DocumentKind::kEndpoint) {
       endpoint_specs.emplace_back(*it, text);
       it = files.erase(it);
     } else {
@@ -1012,6 +1013,11 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   dev->add_option("--demo-timeout", da.demo_timeout_s, "Seconds the demo waits for its jobs")
       ->capture_default_str();
   dev->add_flag("--no-limits", da.no_limits, "Agents do not enforce cgroup limits");
+  dev->add_option("--master-port-base", da.master_port_base,
+                  "First of the ports the controller reserves for gangs and endpoint replicas "
+                  "(give two dev clusters on one machine different ones)")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 55000));
   dev->add_flag("--insecure", da.insecure, "Controller and agents without TLS (debugging only)");
   dev->add_flag("--run-as-agent-uid", da.run_as_agent_uid,
                 "Agents run workloads as their own uid instead of unprivileged uids of their own");

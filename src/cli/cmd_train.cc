@@ -531,10 +531,23 @@ int RunStandalone(TrainArgs a) {
 
 }  // namespace
 
-std::string DigitsPath() {
-  const char* data = std::getenv("MERIDIAN_DATA");
-  return std::string(data ? data : "../shared/data") + "/sklearn-digits/digits.csv.gz";
+std::string DataDir() {
+  if (const char* data = std::getenv("MERIDIAN_DATA"); data != nullptr && *data != '\0')
+    return data;
+  std::error_code ec;
+  std::vector<std::filesystem::path> candidates = {"../shared/data"};
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(exe.parent_path() / "../../shared/data");
+#ifdef MERIDIAN_CHECKOUT_DATA_DIR
+  candidates.push_back(MERIDIAN_CHECKOUT_DATA_DIR);
+#endif
+  for (const auto& c : candidates)
+    if (std::filesystem::is_directory(c, ec))
+      return std::filesystem::weakly_canonical(std::filesystem::absolute(c, ec), ec).string();
+  return "../shared/data";
 }
+
+std::string DigitsPath() { return DataDir() + "/sklearn-digits/digits.csv.gz"; }
 
 int RunTrain(const TrainArgs& a) {
   if (a.worker) return RunWorkerRank(a);

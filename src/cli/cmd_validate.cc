@@ -35,7 +35,7 @@ int RunValidate(const ValidateArgs& args) {
   std::optional<Fleet> fleet;
   for (Item& it : items) {
     if (!it.diags.empty() || it.kind == spec::DocumentKind::kWorkload ||
-        it.kind == spec::DocumentKind::kJob)
+        it.kind == spec::DocumentKind::kJob || it.kind == spec::DocumentKind::kEndpoint)
       continue;
     if (it.kind == spec::DocumentKind::kUnknown) {
       // Syntax errors surface through the parser; otherwise say what is missing.
@@ -47,8 +47,8 @@ int RunValidate(const ValidateArgs& args) {
         it.diags = std::move(d);
       } else {
         it.diags.push_back({it.file, 1, 1, "kind",
-                            "cannot tell whether this is a fleet, a workload or a job: add `kind: fleet`, "
-                            "`kind: workload` or `kind: job`"});
+                            "cannot tell what this is: add `kind: fleet`, `kind: workload`, "
+                            "`kind: job`, `kind: training` or `kind: endpoint`"});
       }
       continue;
     }
@@ -74,6 +74,16 @@ int RunValidate(const ValidateArgs& args) {
       it.summary = absl::StrCat("job '", j->job.name, "': ", j->job.replicas, " replica(s), command ",
                                 j->command[0],
                                 fleet ? "" : " (fleet references not checked: no fleet given)");
+  }
+  for (Item& it : items) {
+    if (!it.diags.empty() || it.kind != spec::DocumentKind::kEndpoint) continue;
+    auto e = spec::ParseEndpointSpec(it.text, it.file, &it.diags);
+    if (e.ok())
+      it.summary = absl::StrCat("endpoint '", e->name, "': ", e->min_replicas,
+                                e->max_replicas > e->min_replicas
+                                    ? absl::StrCat("..", e->max_replicas)
+                                    : std::string(),
+                                " replica(s) of ", e->model);
   }
   int problems = 0;
   nlohmann::json out = nlohmann::json::array();

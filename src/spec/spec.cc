@@ -100,6 +100,7 @@ DocumentKind DetectKind(std::string_view text_in, std::string_view filename_in) 
         if (k == "fleet") return DocumentKind::kFleet;
         if (k == "workload") return DocumentKind::kWorkload;
         if (k == "job" || k == "training") return DocumentKind::kJob;
+        if (k == "endpoint") return DocumentKind::kEndpoint;
         return DocumentKind::kUnknown;
       }
       if (key == "regions" || key == "node_groups") fleet_keys = true;

@@ -34,9 +34,9 @@ struct Diagnostic {
   std::string ToString() const;
 };
 
-enum class DocumentKind { kUnknown, kFleet, kWorkload, kJob };
+enum class DocumentKind { kUnknown, kFleet, kWorkload, kJob, kEndpoint };
 
-// Reads `kind:` ("fleet" / "workload" / "job"), or infers it from the top-level keys
+// Reads `kind:` ("fleet" / "workload" / "job" or "training" / "endpoint"), or infers it from the top-level keys
 // (`regions` or `node_groups` -> fleet, `jobs` or `tenants` -> workload).
 // kUnknown when the text does not parse or cannot be classified.
 DocumentKind DetectKind(std::string_view text, std::string_view filename);

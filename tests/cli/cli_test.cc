@@ -1,6 +1,10 @@
 // End-to-end tests of the `meridian` binary: real process, real files.
+#include <unistd.h>
+
 #include <array>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -10,14 +14,15 @@
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 struct Result {
   int rc = -1;
   std::string out;  // stdout + stderr
 };
 
-Result RunCli(const std::string& args, bool merge_stderr = true) {
-  std::string cmd = std::string(MERIDIAN_BIN) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+Result RunCli(const std::string& args, bool merge_stderr = true, const std::string& prefix = "") {
+  std::string cmd = prefix + std::string(MERIDIAN_BIN) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -38,6 +43,71 @@ TEST(CliValidate, ExamplesAreValid) {
   EXPECT_EQ(r.rc, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("ok (fleet: 4 regions"));
   EXPECT_THAT(r.out, HasSubstr("ok (workload: 3 tenants, 8 jobs"));
+}
+
+TEST(CliValidate, EveryClusterExampleIsValidEndpointsAndTrainingIncluded) {
+  std::string files;
+  for (const auto& e : std::filesystem::directory_iterator(Src("examples/cluster")))
+    if (e.path().extension() == ".yaml") files += " " + e.path().string();
+  Result r = RunCli("validate" + files);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("07-endpoint.yaml: ok (endpoint '"));
+  EXPECT_THAT(r.out, Not(HasSubstr("cannot tell")));
+}
+
+TEST(CliData, TrainingFindsTheDataSetsOutsideTheCheckoutToo) {
+  if (!std::filesystem::exists(Src("../shared/data/sklearn-digits/digits.csv.gz")))
+    GTEST_SKIP() << "../shared/data/sklearn-digits is absent";
+  // From another working directory, without MERIDIAN_DATA (meridian dev and
+  // its replicas used to look only at ./../shared/data).
+  Result r = RunCli("train --epochs 1", true, "cd / && env -u MERIDIAN_DATA ");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("shared/data/sklearn-digits/digits.csv.gz"));
+  EXPECT_THAT(r.out, HasSubstr("test accuracy"));
+}
+
+// `meridian dev` twice on one data dir: the second run must not wait on the
+// first controller's address file (it printed the dead address and failed),
+// and --master-port-base reaches the controller.
+TEST(CliDev, RestartingOnAUsedDataDirUsesTheNewControllerAndItsPortBase) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(::testing::TempDir()) / ("cli-dev-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "specs");
+  {
+    std::ofstream spec(root / "specs/01-port.yaml");
+    spec << "kind: job\nname: port-echo\nshape: {cpu: 100m, memory: 64Mi}\n"
+            "command: ['/bin/sh', '-c', 'echo master-port=$MASTER_PORT']\n";
+  }
+  fs::permissions(root, fs::perms::others_read | fs::perms::others_exec, fs::perm_options::add);
+  fs::permissions(root / "specs", fs::perms::others_read | fs::perms::others_exec,
+                  fs::perm_options::add);
+  auto dev = [&](int port_base) {
+    return RunCli("dev --regions 1 --nodes-per-region 1 --no-limits --demo-timeout 60 --data-dir " +
+                  (root / "d").string() + " --demo " + (root / "specs").string() +
+                  " --master-port-base " + std::to_string(port_base));
+  };
+  auto address = [](const std::string& out) {
+    size_t at = out.find("dev: controller on ");
+    return at == std::string::npos ? std::string() : out.substr(at + 19, out.find(' ', at + 19) - at - 19);
+  };
+  Result first = dev(31500);
+  ASSERT_EQ(first.rc, 0) << first.out;
+  Result second = dev(31700);
+  ASSERT_EQ(second.rc, 0) << second.out;
+  EXPECT_THAT(second.out, HasSubstr("1 of 1 jobs succeeded"));
+  ASSERT_FALSE(address(first.out).empty()) << first.out;
+  EXPECT_NE(address(first.out), address(second.out)) << second.out;
+  std::string ports;
+  for (const auto& e : fs::recursive_directory_iterator(root / "d/agents"))
+    if (e.path().filename() == "stdout.log") {
+      std::ifstream in(e.path());
+      std::string line;
+      while (std::getline(in, line)) ports += line + "\n";
+    }
+  EXPECT_THAT(ports, HasSubstr("master-port=315")) << ports;
+  EXPECT_THAT(ports, HasSubstr("master-port=317")) << ports;
+  fs::remove_all(root);
 }
 
 TEST(CliValidate, InvalidFleetReportsEveryProblemWithPosition) {

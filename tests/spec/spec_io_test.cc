@@ -73,6 +73,8 @@ TEST(SpecIoTest, DetectKind) {
   EXPECT_EQ(DetectKind("node_groups: []\n", "a.yaml"), DocumentKind::kFleet);
   EXPECT_EQ(DetectKind("jobs: []\n", "a.yaml"), DocumentKind::kWorkload);
   EXPECT_EQ(DetectKind("{\"tenants\": []}", "a.json"), DocumentKind::kWorkload);
+  EXPECT_EQ(DetectKind("kind: endpoint\nname: e\n", "a.yaml"), DocumentKind::kEndpoint);
+  EXPECT_EQ(DetectKind("# endpoint\nkind: Endpoint\n", "a.yaml"), DocumentKind::kEndpoint);
   EXPECT_EQ(DetectKind("kind: thing\n", "a.yaml"), DocumentKind::kUnknown);
   EXPECT_EQ(DetectKind("regions: []\njobs: []\n", "a.yaml"), DocumentKind::kUnknown);
   EXPECT_EQ(DetectKind("[1, 2]", "a.yaml"), DocumentKind::kUnknown);
