@@ -323,6 +323,7 @@ struct JobArgs {
   uint64_t id = 0;
   int32_t replica = 0;
   bool stderr_stream = false;
+  int32_t attempt = -1;  // job logs --attempt; -1: the current (or last that ran)
   bool follow = false;
   bool wait = false;
   std::vector<std::string> states;
@@ -506,7 +507,12 @@ int JobLogs(JobArgs a) {
   req.set_replica(a.replica);
   req.set_stream(a.stderr_stream ? "stderr" : "stdout");
   req.set_follow(a.follow);
+  if (a.attempt >= 0) req.set_attempt(a.attempt);
   auto reader = cl.jobs->Logs(&ctx, req);
+  reader->WaitForInitialMetadata();
+  for (const auto& [k, v] : ctx.GetServerInitialMetadata())
+    if (k == "meridian-note")
+      std::fprintf(stderr, "meridian job logs: %.*s\n", static_cast<int>(v.size()), v.data());
   v1::LogChunk c;
   while (reader->Read(&c)) {
     std::fwrite(c.data().data(), 1, c.data().size(), stdout);
@@ -1054,6 +1060,10 @@ void AddClusterCommands(CLI::App& app, CLI::App* bench, std::function<int()>* ac
   logs->add_option("id", ja.id, "Job id")->required();
   logs->add_option("--replica", ja.replica, "Replica index")->capture_default_str();
   logs->add_flag("--stderr", ja.stderr_stream, "stderr instead of stdout");
+  logs->add_option("--attempt", ja.attempt,
+                   "Which attempt (0, 1, ...; default: the current one, or the last that ran "
+                   "while the replica waits for a retry)")
+      ->check(CLI::Range(0, 1000000));
   logs->add_flag("-f,--follow", ja.follow, "Keep printing until the replica ends");
   logs->callback([] { *g_action = [] { return JobLogs(ja); }; });
   auto* cancel =

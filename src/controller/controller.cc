@@ -424,8 +424,8 @@ uint64_t Controller::LatestEvent() const {
   return next_event_ - 1;
 }
 
-absl::StatusOr<Controller::LogLocation> Controller::LogSource(uint64_t id,
-                                                             int32_t replica) const {
+absl::StatusOr<Controller::LogLocation> Controller::LogSource(
+    uint64_t id, int32_t replica, std::optional<int32_t> attempt) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
@@ -434,13 +434,34 @@ absl::StatusOr<Controller::LogLocation> Controller::LogSource(uint64_t id,
     return absl::InvalidArgumentError(
         absl::StrCat("job ", id, " has replicas 0..", j.replicas.size() - 1, ", not ", replica));
   const ReplicaEntry& r = j.replicas[size_t(replica)];
-  if (r.rec.node.empty())
+  std::string node;
+  int32_t shown = r.rec.attempt;
+  if (attempt && *attempt != r.rec.attempt) {
+    auto e = r.earlier_nodes.find(*attempt);
+    if (e == r.earlier_nodes.end()) {
+      std::vector<std::string> known;
+      for (const auto& [a, n] : r.earlier_nodes) known.push_back(absl::StrCat(a));
+      if (!r.rec.node.empty()) known.push_back(absl::StrCat(r.rec.attempt));
+      return absl::NotFoundError(absl::StrCat(
+          "job ", id, " replica ", replica, " attempt ", *attempt, ": not known here (attempts ",
+          known.empty() ? "none" : absl::StrJoin(known, ", "), ")"));
+    }
+    node = e->second;
+    shown = *attempt;
+  } else if (!r.rec.node.empty()) {
+    node = r.rec.node;
+  } else if (!attempt && !r.earlier_nodes.empty()) {
+    // Waiting for a retry: the latest attempt that ran says why it failed.
+    node = r.earlier_nodes.rbegin()->second;
+    shown = r.earlier_nodes.rbegin()->first;
+  } else {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", id, " replica ", replica, " has not been placed yet"));
-  auto n = nodes_.find(r.rec.node);
+  }
+  auto n = nodes_.find(node);
   if (n == nodes_.end())
-    return absl::UnavailableError(absl::StrCat("node ", r.rec.node, " is unknown"));
-  return LogLocation{n->second.rec.address, RunKey(id, replica, r.rec.attempt), r.rec.node};
+    return absl::UnavailableError(absl::StrCat("node ", node, " is unknown"));
+  return LogLocation{n->second.rec.address, RunKey(id, replica, shown), node, shown};
 }
 
 bool Controller::ReplicaActive(uint64_t id, int32_t replica, const std::string& key) const {
@@ -799,6 +820,10 @@ void Controller::ReleasePort(JobEntry& j) {
 void Controller::ResetReplicas(JobEntry& j) {
   ++j.rec.attempt;
   for (ReplicaEntry& r : j.replicas) {
+    if (!r.rec.node.empty()) {
+      r.earlier_nodes[r.rec.attempt] = r.rec.node;
+      if (r.earlier_nodes.size() > 16) r.earlier_nodes.erase(r.earlier_nodes.begin());
+    }
     auto n = nodes_.find(r.rec.node);
     if (n != nodes_.end()) n->second.replicas.erase({j.rec.id, r.rec.index});
     r.rec.attempt = j.rec.attempt;

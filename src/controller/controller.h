@@ -107,11 +107,16 @@ class Controller {
   std::vector<v1::JobEvent> WaitEvents(uint64_t after, uint64_t job_id, double timeout_s) const;
   // Sequence number of the newest event (0: none yet).
   uint64_t LatestEvent() const;
-  // Where a replica's logs are: the agent's address, the run key and the node.
+  // Where a replica's logs are: the agent's address, the run key, the node
+  // and the attempt. `attempt` unset: the current attempt, or the latest
+  // earlier one while the replica waits for a retry (where earlier attempts
+  // ran is remembered in memory, not across a controller restart).
   struct LogLocation {
     std::string address, key, node;
+    int32_t attempt = 0;
   };
-  absl::StatusOr<LogLocation> LogSource(uint64_t id, int32_t replica) const;
+  absl::StatusOr<LogLocation> LogSource(uint64_t id, int32_t replica,
+                                        std::optional<int32_t> attempt = std::nullopt) const;
   // True while the replica may still produce output.
   bool ReplicaActive(uint64_t id, int32_t replica, const std::string& key) const;
 
@@ -150,6 +155,8 @@ class Controller {
     // readiness_path (any running replica when the job has none). Not
     // durable: the next heartbeat says it again.
     bool ready = false;
+    // Nodes of this replica's earlier attempts (attempt -> node), newest kept.
+    std::map<int32_t, std::string> earlier_nodes;
   };
   struct JobEntry {
     store::JobRecord rec;

@@ -161,8 +161,16 @@ class JobServiceImpl final
     if (absl::Status st = call.Allow(job->tenant(), absl::StrCat("job ", req->id(), " logs"));
         !st.ok())
       return call.Done(st);
-    absl::StatusOr<Controller::LogLocation> src = c_->LogSource(req->id(), req->replica());
+    absl::StatusOr<Controller::LogLocation> src = c_->LogSource(
+        req->id(), req->replica(),
+        req->has_attempt() ? std::optional<int32_t>(req->attempt()) : std::nullopt);
     if (!src.ok()) return rpc::ToGrpc(src.status());
+    ctx->AddInitialMetadata("meridian-attempt", absl::StrCat(src->attempt));
+    if (!req->has_attempt() && src->attempt != job->attempt())
+      ctx->AddInitialMetadata("meridian-note",
+                              absl::StrCat("replica ", req->replica(),
+                                           " waits to be retried: the output of attempt ",
+                                           src->attempt, ", which ended"));
     auto stub = v1::AgentLogService::NewStub(Channel(src->address, src->node));
     grpc::ClientContext up;
     if (agents_.insecure) {

@@ -156,6 +156,14 @@ TEST_F(ControllerTest, FailureRetriesWithBackoffThenFails) {
   EXPECT_EQ(j.state(), v1::JOB_PENDING);
   EXPECT_EQ(j.failures(), 1);
   EXPECT_THAT(j.message(), HasSubstr("retry 1/1 in 10s"));
+  // While it waits, `job logs` reads the attempt that failed.
+  absl::StatusOr<Controller::LogLocation> logs = ctl_->LogSource(id, 0);
+  ASSERT_TRUE(logs.ok()) << logs.status();
+  EXPECT_EQ(logs->key, k0);
+  EXPECT_EQ(logs->node, "a1");
+  EXPECT_EQ(logs->attempt, 0);
+  EXPECT_EQ(ctl_->LogSource(id, 0, 5).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(ctl_->LogSource(id, 0, 5).status().message(), HasSubstr("attempts 0"));
   ctl_->Tick();
   EXPECT_EQ(Get(id).state(), v1::JOB_PENDING);  // still backing off
   clock_.Advance(11);
@@ -166,6 +174,8 @@ TEST_F(ControllerTest, FailureRetriesWithBackoffThenFails) {
   Sync();
   std::string k1 = Beat("a1").assignments(0).key();
   EXPECT_NE(k0, k1);
+  EXPECT_EQ(ctl_->LogSource(id, 0)->key, k1);     // the current attempt
+  EXPECT_EQ(ctl_->LogSource(id, 0, 0)->key, k0);  // asked for by number
   Beat("a1", {{k1, v1::REPLICA_FAILED, 4}});
   j = Get(id);
   EXPECT_EQ(j.state(), v1::JOB_FAILED);
