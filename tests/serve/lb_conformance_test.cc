@@ -381,6 +381,31 @@ TEST(OutlierTest, ASubMillisecondLagIsNotSlowTwoMillisecondsAre) {
   EXPECT_TRUE(run(2.5)) << "26x and 2.5 ms slower: slow";
 }
 
+// The report: least_request sent 1 of 2,546 requests to one replica of three
+// after its first answer took 5 ms (a cold start) and the others 0.3 ms: it
+// was never picked again, so its average never corrected. Averages now fade
+// towards the mean with time without answers: it is tried again, found fast,
+// and gets its share.
+TEST(LatencyAwarePoliciesTest, OneSlowFirstAnswerDoesNotStarveAHostForever) {
+  LbRegistry r;
+  RegisterBuiltinLbPolicies(r);
+  for (const char* policy : {"least_request", "prequal", "locality"}) {
+    FakeClock clock(0);
+    Upstreams up(*r.Make(policy), {}, &clock, 1);
+    up.SetHosts({{"a:1", ""}, {"b:1", ""}, {"c:1", ""}});
+    std::map<std::string, int> picks, late;
+    for (int i = 0; i < 6000; ++i) {  // one request every 10 ms for 60 s, one at a time
+      clock.Advance(0.01);
+      std::string id = up.Pick(PickContext{}, {}).value();
+      ++picks[id];
+      if (i >= 4000) ++late[id];
+      up.Done(id, true, id == "c:1" && picks[id] == 1 ? 5.0 : 0.3);
+    }
+    EXPECT_GT(picks["c:1"], 600) << policy << ": c starved after one slow first answer";
+    EXPECT_GT(late["c:1"], 2000 / 3 - 200) << policy << ": c has its share once corrected";
+  }
+}
+
 TEST(LatencyAwarePoliciesTest, ASubMillisecondLatencyGapStarvesNoHost) {
   FakeClock clock(0);
   LbRegistry r;

@@ -1,6 +1,7 @@
 #include "serve/lb/upstreams.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 
@@ -53,13 +54,15 @@ std::optional<std::string> Upstreams::Pick(const PickContext& in_ctx,
   bool any_healthy = false;
   for (const State& s : hosts_) any_healthy = any_healthy || s.healthy;
   bool panic = !any_healthy && options_.panic_when_all_unhealthy;
+  const LatencySum latencies = LatencySumLocked();
   for (size_t i = 0; i < hosts_.size(); ++i) {
     const State& s = hosts_[i];
     if ((!s.healthy && !panic) || EjectedLocked(s, now) ||
         std::find(exclude.begin(), exclude.end(), s.config.id) != exclude.end())
       continue;
     scratch_.push_back(Host{s.config.id, s.config.region, s.in_flight, s.probed_in_flight,
-                            s.latency_samples ? s.latency_ms : 0, s.config.zone});
+                            s.latency_samples ? FadedLatencyLocked(s, now, latencies) : 0,
+                            s.config.zone});
     scratch_index_.push_back(i);
   }
   if (scratch_.empty()) return std::nullopt;
@@ -98,6 +101,25 @@ void Upstreams::MaybeEjectLocked(State& s, double now, const std::string& reason
   s.reason = reason;
 }
 
+Upstreams::LatencySum Upstreams::LatencySumLocked() const {
+  LatencySum t;
+  for (const State& o : hosts_)
+    if (o.latency_samples > 0) {
+      t.sum += o.latency_ms;
+      ++t.n;
+    }
+  return t;
+}
+
+double Upstreams::FadedLatencyLocked(const State& s, double now, const LatencySum& all) const {
+  if (options_.latency_decay_s <= 0 || s.latency_samples == 0 || all.n < 2) return s.latency_ms;
+  // Towards the others' mean: its own old average must not hold it up.
+  double others = (all.sum - s.latency_ms) / (all.n - 1);
+  double age = std::max(0.0, now - s.last_answer_s);
+  double w = std::exp(-age / options_.latency_decay_s);
+  return others + (s.latency_ms - others) * w;
+}
+
 void Upstreams::Done(const std::string& id, bool ok, double latency_ms) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = std::lower_bound(hosts_.begin(), hosts_.end(), id,
@@ -110,9 +132,11 @@ void Upstreams::Done(const std::string& id, bool ok, double latency_ms) {
     s.consecutive_errors = 0;
     s.latency_ms = s.latency_samples == 0
                        ? latency_ms
-                       : (1 - options_.latency_alpha) * s.latency_ms +
+                       : (1 - options_.latency_alpha) *
+                                 FadedLatencyLocked(s, now, LatencySumLocked()) +
                              options_.latency_alpha * latency_ms;
     ++s.latency_samples;
+    s.last_answer_s = now;
     // The median of the others costs a scan: look every few answers.
     if (s.latency_samples % 4 == 0 && SlowLocked(s))
       MaybeEjectLocked(s, now, absl::StrCat("slow: ", static_cast<int>(s.latency_ms + 0.5),

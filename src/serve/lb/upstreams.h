@@ -44,6 +44,12 @@ struct OutlierOptions {
   double max_ejection_s = 300.0;
   double max_ejected_percent = 50.0;  // of the endpoint's hosts
   double latency_alpha = 0.1;         // weight of a new answer in the average
+  // A host's average fades towards the others' mean with the time since its
+  // last answer (weight exp(-t / latency_decay_s)); 0 = never. Without it, a
+  // host whose only answer was slow (a cold start) is never picked again by
+  // the latency-aware policies, so its average never corrects (as linkerd's
+  // peak-EWMA decays its RTT estimate).
+  double latency_decay_s = 10.0;
   // When every host fails its health checks, route to them anyway (Envoy's
   // panic mode): a health checker that cannot get through under overload
   // must not turn an endpoint off. Dead hosts then fail fast (refused).
@@ -104,6 +110,7 @@ class Upstreams {
     int64_t in_flight = 0, probed_in_flight = -1;
     double latency_ms = 0;
     uint64_t latency_samples = 0;
+    double last_answer_s = 0;  // clock seconds of the last latency sample
     int consecutive_errors = 0;
     double ejected_until = 0;  // clock seconds
     int ejections = 0;
@@ -113,6 +120,14 @@ class Upstreams {
   bool EjectedLocked(const State& s, double now) const { return s.ejected_until > now; }
   void MaybeEjectLocked(State& s, double now, const std::string& reason);
   bool SlowLocked(const State& s) const;
+  // The sum of the hosts' averages (those with samples), and one host's
+  // average faded towards the others' mean (latency_decay_s).
+  struct LatencySum {
+    double sum = 0;
+    int n = 0;
+  };
+  LatencySum LatencySumLocked() const;
+  double FadedLatencyLocked(const State& s, double now, const LatencySum& all) const;
 
   std::unique_ptr<Policy> policy_;
   OutlierOptions options_;
