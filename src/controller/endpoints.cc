@@ -1,5 +1,12 @@
 #include "controller/endpoints.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
 #include <algorithm>
 #include <cmath>
 #include <future>
@@ -10,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controller/validate.h"
+#include "core/model_format.h"
 #include "nlohmann/json.hpp"
 
 namespace meridian::controller {
@@ -112,6 +120,38 @@ void EndpointManager::Loop() {
   }
 }
 
+// With a shared directory the controller can read: the model must be there
+// and be a Meridian model, or every replica would crash-loop on it.
+absl::Status EndpointManager::CheckModelFile(const spec::EndpointSpec& s,
+                                             const std::string& filename) const {
+  if (options_.shared_dir.empty() || s.model.empty()) return absl::OkStatus();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(options_.shared_dir, ec)) return absl::OkStatus();
+  const std::string path = absl::StrCat(options_.shared_dir, "/", s.tenant, "/", s.model);
+  std::string where = filename;
+  for (const spec::SharedPath& p : s.shared_paths)
+    if (p.field == "model") where = absl::StrCat(filename, ":", p.line, ":", p.column);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": model: ", QuoteInput(s.model, 64),
+        errno == ENOENT ? " does not exist" : " cannot be read",
+        " in tenant ", s.tenant, "'s shared directory (", QuoteInput(path, 200),
+        "); write it first (`meridian train --save`, or a training job's `save:`)"));
+  char head[sizeof(kModelMagic)] = {};
+  struct stat st;
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  ssize_t n = regular ? ::read(fd, head, sizeof head) : 0;
+  ::close(fd);
+  if (!regular || n != static_cast<ssize_t>(sizeof head) ||
+      std::memcmp(head, kModelMagic, sizeof head) != 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": model: ", QuoteInput(s.model, 64),
+        " is not a Meridian model (write one with `meridian train --save`; other formats need "
+        "an endpoint that runs its own server)"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Endpoint> EndpointManager::Apply(const std::string& text,
                                                     const std::string& filename,
                                                     const ApplyCheck& check) {
@@ -121,6 +161,8 @@ absl::StatusOr<v1::Endpoint> EndpointManager::Apply(const std::string& text,
   if (absl::Status st = CheckSharedPaths(options_.shared_dir, s->tenant, s->shared_paths,
                                          filename.empty() ? "spec" : filename);
       !st.ok())
+    return st;
+  if (absl::Status st = CheckModelFile(*s, filename.empty() ? "spec" : filename); !st.ok())
     return st;
   if (check) {
     std::string current;

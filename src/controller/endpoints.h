@@ -157,6 +157,7 @@ class EndpointManager {
   bool stopping_ = false;
   std::thread loop_;
   SecretResolver secrets_;
+  absl::Status CheckModelFile(const spec::EndpointSpec& s, const std::string& filename) const;
 };
 
 }  // namespace meridian::controller

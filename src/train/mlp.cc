@@ -1,3 +1,4 @@
+#include "core/model_format.h"
 #include "train/mlp.h"
 
 #include <fcntl.h>
@@ -168,7 +169,6 @@ TrainResult TrainLocal(const Dataset& train, const Dataset& test, const TrainOpt
 }
 
 namespace {
-constexpr char kModelMagic[8] = {'M', 'R', 'D', 'N', 'M', 'D', 'L', '1'};
 }
 
 absl::Status SaveModel(const std::string& path, const Mlp& mlp) {

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <limits>
 #include <memory>
@@ -321,6 +322,17 @@ TEST_F(SharedDirTest, ApplyRefusesAModelThatLeadsOutThroughASymlink) {
   e = em.Apply("kind: endpoint\nname: e\nmodel: /etc/shadow\n", "e.yaml");
   EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(e.status()), HasSubstr("model: '/etc/shadow': must be relative"));
+  // The model must exist and be a Meridian model before any replica starts.
+  e = em.Apply("kind: endpoint\nname: e\nmodel: models/fine.model\n", "e.yaml");
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(e.status()),
+              StartsWith("e.yaml:3:8: model: 'models/fine.model' does not exist in tenant default"));
+  fs::create_directories(shared + "/default/models");
+  { std::ofstream(shared + "/default/models/net.pt") << "PK\x03\x04 torch zip"; }
+  e = em.Apply("kind: endpoint\nname: e\nmodel: models/net.pt\n", "e.yaml");
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(e.status()), HasSubstr("'models/net.pt' is not a Meridian model"));
+  { std::ofstream(shared + "/default/models/fine.model") << "MRDNMDL1\x02\0\0\0..."; }
   e = em.Apply("kind: endpoint\nname: e\nmodel: models/fine.model\n", "e.yaml");
   EXPECT_TRUE(e.ok()) << e.status();
   em.Stop();
