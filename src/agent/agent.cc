@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -79,6 +80,7 @@ struct Agent::RunInfo {
   double kill_at = 0;
   bool failed_to_launch = false;
   std::string launch_error;
+  std::optional<std::string> exit_note;  // a failed run's last stderr line, read once
 };
 
 namespace {
@@ -86,6 +88,51 @@ namespace {
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+
+// Opens <runs_dir>/<key>/ and its <stream>.log, following no symlink.
+// NOT_FOUND while either is missing; FAILED_PRECONDITION when either is
+// not what the driver made.
+grpc::Status OpenRunLog(const std::string& runs_dir_, const std::string& key,
+                      const std::string& stream, int* dir_fd, int* fd) {
+  const std::string log = absl::StrCat(stream, ".log");
+  auto refused = [&](const std::string& what) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("the ", stream, " log of run ", key, " is not served: ", what));
+  };
+  *dir_fd = ::open(absl::StrCat(runs_dir_, "/", key).c_str(),
+                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (*dir_fd < 0) {
+    if (errno == ENOENT)
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no run ", key, " yet"));
+    return refused(
+        errno == ELOOP || errno == ENOTDIR
+            ? "its run directory is a symbolic link or not a directory"
+            : absl::StrCat("its run directory cannot be opened: ", std::strerror(errno)));
+  }
+  // O_NONBLOCK: a FIFO planted in place of the log must not block the open.
+  *fd = ::openat(*dir_fd, log.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int err = errno;
+  grpc::Status st = grpc::Status::OK;
+  struct stat sb;
+  if (*fd < 0) {
+    st = err == ENOENT  ? grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                       absl::StrCat("no ", stream, " log for run ", key, " yet"))
+         : err == ELOOP ? refused(absl::StrCat(log, " is a symbolic link"))
+                        : refused(absl::StrCat(log, " cannot be opened: ", std::strerror(err)));
+  } else if (::fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    st = refused(absl::StrCat(log, " is not a regular file"));
+  } else if (sb.st_nlink != 1) {
+    st = refused(absl::StrCat(log, " has other hard links"));
+  }
+  if (!st.ok()) {
+    if (*fd >= 0) ::close(*fd);
+    ::close(*dir_fd);
+    *fd = *dir_fd = -1;
+  }
+  return st;
+}
+
 
 // Serves run logs from the driver's directories. A run's directory is
 // writable by its workload, which may replace its log with a symlink (or a
@@ -107,7 +154,7 @@ class LogService final : public v1::AgentLogService::Service {
     int dir_fd = -1, fd = -1;
     double give_up = Now() + 10;  // a just-assigned run may not have started yet
     for (;;) {
-      grpc::Status st = Open(req->key(), stream, &dir_fd, &fd);
+      grpc::Status st = OpenRunLog(runs_dir_, req->key(), stream, &dir_fd, &fd);
       if (st.ok()) break;
       if (st.error_code() != grpc::StatusCode::NOT_FOUND || !req->follow() || Now() > give_up ||
           ctx->IsCancelled())
@@ -149,51 +196,34 @@ class LogService final : public v1::AgentLogService::Service {
   }
 
  private:
-  // Opens <runs_dir>/<key>/ and its <stream>.log, following no symlink.
-  // NOT_FOUND while either is missing; FAILED_PRECONDITION when either is
-  // not what the driver made.
-  grpc::Status Open(const std::string& key, const std::string& stream, int* dir_fd, int* fd) {
-    const std::string log = absl::StrCat(stream, ".log");
-    auto refused = [&](const std::string& what) {
-      return grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          absl::StrCat("the ", stream, " log of run ", key, " is not served: ", what));
-    };
-    *dir_fd = ::open(absl::StrCat(runs_dir_, "/", key).c_str(),
-                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (*dir_fd < 0) {
-      if (errno == ENOENT)
-        return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no run ", key, " yet"));
-      return refused(
-          errno == ELOOP || errno == ENOTDIR
-              ? "its run directory is a symbolic link or not a directory"
-              : absl::StrCat("its run directory cannot be opened: ", std::strerror(errno)));
-    }
-    // O_NONBLOCK: a FIFO planted in place of the log must not block the open.
-    *fd = ::openat(*dir_fd, log.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    int err = errno;
-    grpc::Status st = grpc::Status::OK;
-    struct stat sb;
-    if (*fd < 0) {
-      st = err == ENOENT  ? grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                         absl::StrCat("no ", stream, " log for run ", key, " yet"))
-           : err == ELOOP ? refused(absl::StrCat(log, " is a symbolic link"))
-                          : refused(absl::StrCat(log, " cannot be opened: ", std::strerror(err)));
-    } else if (::fstat(*fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-      st = refused(absl::StrCat(log, " is not a regular file"));
-    } else if (sb.st_nlink != 1) {
-      st = refused(absl::StrCat(log, " has other hard links"));
-    }
-    if (!st.ok()) {
-      if (*fd >= 0) ::close(*fd);
-      ::close(*dir_fd);
-      *fd = *dir_fd = -1;
-    }
-    return st;
-  }
-
   std::string runs_dir_;
 };
+
+// The last non-empty line of a run's stderr (at most 200 characters,
+// unprintable bytes shown as '?'): why a crash-looping replica fails, for
+// `job get` and `endpoint get` without a trip to the node. Empty when none.
+std::string LastStderrLine(const std::string& runs_dir, const std::string& key) {
+  int dir_fd = -1, fd = -1;
+  if (!OpenRunLog(runs_dir, key, "stderr", &dir_fd, &fd).ok()) return "";
+  struct stat sb;
+  std::string tail;
+  if (::fstat(fd, &sb) == 0 && sb.st_size > 0) {
+    off_t from = sb.st_size > 4096 ? sb.st_size - 4096 : 0;
+    tail.resize(static_cast<size_t>(sb.st_size - from));
+    ssize_t n = ::pread(fd, tail.data(), tail.size(), from);
+    tail.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  }
+  ::close(fd);
+  ::close(dir_fd);
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' '))
+    tail.pop_back();
+  size_t nl = tail.rfind('\n');
+  std::string line = nl == std::string::npos ? tail : tail.substr(nl + 1);
+  if (line.size() > 200) line = line.substr(0, 197) + "...";
+  for (char& c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  return line;
+}
 
 }  // namespace
 
@@ -203,6 +233,7 @@ struct Agent::Impl {
   std::unique_ptr<grpc::ClientContext> stream_ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::HeartbeatRequest, v1::HeartbeatResponse>> stream;
   std::unique_ptr<LogService> logs;
+  std::string runs_dir;  // the driver's root: one directory per run
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<v1::AgentService::Stub> stub;
   std::map<std::string, RunInfo> runs;
@@ -319,6 +350,7 @@ absl::Status Agent::Start() {
     }
   }
   impl_->logs = std::make_unique<LogService>(po.root_dir);
+  impl_->runs_dir = po.root_dir;
   grpc::ServerBuilder b;
   int port = 0;
   // The log service answers only the controller: its certificate (mutual
@@ -688,6 +720,13 @@ void Agent::Run() {
                                       : v1::REPLICA_FAILED;
           if (s->term_signal != 0)
             r->set_message(absl::StrCat("killed by signal ", s->term_signal));
+          if (state == v1::REPLICA_FAILED) {
+            if (!info.exit_note) info.exit_note = LastStderrLine(impl_->runs_dir, key);
+            if (!info.exit_note->empty())
+              r->set_message(r->message().empty()
+                                 ? *info.exit_note
+                                 : absl::StrCat(r->message(), "; ", *info.exit_note));
+          }
         } else if (s->state == RunState::kLost) {
           state = v1::REPLICA_STOPPED;
           r->set_message(s->message);

@@ -159,14 +159,22 @@ void PrintEndpoint(const v1::Endpoint& e) {
   std::printf("  auth:       %s\n", e.token().empty() ? "none" : "bearer token");
   std::printf("  message:    %s\n", e.message().c_str());
   std::vector<std::vector<std::string>> rows = {
-      {"JOB", "GEN", "STATE", "READY", "REGION", "ZONE", "NODE", "ADDRESS"}};
-  for (const v1::EndpointReplica& r : e.replicas())
+      {"JOB", "GEN", "STATE", "READY", "FAILURES", "REGION", "ZONE", "NODE", "ADDRESS"}};
+  std::vector<std::string> failing;
+  for (const v1::EndpointReplica& r : e.replicas()) {
     rows.push_back({absl::StrCat(r.job_id()), absl::StrCat(r.generation()), JobStateName(r.state()),
-                    r.ready() ? "yes" : "no", r.region().empty() ? "-" : r.region(),
-                    r.zone().empty() ? "-" : r.zone(), r.node().empty() ? "-" : r.node(),
-                    r.address().empty() ? "-" : r.address()});
+                    r.ready() ? "yes" : "no", absl::StrCat(r.failures()),
+                    r.region().empty() ? "-" : r.region(), r.zone().empty() ? "-" : r.zone(),
+                    r.node().empty() ? "-" : r.node(), r.address().empty() ? "-" : r.address()});
+    if (r.failures() > 0 && !r.ready())
+      failing.push_back(absl::StrCat("  job ", r.job_id(), ": ", r.message()));
+  }
   std::printf("\n");
   PrintTable(rows);
+  if (!failing.empty()) {
+    std::printf("\nfailing replicas (last error; `meridian job logs ID --stderr` for more):\n");
+    for (const std::string& f : failing) std::printf("%s\n", f.c_str());
+  }
 }
 
 // The demo's serving phase: deploy an endpoint, put a gateway in front of

@@ -779,6 +779,9 @@ absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatR
                                            ": ", run.message())
                             : absl::StrCat("replica ", r.rec.index, " exited with code ",
                                            run.exit_code(), " on ", req.node());
+      // The agent adds the run's last stderr line: the reason, in `job get`.
+      if (run.state() != v1::REPLICA_STOPPED && !run.message().empty())
+        absl::StrAppend(&why, ": ", run.message().substr(0, 300));
       EndAttempt(j, why, &batch);
     }
     Persist(j, &batch, true);

@@ -582,6 +582,13 @@ void EndpointManager::Tick() {
       } else {
         status = absl::StrCat(want, " replicas of generation ", gen, " ready");
       }
+      // A replica that keeps failing: say why, so nobody has to find its node.
+      for (const Child& c : cur)
+        if (!c.ready && c.failures > 0) {
+          absl::StrAppend(&status, "; replica job ", c.job_id, " failed ", c.failures,
+                          c.failures == 1 ? " time: " : " times: ", c.message);
+          break;
+        }
       e.message = e.last_event.empty() ? status : absl::StrCat(status, "; last: ", e.last_event);
       ++eit;
     }
@@ -644,6 +651,8 @@ v1::Endpoint EndpointManager::ToProto(const Entry& e) const {
     r->set_generation(c.generation);
     r->set_state(c.state);
     r->set_ready(c.ready);
+    r->set_failures(c.failures);
+    r->set_message(c.message);
   }
   return out;
 }

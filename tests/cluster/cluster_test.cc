@@ -448,12 +448,18 @@ TEST_F(ClusterTest, FailedReplicaRetriesThenFails) {
   StartCluster(1, {"east"});
   v1::Job j;
   ASSERT_TRUE(
-      cluster_->Submit(JobSpec("flaky", "exit 3", 1, "1", "retries: 1\nbackoff: 0.1\n"), &j).ok());
+      cluster_->Submit(JobSpec("flaky", "echo noise >&2; echo model.bin: bad magic >&2; exit 3", 1,
+                               "1", "retries: 1\nbackoff: 0.1\n"),
+                       &j)
+          .ok());
   v1::Job done = cluster_->WaitState(j.id(), v1::JOB_FAILED);
   ASSERT_EQ(done.state(), v1::JOB_FAILED);
   EXPECT_EQ(done.failures(), 2);
   EXPECT_EQ(done.attempt(), 1);
-  EXPECT_THAT(done.message(), HasSubstr("exited with code 3"));
+  // The reason travels with the exit: the last line of the run's stderr.
+  EXPECT_THAT(done.message(), HasSubstr("exited with code 3 on "));
+  EXPECT_THAT(done.message(), HasSubstr(": model.bin: bad magic"));
+  EXPECT_THAT(done.message(), ::testing::Not(HasSubstr("noise")));
   // A job that fails on its first attempt only succeeds on the retry.
   ASSERT_TRUE(cluster_
                   ->Submit(JobSpec("second-time", "test $MERIDIAN_ATTEMPT -ge 1", 1, "1",
