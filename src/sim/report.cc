@@ -277,4 +277,48 @@ std::string RenderHtmlReport(const std::vector<PolicyResult>& results, const Run
   return out;
 }
 
+void SetJctStats(std::vector<double> jcts, PolicyResult* r) {
+  if (jcts.empty()) return;
+  std::sort(jcts.begin(), jcts.end());
+  double sum = 0;
+  for (double x : jcts) sum += x;
+  r->avg_jct_s = sum / double(jcts.size());
+  r->median_jct_s = jcts[jcts.size() / 2];
+  const double rank = 0.99 * double(jcts.size() - 1);
+  const size_t lo = size_t(rank);
+  const size_t hi = std::min(lo + 1, jcts.size() - 1);
+  r->p99_jct_s = jcts[lo] + (rank - double(lo)) * (jcts[hi] - jcts[lo]);
+  r->jct_cdf.clear();
+  size_t step = std::max<size_t>(1, jcts.size() / 2000);
+  for (size_t i = 0; i < jcts.size(); i += step) r->jct_cdf.push_back(jcts[i]);
+  if (r->jct_cdf.back() != jcts.back()) r->jct_cdf.push_back(jcts.back());
+}
+
+std::vector<std::pair<double, double>> DownsampleSeries(const std::vector<std::pair<double, double>>& in,
+                                                  size_t max_points) {
+  if (in.size() <= max_points) return in;
+  std::vector<std::pair<double, double>> out;
+  const double t0 = in.front().first, t1 = in.back().first;
+  size_t j = 0;
+  for (size_t i = 0; i < max_points; ++i) {
+    double t = t0 + (t1 - t0) * double(i) / double(max_points - 1);
+    while (j + 1 < in.size() && in[j + 1].first <= t) ++j;
+    out.push_back({t, in[j].second});
+  }
+  return out;
+}
+
+double JainIndexOfMeans(const std::vector<double>& sum, const std::vector<int64_t>& n) {
+  double s1 = 0, s2 = 0;
+  int k = 0;
+  for (size_t g = 0; g < sum.size() && g < n.size(); ++g)
+    if (n[g] > 0) {
+      const double x = sum[g] / double(n[g]);
+      s1 += x;
+      s2 += x * x;
+      ++k;
+    }
+  return k > 0 && s2 > 0 ? s1 * s1 / (double(k) * s2) : 1.0;
+}
+
 }  // namespace meridian::sim

@@ -48,6 +48,17 @@ struct RunInfo {
   std::string scenario;  // free text title
 };
 
+// Fills avg, median and p99 JCT and the CDF from the JCTs of the completed
+// jobs (any order). p99 interpolates linearly between ranks (numpy's default
+// percentile, which the Pollux and Gavel artifacts report).
+void SetJctStats(std::vector<double> jcts, PolicyResult* r);
+// Jain's fairness index over the groups' means sum[g] / n[g] (groups with
+// n[g] == 0 left out); 1 when there is nothing to compare.
+double JainIndexOfMeans(const std::vector<double>& sum, const std::vector<int64_t>& n);
+// Evenly spaced samples of a step function given as (t, value) change points.
+std::vector<std::pair<double, double>> DownsampleSeries(
+    const std::vector<std::pair<double, double>>& in, size_t max_points);
+
 // One JSON document: {"run": {...}, "policies": {"<name>": {metrics...}, ...}}.
 // Each policy object has at least avg_jct_s, p99_jct_s, makespan_s, gpu_util,
 // cost_usd, jobs_completed.

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "spec/spec.h"
 
 namespace meridian::sim::internal {
 
@@ -190,6 +191,38 @@ absl::Status FinishTrace(const std::string& file, const TraceOptions& options, b
     trace->jobs.resize(static_cast<size_t>(options.limit));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsvRows(
+    const std::string& path, std::vector<std::string>* header, std::vector<int64_t>* lines) {
+  absl::StatusOr<std::string> text = spec::ReadFile(path);
+  if (!text.ok()) return text.status();
+  LineCursor cursor(*text);
+  std::string_view line;
+  std::vector<std::string_view> f;
+  std::vector<std::vector<std::string>> rows;
+  bool first = true;
+  while (cursor.Next(&line)) {
+    if (IsBlank(line)) continue;
+    SplitPlain(line, &f);
+    std::vector<std::string> row;
+    for (std::string_view x : f) row.emplace_back(Trim(x));
+    if (first) {
+      *header = std::move(row);
+      first = false;
+    } else {
+      rows.push_back(std::move(row));
+      if (lines) lines->push_back(cursor.line_number());
+    }
+  }
+  if (first) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
+  return rows;
+}
+
+int ColumnIndex(const std::vector<std::string>& header, const std::string& name) {
+  for (size_t i = 0; i < header.size(); ++i)
+    if (header[i] == name) return static_cast<int>(i);
+  return -1;
 }
 
 }  // namespace meridian::sim::internal
