@@ -89,9 +89,14 @@ class RoundAllocator {
 //             order keep their GPUs; a new job gets a GPU type drawn
 //             uniformly (seeded) among the types with room for it, so the
 //             result does not depend on the order of types in the fleet.
-//   gavel     heterogeneity-aware FIFO (Gavel's `fifo_perf`): every round, in
-//             arrival order, each job gets the fastest type (by its speeds)
-//             with room left; a running job moves when a faster type frees.
+//   gavel     heterogeneity-aware FIFO (Gavel's `fifo_perf`): at each
+//             reallocation, in arrival order, each job gets the fastest type
+//             (by its speeds) with room left; a running job moves when a
+//             faster type frees.
+//             fifo and gavel reallocate when the set of jobs changed, but at
+//             most every `reset_s` seconds (default 1920, Gavel's minimum time
+//             between allocation resets): until then a new job waits and a
+//             finished job's GPUs stay idle, as in Gavel's simulator.
 //   adaptive  goodput-adaptive (Pollux-style): elastic jobs get the GPUs
 //             where they add the most goodput, with fairness between jobs
 //             (placement/policy/adaptive_allocator.h). Option wan_aware

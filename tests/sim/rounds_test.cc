@@ -114,12 +114,20 @@ TEST(Rounds, GavelMovesARunningJobToAFasterTypeWhenOneFrees) {
   trace.jobs = {Typed("a", 0, 400, 2, 4), Typed("b", 0, 4000, 2, 4)};
   SimOptions o;
   o.round_s = 360;
-  PolicyResult r = Simulate(fleet, trace, "gavel", o);
+  SimPolicy p = Policy("gavel");
+  p.round_options = {{"reset_s", "360"}};
+  auto r = RunSimulation(fleet, trace, p, o);
+  ASSERT_TRUE(r.ok()) << r.status();
   // a takes the V100 (400 / 4 = 100 s); b runs on the K80 for the first
   // round (360 of 4000), then on the V100: (4000 - 360) / 4 = 910 s more.
-  EXPECT_EQ(r.jobs_completed, 2);
-  EXPECT_DOUBLE_EQ(r.jct_cdf.front(), 100);
-  EXPECT_DOUBLE_EQ(r.jct_cdf.back(), 360 + 910);
+  EXPECT_EQ(r->jobs_completed, 2);
+  EXPECT_DOUBLE_EQ(r->jct_cdf.front(), 100);
+  EXPECT_DOUBLE_EQ(r->jct_cdf.back(), 360 + 910);
+  // By default allocations are reset at most every 1920 s (Gavel's
+  // minimum): b moves at the first round after that, 2160 s, and needs
+  // (4000 - 2160) / 4 = 460 s more.
+  PolicyResult d = Simulate(fleet, trace, "gavel", o);
+  EXPECT_DOUBLE_EQ(d.jct_cdf.back(), 2160 + 460);
 }
 
 TEST(Rounds, FifoAndGavelDoNotDependOnTheOrderOfTypesInTheFleet) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <numeric>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "placement/policy/round_common.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 using round_internal::Allows;
 using round_internal::FreeMap;
-using round_internal::TakeMostFree;
+using round_internal::TakePacked;
 using round_internal::Total;
 
 // Loss of a job that gets no GPU: larger than any -1/speedup a running job
@@ -23,7 +24,7 @@ constexpr double kUnallocatedLoss = 1e9;
 
 class AdaptiveAllocator final : public RoundAllocator {
  public:
-  explicit AdaptiveAllocator(bool wan_aware) : wan_aware_(wan_aware) {}
+  AdaptiveAllocator(bool wan_aware, double p) : wan_aware_(wan_aware), p_(p) {}
   std::string_view name() const override { return "adaptive"; }
 
   std::vector<NodeGpus> Allocate(const RoundInput& in) override {
@@ -79,7 +80,9 @@ class AdaptiveAllocator final : public RoundAllocator {
       if (r <= 0) return -kUnallocatedLoss;
       const double s = base[j] > 0 ? G(j, r) / base[j] : 0;
       const double eff = s * (r == now[j] ? 1.0 : factor[j]);
-      return eff > 0 ? std::max(-1.0 / eff, -kUnallocatedLoss / 2) : -kUnallocatedLoss;
+      if (!(eff > 0)) return -kUnallocatedLoss;
+      const double u = p_ < 0 ? -std::pow(eff, p_) : p_ == 0 ? std::log(eff) : std::pow(eff, p_);
+      return std::max(u, -kUnallocatedLoss / 2);
     };
     std::vector<size_t> order(n);
     std::iota(order.begin(), order.end(), 0);
@@ -96,7 +99,12 @@ class AdaptiveAllocator final : public RoundAllocator {
       int32_t best_to = 0;
       for (size_t j : order) {
         const RoundJob& job = jobs[j];
-        int32_t tos[2] = {r[j] == 0 ? lo[j] : r[j] + 1, now[j] > r[j] ? now[j] : 0};
+        // One more GPU, the next whole node (goodput often dips when a job
+        // first spans a second node and recovers with whole nodes), twice
+        // the GPUs, or back to what it holds.
+        const int32_t next_node = (r[j] / node_gpus + 1) * node_gpus;
+        int32_t tos[4] = {r[j] == 0 ? lo[j] : r[j] + 1, r[j] == 0 ? 0 : next_node,
+                          r[j] == 0 ? 0 : 2 * r[j], now[j] > r[j] ? now[j] : 0};
         for (int32_t to : tos) {
           if (to <= r[j] || to > job.max_gpus || to - r[j] > free) continue;
           const double gain = (U(j, to) - U(j, r[j])) / double(to - r[j]);
@@ -122,7 +130,7 @@ class AdaptiveAllocator final : public RoundAllocator {
     for (size_t j : moved) {
       auto any = [&](const RoundNode& nd) { return Allows(jobs[j], nd.gpu_type); };
       if (!wan_aware_ || !multi_region) {
-        out[j] = TakeMostFree(nodes, fm, r[j], any);
+        out[j] = TakePacked(nodes, fm, r[j], any);
         continue;
       }
       std::map<int32_t, int64_t> region_free;
@@ -139,9 +147,9 @@ class AdaptiveAllocator final : public RoundAllocator {
         if (m >= lo[j] && goodput(j, m, false) >= goodput(j, r[j], true)) want = m, region = roomiest;
       }
       if (region < 0)
-        out[j] = TakeMostFree(nodes, fm, want, any);
+        out[j] = TakePacked(nodes, fm, want, any);
       else
-        out[j] = TakeMostFree(nodes, fm, want,
+        out[j] = TakePacked(nodes, fm, want,
                               [&](const RoundNode& nd) { return any(nd) && nd.region.value() == region; });
     }
     return out;
@@ -149,12 +157,19 @@ class AdaptiveAllocator final : public RoundAllocator {
 
  private:
   bool wan_aware_;
+  double p_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RoundAllocator>> MakeAdaptiveAllocator(const PolicyOptions& o) {
-  if (auto s = CheckKnownOptions(o, {"wan_aware"}, "round allocator adaptive"); !s.ok()) return s;
+  if (auto s = CheckKnownOptions(o, {"wan_aware", "p"}, "round allocator adaptive"); !s.ok())
+    return s;
+  double p = -1;
+  if (auto it = o.find("p"); it != o.end())
+    if (!absl::SimpleAtod(it->second, &p) || !(p <= 1) || !(p >= -10))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "round allocator adaptive: p must be a number in [-10, 1], got '", it->second, "'"));
   bool aware = true;
   if (auto it = o.find("wan_aware"); it != o.end()) {
     if (it->second != "true" && it->second != "false")
@@ -162,7 +177,7 @@ absl::StatusOr<std::unique_ptr<RoundAllocator>> MakeAdaptiveAllocator(const Poli
           "round allocator adaptive: wan_aware must be true or false, got '", it->second, "'"));
     aware = it->second == "true";
   }
-  return std::make_unique<AdaptiveAllocator>(aware);
+  return std::make_unique<AdaptiveAllocator>(aware, p);
 }
 
 }  // namespace meridian

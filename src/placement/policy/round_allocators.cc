@@ -111,7 +111,8 @@ class TiresiasAllocator final : public RoundAllocator {
 // depends on the order in which the fleet file lists types.
 class TypedFifo final : public RoundAllocator {
  public:
-  TypedFifo(bool aware, uint64_t seed) : aware_(aware), rng_(seed) {}
+  TypedFifo(bool aware, uint64_t seed, double reset_s)
+      : aware_(aware), rng_(seed), reset_s_(reset_s) {}
   std::string_view name() const override { return aware_ ? "gavel" : "fifo"; }
 
   std::vector<NodeGpus> Allocate(const RoundInput& in) override {
@@ -131,10 +132,25 @@ class TypedFifo final : public RoundAllocator {
     std::sort(types.begin(), types.end(),
               [&](int32_t a, int32_t b) { return type_name(a) < type_name(b); });
     absl::flat_hash_map<int32_t, size_t> index;
-    for (size_t i = 0; i < jobs.size(); ++i) index[jobs[i].id.value()] = i;
-    if (aware_) type_.clear();  // re-decided every round
+    std::set<int32_t> ids;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      index[jobs[i].id.value()] = i;
+      ids.insert(jobs[i].id.value());
+    }
     for (auto it = type_.begin(); it != type_.end();)
       it = index.contains(it->first) ? std::next(it) : type_.erase(it);
+    // The set of jobs changed: recompute, but not more often than every
+    // reset_s_ seconds (Gavel's minimum time between allocation resets);
+    // until then new jobs wait and freed GPUs stay idle. When nothing would
+    // run, recompute at once.
+    dirty_ |= ids != ids_;
+    ids_ = std::move(ids);
+    const bool due = !reset_done_ || in.now_s - last_reset_s_ >= reset_s_ || type_.empty();
+    if (!dirty_ || !due) return Place(in);
+    dirty_ = false;
+    reset_done_ = true;
+    last_reset_s_ = in.now_s;
+    if (aware_) type_.clear();  // re-decided at every reset
     for (const auto& [id, t] : type_) avail[t] -= jobs[index[id]].max_gpus;
     // Arrival order; a job that finds no type with room ends the round's
     // allocation (strict FIFO, as Gavel's FIFO policies).
@@ -154,6 +170,13 @@ class TypedFifo final : public RoundAllocator {
       type_[j.id.value()] = pick;
       avail[pick] -= j.max_gpus;
     }
+    return Place(in);
+  }
+
+ private:
+  std::vector<NodeGpus> Place(const RoundInput& in) {
+    const auto& jobs = *in.jobs;
+    const auto& nodes = *in.nodes;
     // Nodes: a job that stays on its type keeps its nodes; the others fill
     // the rest of their type, packed onto the fewest nodes.
     std::vector<NodeGpus> out(jobs.size());
@@ -179,10 +202,13 @@ class TypedFifo final : public RoundAllocator {
     return out;
   }
 
- private:
   bool aware_;
   Rng rng_;
+  double reset_s_;
   std::map<int32_t, int32_t> type_;  // job id -> GPU type id it runs on
+  std::set<int32_t> ids_;            // jobs seen at the last round
+  bool dirty_ = false, reset_done_ = false;
+  double last_reset_s_ = 0;
 };
 
 absl::Status ParsePositive(const PolicyOptions& o, const char* key, double* out) {
@@ -211,8 +237,11 @@ absl::StatusOr<std::unique_ptr<RoundAllocator>> MakeRoundAllocator(const std::st
     return std::make_unique<TiresiasAllocator>(threshold);
   }
   if (name == "fifo" || name == "gavel") {
-    if (auto s = CheckKnownOptions(options, {}, "round allocator fifo/gavel"); !s.ok()) return s;
-    return std::make_unique<TypedFifo>(name == "gavel", seed);
+    if (auto s = CheckKnownOptions(options, {"reset_s"}, "round allocator fifo/gavel"); !s.ok())
+      return s;
+    double reset = 1920;
+    if (auto s = ParsePositive(options, "reset_s", &reset); !s.ok()) return s;
+    return std::make_unique<TypedFifo>(name == "gavel", seed, reset);
   }
   if (name == "adaptive") return MakeAdaptiveAllocator(options);
   return absl::NotFoundError(absl::StrCat("unknown round allocator '", name, "'; known: ",

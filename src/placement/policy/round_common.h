@@ -62,6 +62,39 @@ inline NodeGpus TakeMostFree(const std::vector<RoundNode>& nodes, FreeMap& fm, i
   return out;
 }
 
+// `need` GPUs from the nodes accepted by `ok` on as few nodes as possible,
+// leaving whole free nodes for larger jobs: whole free nodes while the rest
+// needs at least a node, then the node with the fewest free GPUs that holds
+// the rest (best fit), else the most free first. Empty if they do not fit.
+template <typename Ok>
+inline NodeGpus TakePacked(const std::vector<RoundNode>& nodes, FreeMap& fm, int32_t need, Ok ok) {
+  int64_t avail = 0;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (ok(nodes[i])) avail += fm.free[i];
+  if (avail < need || need <= 0) return {};
+  NodeGpus out;
+  for (size_t i = 0; i < nodes.size() && need > 0; ++i)
+    if (ok(nodes[i]) && nodes[i].healthy && fm.free[i] == nodes[i].gpus && need >= nodes[i].gpus &&
+        nodes[i].gpus > 0) {
+      out.push_back({nodes[i].id, nodes[i].gpus});
+      need -= nodes[i].gpus;
+      fm.free[i] = 0;
+    }
+  if (need == 0) return out;
+  size_t best = SIZE_MAX;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (ok(nodes[i]) && fm.free[i] >= need && (best == SIZE_MAX || fm.free[i] < fm.free[best]))
+      best = i;
+  if (best != SIZE_MAX) {
+    out.push_back({nodes[best].id, need});
+    fm.free[best] -= need;
+    return out;
+  }
+  NodeGpus rest = TakeMostFree(nodes, fm, need, ok);
+  out.insert(out.end(), rest.begin(), rest.end());
+  return out;
+}
+
 inline int32_t Total(const NodeGpus& a) {
   int32_t t = 0;
   for (const auto& [n, g] : a) t += g;
