@@ -4,6 +4,8 @@
 // adaptive resizes elastic jobs; the goodput model on a small profile.
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -145,6 +147,31 @@ TEST(Rounds, FifoAndGavelDoNotDependOnTheOrderOfTypesInTheFleet) {
     EXPECT_DOUBLE_EQ(a.avg_jct_s, b.avg_jct_s) << policy;
     EXPECT_DOUBLE_EQ(a.p99_jct_s, b.p99_jct_s) << policy;
   }
+}
+
+// Event-driven too: a job that runs alike on every type gets a per-job
+// pseudo-random one among the ties, whatever order the fleet lists them in.
+TEST(Rounds, EventDrivenFifoPicksTiedTypesIndependentlyOfFleetOrder) {
+  Trace trace;
+  for (int i = 0; i < 9; ++i) trace.jobs.push_back(Typed("j" + std::to_string(i), 0, 100, 1, 1));
+  auto types = [&](const Fleet& fleet) {
+    std::map<int32_t, std::string> out;
+    SimOptions o;
+    o.on_decision = [&](double, const Decision& d) {
+      if (d.kind == DecisionKind::kPlaced || d.kind == DecisionKind::kBackfilled)
+        out[d.job.value()] = fleet.gpu_type_name(d.plan.shares.at(0).gpu_type);
+    };
+    auto r = RunSimulation(fleet, trace, Policy("fifo"), o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return out;
+  };
+  Fleet a = Hetero({"k80", "p100", "v100"}), b = Hetero({"v100", "p100", "k80"});
+  auto ta = types(a), tb = types(b);
+  EXPECT_EQ(ta.size(), 9u);
+  EXPECT_EQ(ta, tb);
+  std::set<std::string> used;
+  for (const auto& [j, t] : ta) used.insert(t);
+  EXPECT_GT(used.size(), 1u);
 }
 
 TEST(Rounds, PoliciesWithoutARoundModeAreAClearError) {
