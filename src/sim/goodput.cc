@@ -77,13 +77,9 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadTable(
 absl::StatusOr<GoodputApp> LoadApp(const std::filesystem::path& dir) {
   GoodputApp app;
   app.name = dir.filename().string();
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("validation-", 0) != 0 || entry.path().extension() != ".csv") continue;
-    int64_t bsz = 0;
-    if (!ParseInt(name.substr(11, name.size() - 15), &bsz) || bsz <= 0) continue;
-    const std::string path = entry.path().string();
+  auto files = internal::ValidationFiles(dir.string());
+  if (!files.ok()) return files.status();
+  for (const auto& [bsz, path] : *files) {
     std::vector<int> c;
     std::vector<int64_t> lines;
     auto rows = ReadTable(path, {"progress", "grad_sqr", "grad_var"}, &c, &lines);
@@ -100,7 +96,6 @@ absl::StatusOr<GoodputApp> LoadApp(const std::filesystem::path& dir) {
     }
     if (epochs.empty()) return Malformed(path, 2, "no rows");
   }
-  if (ec) return absl::NotFoundError(absl::StrCat("cannot read ", dir.string(), ": ", ec.message()));
   if (app.validation.empty())
     return absl::InvalidArgumentError(absl::StrCat(dir.string(), ": no validation-<batch>.csv"));
 

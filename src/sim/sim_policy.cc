@@ -140,4 +140,10 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
   }
 }
 
+absl::StatusOr<SimPolicy> MakeBuiltinSimPolicy(const std::string& name) {
+  SimPolicyRegistry r;
+  RegisterBuiltinSimPolicies(r);
+  return r.Make(name);
+}
+
 }  // namespace meridian::sim

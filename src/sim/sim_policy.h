@@ -58,4 +58,7 @@ class SimPolicyRegistry {
 // fifo, tiresias and gavel also have a round mode.
 void RegisterBuiltinSimPolicies(SimPolicyRegistry& registry);
 
+// The built-in policy `name` (a registry with the built-ins, then Make).
+absl::StatusOr<SimPolicy> MakeBuiltinSimPolicy(const std::string& name);
+
 }  // namespace meridian::sim

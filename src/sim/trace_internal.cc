@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -223,6 +224,20 @@ int ColumnIndex(const std::vector<std::string>& header, const std::string& name)
   for (size_t i = 0; i < header.size(); ++i)
     if (header[i] == name) return static_cast<int>(i);
   return -1;
+}
+
+absl::StatusOr<std::map<int64_t, std::string>> ValidationFiles(const std::string& dir) {
+  std::map<int64_t, std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("validation-", 0) != 0 || entry.path().extension() != ".csv") continue;
+    int64_t bsz = 0;
+    if (!ParseInt(name.substr(11, name.size() - 15), &bsz) || bsz <= 0) continue;
+    out[bsz] = entry.path().string();
+  }
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot read ", dir, ": ", ec.message()));
+  return out;
 }
 
 }  // namespace meridian::sim::internal

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,10 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsvRows(
     std::vector<int64_t>* lines = nullptr);
 // Index of `name` in a header row; -1 when absent.
 int ColumnIndex(const std::vector<std::string>& header, const std::string& name);
+
+// The Pollux profiles' validation-<global batch>.csv files in `dir`, by
+// batch size (other files ignored). NotFound naming `dir` when unreadable.
+absl::StatusOr<std::map<int64_t, std::string>> ValidationFiles(const std::string& dir);
 
 // Final step shared by the readers: fails when there are no jobs, sorts by
 // submit time when `sort` (stable), then applies options.limit.

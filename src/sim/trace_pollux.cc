@@ -38,25 +38,21 @@ struct AppProfile {
 
 absl::StatusOr<AppProfile> LoadProfile(const std::filesystem::path& dir) {
   AppProfile p;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("validation-", 0) != 0 || entry.path().extension() != ".csv") continue;
-    int64_t bsz = 0;
-    if (!ParseInt(name.substr(11, name.size() - 15), &bsz) || bsz <= 0) continue;
+  auto files = internal::ValidationFiles(dir.string());
+  if (!files.ok()) return files.status();
+  for (const auto& [bsz, path] : *files) {
     std::vector<std::string> header;
-    auto rows = internal::ReadCsvRows(entry.path().string(), &header);
+    auto rows = internal::ReadCsvRows(path, &header);
     if (!rows.ok()) return rows.status();
     int it = internal::ColumnIndex(header, "iteration");
     if (it < 0 || rows->empty())
-      return absl::InvalidArgumentError(absl::StrCat(entry.path().string(), ": no 'iteration' rows"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": no 'iteration' rows"));
     int64_t iters = 0;
     if (!ParseInt(rows->back()[size_t(it)], &iters) || iters <= 0)
       return absl::InvalidArgumentError(
-          absl::StrCat(entry.path().string(), ": last row has no positive iteration"));
+          absl::StrCat(path, ": last row has no positive iteration"));
     p.iterations[bsz] = iters;
   }
-  if (ec) return absl::NotFoundError(absl::StrCat("cannot read ", dir.string(), ": ", ec.message()));
   std::vector<std::string> header;
   const std::string scal = (dir / "scalability.csv").string();
   auto rows = internal::ReadCsvRows(scal, &header);

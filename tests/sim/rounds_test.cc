@@ -21,9 +21,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 SimPolicy Policy(const std::string& name) {
-  SimPolicyRegistry r;
-  RegisterBuiltinSimPolicies(r);
-  auto p = r.Make(name);
+  auto p = MakeBuiltinSimPolicy(name);
   EXPECT_TRUE(p.ok()) << p.status();
   return *p;
 }

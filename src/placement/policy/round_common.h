@@ -40,14 +40,20 @@ struct FreeMap {
   }
 };
 
+// True when 0 < need <= the free GPUs of the nodes accepted by `ok`.
+template <typename Ok>
+inline bool Fits(const std::vector<RoundNode>& nodes, const FreeMap& fm, int32_t need, Ok ok) {
+  int64_t avail = 0;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (ok(nodes[i])) avail += fm.free[i];
+  return need > 0 && avail >= need;
+}
+
 // `need` GPUs from the nodes accepted by `ok`, most free first (ties: lower
 // position), as Tiresias in the Pollux artifact does. Empty if they do not fit.
 template <typename Ok>
 inline NodeGpus TakeMostFree(const std::vector<RoundNode>& nodes, FreeMap& fm, int32_t need, Ok ok) {
-  int64_t avail = 0;
-  for (size_t i = 0; i < nodes.size(); ++i)
-    if (ok(nodes[i])) avail += fm.free[i];
-  if (avail < need || need <= 0) return {};
+  if (!Fits(nodes, fm, need, ok)) return {};
   NodeGpus out;
   while (need > 0) {
     size_t best = SIZE_MAX;
@@ -68,10 +74,7 @@ inline NodeGpus TakeMostFree(const std::vector<RoundNode>& nodes, FreeMap& fm, i
 // the rest (best fit), else the most free first. Empty if they do not fit.
 template <typename Ok>
 inline NodeGpus TakePacked(const std::vector<RoundNode>& nodes, FreeMap& fm, int32_t need, Ok ok) {
-  int64_t avail = 0;
-  for (size_t i = 0; i < nodes.size(); ++i)
-    if (ok(nodes[i])) avail += fm.free[i];
-  if (avail < need || need <= 0) return {};
+  if (!Fits(nodes, fm, need, ok)) return {};
   NodeGpus out;
   for (size_t i = 0; i < nodes.size() && need > 0; ++i)
     if (ok(nodes[i]) && nodes[i].healthy && fm.free[i] == nodes[i].gpus && need >= nodes[i].gpus &&
