@@ -174,6 +174,10 @@ int RunSim(const SimArgs& a) {
   info.gpus = fleet->total_capacity().gpu_milli / 1000;
   info.seed = a.seed;
   info.scenario = a.scenario.empty() ? a.trace : a.scenario;
+  info.modelling = absl::StrFormat(
+      "%s, restart penalty %gs, job model %s",
+      so.round_s > 0 ? absl::StrFormat("rounds of %gs", so.round_s) : std::string("event-driven"),
+      so.restart_penalty_s, goodput ? "goodput" : "fixed");
   if (!a.json_out.empty() && !WriteFile(a.json_out, sim::ResultsToJson(results, info))) {
     std::cerr << "sim: cannot write " << a.json_out << "\n";
     return kExitError;
@@ -186,10 +190,7 @@ int RunSim(const SimArgs& a) {
     std::cout << absl::StrFormat("%zu jobs on %lld nodes (%lld GPUs), trace %s\n",
                                  trace->jobs.size(), (long long)info.nodes, (long long)info.gpus,
                                  a.trace);
-    std::cout << absl::StrFormat("modelling: %s, restart penalty %.0fs, job model %s\n",
-                                 so.round_s > 0 ? absl::StrFormat("rounds of %.0fs", so.round_s)
-                                                : std::string("event-driven"),
-                                 so.restart_penalty_s, goodput ? "goodput" : "fixed");
+    std::cout << "modelling: " << info.modelling << "\n";
     std::cout << absl::StrFormat("%-12s %9s %9s %9s %9s %9s %7s %11s %6s %7s %6s\n", "policy",
                                  "completed", "avg JCT", "p50 JCT", "p99 JCT", "makespan",
                                  "GPU%", "cost $", "preempt", "unalloc", "wall");

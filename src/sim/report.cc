@@ -104,6 +104,7 @@ std::string InfoTable(const std::vector<PolicyResult>& results, const RunInfo& i
   row("Nodes / GPUs", absl::StrCat(info.nodes, " / ", info.gpus));
   row("Trace", info.trace.empty() ? "-" : info.trace);
   row("Seed", absl::StrCat(info.seed));
+  if (!info.modelling.empty()) row("Modelling", info.modelling);
   row("Policies", absl::StrCat(results.size()));
   out += "</table>\n";
   return out;
@@ -241,6 +242,7 @@ std::string ResultsToJson(const std::vector<PolicyResult>& results, const RunInf
   run["nodes"] = info.nodes;
   run["gpus"] = info.gpus;
   run["seed"] = info.seed;
+  if (!info.modelling.empty()) run["modelling"] = info.modelling;
   Json policies = Json::object();
   const std::vector<std::string> names = DisplayNames(results);
   for (size_t i = 0; i < results.size(); ++i) policies[names[i]] = PolicyJson(results[i]);

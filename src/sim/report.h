@@ -46,6 +46,9 @@ struct RunInfo {
   int64_t gpus = 0;
   uint64_t seed = 1;
   std::string scenario;  // free text title
+  // Modelling (docs/traces.md): "event-driven" or "rounds of N s", restart
+  // penalty, job model ("fixed" | "goodput"). Empty: not recorded.
+  std::string modelling;
 };
 
 // Fills avg, median and p99 JCT and the CDF from the JCTs of the completed
