@@ -13,17 +13,20 @@
 //  2. Counts. Fairness is Pollux's p = -1 power mean: maximise
 //     sum_j -1 / speedup_j. Starting from nothing, GPUs go greedily to the
 //     move with the best gain per GPU: a job's first min_gpus, one more GPU,
-//     or back to the count it holds now (no restart). A job without GPUs
-//     counts as a large fixed loss, so as many jobs as fit run before any
-//     grows, jobs with less attained service first.
+//     the next whole node, twice its GPUs, or back to the count it holds now
+//     (no restart). A job without GPUs counts as a large fixed loss, so as
+//     many jobs as fit run before any grows, jobs with less attained service
+//     first.
 //  3. Nodes. A job whose count did not change keeps its nodes. The others,
-//     largest first, are packed onto the nodes with the most free GPUs; with
-//     wan_aware inside one region when one can hold them (the one with the
-//     fewest free GPUs that can), and when none can, spread over regions only
-//     if that predicts more goodput than shrinking to what the roomiest
-//     region holds. Without wan_aware regions are ignored (the WAN-blind
-//     variant the cross-region comparison uses).
-// Options: wan_aware (true|false, default true).
+//     largest first, are packed: whole free nodes, then the node with the
+//     fewest free GPUs that holds the rest; with wan_aware inside one region
+//     when one can hold them (the one with the fewest free GPUs that can),
+//     and when none can, spread over regions only if that predicts more
+//     goodput than shrinking to what the roomiest region holds. Without
+//     wan_aware regions are ignored (the WAN-blind variant the cross-region
+//     comparison uses).
+// Options: wan_aware (true|false, default true); p, the power mean's
+// exponent (default -1; 0 = sum of logs; 1 = total speedup).
 #pragma once
 
 #include <memory>
