@@ -111,7 +111,8 @@ int RunSim(const SimArgs& a) {
       a.job_model.empty() ? trace->modelling.goodput && so.round_s > 0 : a.job_model == "goodput";
   std::unique_ptr<sim::GoodputModel> model;
   if (goodput) {
-    const std::string dir = !a.profiles_dir.empty() ? a.profiles_dir : trace->modelling.profiles_dir;
+    const std::string dir =
+        !a.profiles_dir.empty() ? a.profiles_dir : trace->modelling.profiles_dir;
     if (dir.empty()) {
       std::cerr << "sim: --job-model goodput needs goodput profiles (--profiles DIR)\n";
       return kExitInvalid;

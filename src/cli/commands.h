@@ -88,8 +88,8 @@ struct SimArgs {
   // Modelling; < 0 / empty = what the trace kind suggests (Trace::modelling).
   double round_s = -1;
   double restart_penalty_s = -1;
-  std::string job_model;      // fixed | goodput
-  std::string profiles_dir;   // goodput profiles (default: the trace's)
+  std::string job_model;     // fixed | goodput
+  std::string profiles_dir;  // goodput profiles (default: the trace's)
   bool quiet = false;
 };
 int RunSim(const SimArgs& args);

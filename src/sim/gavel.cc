@@ -126,19 +126,18 @@ absl::Status AssignGavelJobTypes(Trace& trace, const GavelTable& table, uint64_t
 }
 
 absl::StatusOr<Trace> ReadGavelTrace(const std::string& path, const TraceOptions& options) {
-  const std::string table_path =
-      !options.gavel_throughputs.empty()
-          ? options.gavel_throughputs
-          : (std::filesystem::path(path).parent_path() / ".." / "gavel-throughputs" /
-             "simulation_throughputs.json.gz")
-                .lexically_normal()
-                .string();
+  const std::string table_path = !options.gavel_throughputs.empty()
+                                     ? options.gavel_throughputs
+                                     : (std::filesystem::path(path).parent_path() / ".." /
+                                        "gavel-throughputs" / "simulation_throughputs.json.gz")
+                                           .lexically_normal()
+                                           .string();
   auto table = ReadGavelThroughputs(table_path);
   if (!table.ok())
-    return absl::Status(table.status().code(),
-                        absl::StrCat("gavel trace ", path, ": throughput table: ",
-                                     table.status().message(),
-                                     " (give the table with --gavel PATH)"));
+    return absl::Status(
+        table.status().code(),
+        absl::StrCat("gavel trace ", path, ": throughput table: ", table.status().message(),
+                     " (give the table with --gavel PATH)"));
   absl::StatusOr<std::string> text = spec::ReadFile(path);
   if (!text.ok()) return text.status();
   Trace trace;

@@ -69,8 +69,9 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadTable(
   }
   for (size_t i = 0; i < rows->size(); ++i)
     if ((*rows)[i].size() != header.size())
-      return Malformed(path, (*lines)[i],
-                       absl::StrCat("expected ", header.size(), " fields, got ", (*rows)[i].size()));
+      return Malformed(
+          path, (*lines)[i],
+          absl::StrCat("expected ", header.size(), " fields, got ", (*rows)[i].size()));
   return rows;
 }
 
@@ -88,7 +89,8 @@ absl::StatusOr<GoodputApp> LoadApp(const std::filesystem::path& dir) {
     for (size_t i = 0; i < rows->size(); ++i) {
       GoodputApp::Epoch e;
       const auto& r = (*rows)[i];
-      if (!ParseDouble(r[size_t(c[0])], &e.progress) || !ParseDouble(r[size_t(c[1])], &e.grad_sqr) ||
+      if (!ParseDouble(r[size_t(c[0])], &e.progress) ||
+          !ParseDouble(r[size_t(c[1])], &e.grad_sqr) ||
           !ParseDouble(r[size_t(c[2])], &e.grad_var) || e.progress < 0 || e.grad_sqr < 0 ||
           e.grad_var < 0)
         return Malformed(path, lines[i], "progress, grad_sqr and grad_var must be numbers >= 0");
@@ -111,8 +113,9 @@ absl::StatusOr<GoodputApp> LoadApp(const std::filesystem::path& dir) {
       const std::string& pl = r[size_t(c[0])];
       int64_t local = 0;
       double step = 0, sync = 0;
-      bool digits = !pl.empty() && pl.size() <= 16 &&
-                    std::all_of(pl.begin(), pl.end(), [](char ch) { return ch >= '1' && ch <= '9'; });
+      bool digits =
+          !pl.empty() && pl.size() <= 16 &&
+          std::all_of(pl.begin(), pl.end(), [](char ch) { return ch >= '1' && ch <= '9'; });
       if (!digits || !ParseInt(r[size_t(c[1])], &local) || local <= 0 ||
           !ParseDouble(r[size_t(c[2])], &step) || !(step > 0) ||
           !ParseDouble(r[size_t(c[3])], &sync) || sync < 0)
@@ -139,8 +142,8 @@ absl::StatusOr<GoodputApp> LoadApp(const std::filesystem::path& dir) {
     const std::string path = (dir / "scalability.csv").string();
     std::vector<int> c;
     std::vector<int64_t> lines;
-    auto rows = ReadTable(path, {"num_nodes", "num_replicas", "local_bsz", "step_time", "sync_time"},
-                          &c, &lines);
+    auto rows = ReadTable(
+        path, {"num_nodes", "num_replicas", "local_bsz", "step_time", "sync_time"}, &c, &lines);
     if (!rows.ok()) return rows.status();
     for (size_t i = 0; i < rows->size(); ++i) {
       const auto& r = (*rows)[i];
@@ -148,8 +151,9 @@ absl::StatusOr<GoodputApp> LoadApp(const std::filesystem::path& dir) {
       double step = 0, sync = 0;
       if (!ParseInt(r[size_t(c[0])], &nodes) || nodes < 1 || nodes > 4096 ||
           !ParseInt(r[size_t(c[1])], &replicas) || replicas < 1 || replicas > 65536 ||
-          !ParseInt(r[size_t(c[2])], &local) || local <= 0 || !ParseDouble(r[size_t(c[3])], &step) ||
-          !(step > 0) || !ParseDouble(r[size_t(c[4])], &sync) || sync < 0)
+          !ParseInt(r[size_t(c[2])], &local) || local <= 0 ||
+          !ParseDouble(r[size_t(c[3])], &step) || !(step > 0) ||
+          !ParseDouble(r[size_t(c[4])], &sync) || sync < 0)
         return Malformed(path, lines[i], "expected positive integers and times");
       app.grid[int32_t(nodes)][int32_t(replicas)].push_back({double(local), step, sync});
     }
@@ -182,9 +186,9 @@ int32_t GoodputPlacement::replicas() const {
 }
 
 int32_t DefaultMaxEpochs(const std::string& app, int32_t rows) {
-  static const std::map<std::string, int32_t> kEpochs = {
-      {"bert", 2},      {"cifar10", 100},    {"ncf", 10},
-      {"imagenet", 90}, {"deepspeech2", 80}, {"yolov3", 50}};
+  static const std::map<std::string, int32_t> kEpochs = {{"bert", 2},         {"cifar10", 100},
+                                                         {"ncf", 10},         {"imagenet", 90},
+                                                         {"deepspeech2", 80}, {"yolov3", 50}};
   auto it = kEpochs.find(app);
   return it != kEpochs.end() ? it->second : rows;
 }
@@ -195,7 +199,9 @@ absl::StatusOr<std::unique_ptr<GoodputModel>> GoodputModel::Load(const std::stri
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
     if (entry.is_directory() && std::filesystem::exists(entry.path() / "placements.csv"))
       dirs.push_back(entry.path());
-  if (ec) return absl::NotFoundError(absl::StrCat("cannot read goodput profiles ", dir, ": ", ec.message()));
+  if (ec)
+    return absl::NotFoundError(
+        absl::StrCat("cannot read goodput profiles ", dir, ": ", ec.message()));
   std::sort(dirs.begin(), dirs.end());
   std::vector<GoodputApp> apps;
   for (const auto& d : dirs) {
@@ -303,8 +309,8 @@ BatchConfig GoodputModel::ChooseBatch(const GoodputApp& app, const GoodputPlacem
   }
   // Adaptive: the profiled range of global batches that this many GPUs can
   // hold at the smallest measured per-GPU batch; a geometric grid over it.
-  const double lo = std::max({double(app.init_batch), double(r) * double(app.min_local),
-                              double(range.lo)});
+  const double lo =
+      std::max({double(app.init_batch), double(r) * double(app.min_local), double(range.lo)});
   const double hi = range.hi > 0 ? std::min(range.hi, app.max_batch) : double(app.max_batch);
   if (lo > hi) return out;  // too many GPUs for this model: no useful batch
   double best = -1;

@@ -119,8 +119,8 @@ class GoodputModel {
   // Advances `state` by `seconds` of training on `p`. Returns the seconds
   // used until the job completed, or -1 when it is still running after all
   // of them. The batch is re-chosen at each epoch boundary (ChooseBatch).
-  double Advance(const GoodputApp& app, const GoodputPlacement& p, BatchRange range,
-                 double seconds, GoodputJobState& state) const;
+  double Advance(const GoodputApp& app, const GoodputPlacement& p, BatchRange range, double seconds,
+                 GoodputJobState& state) const;
   // Fraction of the job done (progress / progress at completion), in [0, 1].
   double FractionDone(const GoodputApp& app, const GoodputJobState& state) const;
 

@@ -296,8 +296,8 @@ void SetJctStats(std::vector<double> jcts, PolicyResult* r) {
   if (r->jct_cdf.back() != jcts.back()) r->jct_cdf.push_back(jcts.back());
 }
 
-std::vector<std::pair<double, double>> DownsampleSeries(const std::vector<std::pair<double, double>>& in,
-                                                  size_t max_points) {
+std::vector<std::pair<double, double>> DownsampleSeries(
+    const std::vector<std::pair<double, double>>& in, size_t max_points) {
   if (in.size() <= max_points) return in;
   std::vector<std::pair<double, double>> out;
   const double t0 = in.front().first, t1 = in.back().first;

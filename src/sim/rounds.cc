@@ -97,10 +97,10 @@ absl::StatusOr<PolicyResult> RunRoundSimulation(const Fleet& fleet, const Trace&
                                                 const ProgressFn& progress) {
   const auto wall0 = std::chrono::steady_clock::now();
   if (policy.round_allocator.empty())
-    return absl::InvalidArgumentError(absl::StrCat(
-        "policy ", policy.name,
-        " has no round mode (policies with one: fifo, tiresias, gavel, adaptive, "
-        "adaptive_wan_blind); run it with --round-s 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy ", policy.name,
+                     " has no round mode (policies with one: fifo, tiresias, gavel, adaptive, "
+                     "adaptive_wan_blind); run it with --round-s 0"));
   if (options.node_mtbf_s > 0)
     return absl::InvalidArgumentError("node failures are not simulated in round mode (--round-s)");
   if (!options.departures)
@@ -154,8 +154,8 @@ absl::StatusOr<PolicyResult> RunRoundSimulation(const Fleet& fleet, const Trace&
            double>
       memo;
   auto predicted = [&](const JobRun& s, int32_t gpus, int32_t nodes_used, int32_t regions) {
-    auto key = std::make_tuple(s.app, s.range.lo, s.range.hi, s.gs.epoch, gpus, nodes_used,
-                               regions);
+    auto key =
+        std::make_tuple(s.app, s.range.lo, s.range.hi, s.gs.epoch, gpus, nodes_used, regions);
     auto it = memo.find(key);
     if (it != memo.end()) return it->second;
     GoodputPlacement gp;
@@ -203,7 +203,8 @@ absl::StatusOr<PolicyResult> RunRoundSimulation(const Fleet& fleet, const Trace&
     const int32_t asked = s.tj->replicas * std::max(1, s.tj->shape.gpus);
     if (policy.elastic && asked > 0) s.speed *= double(TotalGpus(a)) / double(asked);
     s.cost_rate = rate;
-    if (s.app != nullptr) s.gs.batch = options.goodput->ChooseBatch(*s.app, s.gp, s.range, s.gs.epoch);
+    if (s.app != nullptr)
+      s.gs.batch = options.goodput->ChooseBatch(*s.app, s.gp, s.range, s.gs.epoch);
   };
 
   PolicyResult r;

@@ -104,7 +104,8 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
                                            const ProgressFn& progress) {
   if (trace.jobs.empty()) return absl::InvalidArgumentError("trace has no jobs");
   if (fleet.nodes().empty()) return absl::InvalidArgumentError("fleet has no nodes");
-  if (options.round_s > 0) return internal::RunRoundSimulation(fleet, trace, policy, options, progress);
+  if (options.round_s > 0)
+    return internal::RunRoundSimulation(fleet, trace, policy, options, progress);
   if (policy.elastic)
     return absl::InvalidArgumentError(
         absl::StrCat("policy ", policy.name, " resizes jobs at rounds: it needs --round-s > 0"));

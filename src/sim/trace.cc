@@ -379,9 +379,10 @@ absl::StatusOr<Trace> ReadTrace(const std::string& spec, const TraceOptions& opt
     }
     return SyntheticTrace(synthetic, options);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "trace '", spec,
-      "': expected KIND:PATH with KIND one of philly, openb, csv, jsonl, pollux, gavel, or synthetic:N[:RATE]"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("trace '", spec,
+                   "': expected KIND:PATH with KIND one of philly, openb, csv, jsonl, pollux, "
+                   "gavel, or synthetic:N[:RATE]"));
 }
 
 }  // namespace meridian::sim

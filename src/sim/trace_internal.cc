@@ -194,8 +194,9 @@ absl::Status FinishTrace(const std::string& file, const TraceOptions& options, b
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsvRows(
-    const std::string& path, std::vector<std::string>* header, std::vector<int64_t>* lines) {
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsvRows(const std::string& path,
+                                                                  std::vector<std::string>* header,
+                                                                  std::vector<int64_t>* lines) {
   absl::StatusOr<std::string> text = spec::ReadFile(path);
   if (!text.ok()) return text.status();
   LineCursor cursor(*text);

@@ -42,9 +42,9 @@ enum Field {
   kFieldCount
 };
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
-    "name",  "submit_s",   "duration_s",   "replicas",     "gpus",      "cpu",      "memory",
-    "tenant", "gpu_types", "priority",     "model",        "batch_size", "min_replicas",
-    "max_replicas", "min_batch", "max_batch"};
+    "name",         "submit_s",     "duration_s", "replicas", "gpus",  "cpu",
+    "memory",       "tenant",       "gpu_types",  "priority", "model", "batch_size",
+    "min_replicas", "max_replicas", "min_batch",  "max_batch"};
 constexpr int kRequiredFields = 3;  // name, submit_s, duration_s
 constexpr int64_t kMaxReplicas = 100'000;
 constexpr int64_t kMaxGpusPerReplica = 1024;
@@ -195,8 +195,8 @@ bool BuildJob(const Cells& cells, const TraceOptions& options, TraceJob* job, st
   constexpr int64_t kMaxBatchSize = int64_t{1} << 40;
   if (!positive(kBatchSize, kMaxBatchSize, &job->batch_size) ||
       !positive(kMinReplicas, kMaxReplicas, &lo) ||
-      !positive(kMaxReplicasField, kMaxReplicas, &hi) || !positive(kMinBatch, kMaxBatchSize, &blo) ||
-      !positive(kMaxBatch, kMaxBatchSize, &bhi))
+      !positive(kMaxReplicasField, kMaxReplicas, &hi) ||
+      !positive(kMinBatch, kMaxBatchSize, &blo) || !positive(kMaxBatch, kMaxBatchSize, &bhi))
     return false;
   if ((lo > 0 || blo > 0 || bhi > 0) && hi == 0)
     return *error = "min_replicas, min_batch and max_batch need max_replicas (an elastic job)",

@@ -49,15 +49,15 @@ absl::StatusOr<AppProfile> LoadProfile(const std::filesystem::path& dir) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": no 'iteration' rows"));
     int64_t iters = 0;
     if (!ParseInt(rows->back()[size_t(it)], &iters) || iters <= 0)
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": last row has no positive iteration"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": last row has no positive iteration"));
     p.iterations[bsz] = iters;
   }
   std::vector<std::string> header;
   const std::string scal = (dir / "scalability.csv").string();
   auto rows = internal::ReadCsvRows(scal, &header);
   if (!rows.ok()) return rows.status();
-  int cr = internal::ColumnIndex(header, "num_replicas"), cb = internal::ColumnIndex(header, "local_bsz"),
+  int cr = internal::ColumnIndex(header, "num_replicas"),
+      cb = internal::ColumnIndex(header, "local_bsz"),
       cs = internal::ColumnIndex(header, "step_time");
   if (cr < 0 || cb < 0 || cs < 0)
     return absl::InvalidArgumentError(

@@ -44,7 +44,8 @@ Fleet LoadFleet(const std::string& path) {
 
 TEST(Artifacts, PolluxWorkload6TiresiasAndAdaptive) {
   const std::string w6 = DataDir() + "/philly-pollux/workloads/workload-6.csv";
-  if (!fs::exists(w6)) GTEST_SKIP() << "Pollux workload not found at " << w6 << " (set MERIDIAN_DATA)";
+  if (!fs::exists(w6))
+    GTEST_SKIP() << "Pollux workload not found at " << w6 << " (set MERIDIAN_DATA)";
   auto trace = ReadTrace("pollux:" + w6, TraceOptions{});
   ASSERT_TRUE(trace.ok()) << trace.status();
   auto model = GoodputModel::Load(trace->modelling.profiles_dir);
@@ -74,7 +75,8 @@ TEST(Artifacts, GavelTracesHeterogeneityAwareAndFleetOrder) {
   // The same cluster with its GPU types listed in the opposite order.
   const std::string reversed = testing::TempDir() + "/gavel-36x3-reversed.yaml";
   {
-    auto text = spec::ReadFile(std::string(MERIDIAN_SOURCE_DIR) + "/examples/fleets/gavel-36x3.yaml");
+    auto text =
+        spec::ReadFile(std::string(MERIDIAN_SOURCE_DIR) + "/examples/fleets/gavel-36x3.yaml");
     ASSERT_TRUE(text.ok());
     std::string s = *text;
     const size_t k = s.find("  - {name: k80"), v = s.find("  - {name: v100");

@@ -260,10 +260,10 @@ TEST(GavelTrace, ReadsJobsWithSpeedsAndNamesBadLines) {
   const std::string table = WriteTemp("gavel_trace_table.json", kFixture);
   TraceOptions o;
   o.gavel_throughputs = table;
-  const std::string good = WriteTemp(
-      "good.trace",
-      "A (batch size 8)\tpython3 a.py\tdir\t--steps\t1\t600\t1\t1\t-1.000000\t0\n"
-      "B\tpython3 b.py\tdir\t--steps\t0\t100\t2\t1\t-1.000000\t50.5\n");
+  const std::string good =
+      WriteTemp("good.trace",
+                "A (batch size 8)\tpython3 a.py\tdir\t--steps\t1\t600\t1\t1\t-1.000000\t0\n"
+                "B\tpython3 b.py\tdir\t--steps\t0\t100\t2\t1\t-1.000000\t50.5\n");
   auto t = ReadTrace("gavel:" + good, o);
   ASSERT_TRUE(t.ok()) << t.status();
   ASSERT_EQ(t->jobs.size(), 2u);
@@ -280,16 +280,19 @@ TEST(GavelTrace, ReadsJobsWithSpeedsAndNamesBadLines) {
   EXPECT_DOUBLE_EQ(t->modelling.round_s, 360);
 
   const std::string bad = WriteTemp(
-      "bad.trace", "A (batch size 8)\tcmd\tdir\t--steps\t1\t600\t1\t1\t-1\t0\nA\tonly three\tfields\n");
+      "bad.trace",
+      "A (batch size 8)\tcmd\tdir\t--steps\t1\t600\t1\t1\t-1\t0\nA\tonly three\tfields\n");
   auto b = ReadTrace("gavel:" + bad, o);
   ASSERT_FALSE(b.ok());
-  EXPECT_THAT(std::string(b.status().message()), HasSubstr("bad.trace:2: expected 10 tab-separated"));
+  EXPECT_THAT(std::string(b.status().message()),
+              HasSubstr("bad.trace:2: expected 10 tab-separated"));
   const std::string unknown =
       WriteTemp("unknown.trace", "Z\tcmd\tdir\t--steps\t1\t600\t1\t1\t-1\t0\n");
   b = ReadTrace("gavel:" + unknown, o);
   ASSERT_FALSE(b.ok());
   EXPECT_THAT(std::string(b.status().message()), HasSubstr("unknown.trace:1: job type 'Z'"));
-  const std::string steps = WriteTemp("steps.trace", "A (batch size 8)\tc\td\t-s\t1\t-5\t1\t1\t-1\t0\n");
+  const std::string steps =
+      WriteTemp("steps.trace", "A (batch size 8)\tc\td\t-s\t1\t-5\t1\t1\t-1\t0\n");
   b = ReadTrace("gavel:" + steps, o);
   ASSERT_FALSE(b.ok());
   EXPECT_THAT(std::string(b.status().message()), HasSubstr("steps.trace:1: total_steps '-5'"));

@@ -44,7 +44,7 @@ Fleet Gpus(int32_t nodes, int32_t gpus, std::string type = "a100") {
 }
 
 PolicyResult Simulate(const Fleet& fleet, const Trace& trace, const std::string& policy,
-                 SimOptions o) {
+                      SimOptions o) {
   auto r = RunSimulation(fleet, trace, Policy(policy), o);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *r : PolicyResult{};
@@ -93,7 +93,8 @@ TEST(Rounds, TiresiasDemotesALongJobAndPreemptsItForANewOne) {
 Fleet Hetero(std::vector<std::string> order) {
   test::TestFleet f;
   RegionId r = f.Region("r");
-  for (const std::string& t : order) f.Group({.name = t, .region = r, .gpu_type = t, .gpus = 1, .count = 3});
+  for (const std::string& t : order)
+    f.Group({.name = t, .region = r, .gpu_type = t, .gpus = 1, .count = 3});
   return std::move(f).Build();
 }
 
@@ -286,8 +287,9 @@ void Write(const fs::path& p, const std::string& text) {
 // A toy application: 2 epochs; one-node placements 1 and 2 GPUs, and "12"
 // (two nodes); batches 64 (init) and 256.
 fs::path ToyProfiles() {
-  fs::path root = fs::path(testing::TempDir()) /
-                  ("goodput-" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
+  fs::path root =
+      fs::path(testing::TempDir()) /
+      ("goodput-" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
   fs::remove_all(root);
   Write(root / "toy/validation-64.csv",
         "progress,iteration,metric,grad_sqr,grad_var\n100,99,0.1,1,3\n200,199,0.5,1,3\n");
@@ -354,7 +356,8 @@ TEST(GoodputModel, ThroughputEfficiencyAndCompletion) {
 
 TEST(GoodputModel, MalformedProfilesNameFileAndLine) {
   fs::path root = ToyProfiles();
-  Write(root / "toy/placements.csv", "placement,local_bsz,step_time,sync_time\n1,32,0.5,0\n1,x,1,0\n");
+  Write(root / "toy/placements.csv",
+        "placement,local_bsz,step_time,sync_time\n1,32,0.5,0\n1,x,1,0\n");
   auto m = GoodputModel::Load(root.string());
   ASSERT_FALSE(m.ok());
   EXPECT_THAT(std::string(m.status().message()), HasSubstr("placements.csv:3:"));

@@ -408,10 +408,10 @@ TEST(CsvTraceTest, ElasticRangesAndModel) {
            {"x,0,1,,,2,,,", "need max_replicas"},
            {"x,0,1,,0,,,,", "batch_size '0' out of range"},
            {"x,0,1,,,,4,64,32", "min_batch 64 is above max_batch 32"}}) {
-    const std::string bad = WriteFixture(
-        "csv_elastic_bad.csv",
-        "name,submit_s,duration_s,model,batch_size,min_replicas,max_replicas,min_batch,max_batch\n" +
-            row + "\n");
+    const std::string bad = WriteFixture("csv_elastic_bad.csv",
+                                         "name,submit_s,duration_s,model,batch_size,min_replicas,"
+                                         "max_replicas,min_batch,max_batch\n" +
+                                             row + "\n");
     trace = ReadCsvTrace(bad, TraceOptions());
     ASSERT_FALSE(trace.ok()) << row;
     EXPECT_THAT(Msg(trace), HasSubstr("csv_elastic_bad.csv:2:")) << row;

@@ -72,8 +72,8 @@ class AdaptiveAllocator final : public RoundAllocator {
       base[j] = f <= job.max_gpus ? G(j, f) : 0;
       for (int32_t r = lo[j]; r <= job.max_gpus && !(base[j] > 0); ++r) base[j] = G(j, r);
       const double age = std::max(1.0, job.age_s);
-      factor[j] = std::max(age - job.restarts * in.restart_penalty_s, 0.0) /
-                  (age + in.restart_penalty_s);
+      factor[j] =
+          std::max(age - job.restarts * in.restart_penalty_s, 0.0) / (age + in.restart_penalty_s);
     }
     // Loss of job j on r GPUs: -1 / speedup, discounted for a change.
     auto U = [&](size_t j, int32_t r) -> double {
@@ -144,13 +144,15 @@ class AdaptiveAllocator final : public RoundAllocator {
       int32_t region = fit;
       if (fit < 0) {
         const int32_t m = int32_t(region_free[roomiest]);
-        if (m >= lo[j] && goodput(j, m, false) >= goodput(j, r[j], true)) want = m, region = roomiest;
+        if (m >= lo[j] && goodput(j, m, false) >= goodput(j, r[j], true))
+          want = m, region = roomiest;
       }
       if (region < 0)
         out[j] = TakePacked(nodes, fm, want, any);
       else
-        out[j] = TakePacked(nodes, fm, want,
-                              [&](const RoundNode& nd) { return any(nd) && nd.region.value() == region; });
+        out[j] = TakePacked(nodes, fm, want, [&](const RoundNode& nd) {
+          return any(nd) && nd.region.value() == region;
+        });
     }
     return out;
   }

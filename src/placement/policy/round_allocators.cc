@@ -215,9 +215,8 @@ absl::Status ParsePositive(const PolicyOptions& o, const char* key, double* out)
   auto it = o.find(key);
   if (it == o.end()) return absl::OkStatus();
   if (!absl::SimpleAtod(it->second, out) || !(*out > 0) || *out > 1e15)
-    return absl::InvalidArgumentError(
-        absl::StrCat("round allocator option ", key, " must be a positive number, got '",
-                     it->second, "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "round allocator option ", key, " must be a positive number, got '", it->second, "'"));
   return absl::OkStatus();
 }
 
@@ -244,8 +243,8 @@ absl::StatusOr<std::unique_ptr<RoundAllocator>> MakeRoundAllocator(const std::st
     return std::make_unique<TypedFifo>(name == "gavel", seed, reset);
   }
   if (name == "adaptive") return MakeAdaptiveAllocator(options);
-  return absl::NotFoundError(absl::StrCat("unknown round allocator '", name, "'; known: ",
-                                          absl::StrJoin(RoundAllocatorNames(), ", ")));
+  return absl::NotFoundError(absl::StrCat(
+      "unknown round allocator '", name, "'; known: ", absl::StrJoin(RoundAllocatorNames(), ", ")));
 }
 
 }  // namespace meridian

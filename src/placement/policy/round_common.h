@@ -21,7 +21,7 @@ inline bool Allows(const RoundJob& j, GpuTypeId t) {
 
 // Free GPUs per node (by position in the node list) as allocations are taken.
 struct FreeMap {
-  std::vector<int32_t> free;  // by position in nodes
+  std::vector<int32_t> free;                 // by position in nodes
   absl::flat_hash_map<int32_t, size_t> pos;  // NodeId value -> position
   explicit FreeMap(const std::vector<RoundNode>& nodes) {
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -52,7 +52,8 @@ inline bool Fits(const std::vector<RoundNode>& nodes, const FreeMap& fm, int32_t
 // `need` GPUs from the nodes accepted by `ok`, most free first (ties: lower
 // position), as Tiresias in the Pollux artifact does. Empty if they do not fit.
 template <typename Ok>
-inline NodeGpus TakeMostFree(const std::vector<RoundNode>& nodes, FreeMap& fm, int32_t need, Ok ok) {
+inline NodeGpus TakeMostFree(const std::vector<RoundNode>& nodes, FreeMap& fm, int32_t need,
+                             Ok ok) {
   if (!Fits(nodes, fm, need, ok)) return {};
   NodeGpus out;
   while (need > 0) {
