@@ -110,8 +110,9 @@ run_j() {
   # Skyplane's measurement (avg ping RTT, iperf3 throughput with 64 connections).
   local rtt gbps usd
   rtt=$(awk -F, '$1=="aws:us-east-1" && $4=="aws:us-west-2" {print $8; exit}' "$DATA/skyplane-interregion/latency.csv")
+  # (no early exit in awk: zcat would die of SIGPIPE and pipefail stop the script)
   gbps=$(zcat "$DATA/skyplane-interregion/throughput.csv.gz" |
-    awk -F, '$1=="aws:us-east-1" && $4=="aws:us-west-2" {printf "%.3f", $13 / 1e9; exit}')
+    awk -F, '$1=="aws:us-east-1" && $4=="aws:us-west-2" && !done {printf "%.3f", $13 / 1e9; done=1}')
   usd=$(awk -F, '$1=="us-east-1" && $2=="us-west-2" {print $3; exit}' "$DATA/skyplane-interregion/aws_transfer_costs.csv")
   cat > out/pollux-2regions.yaml <<YAML
 kind: fleet
