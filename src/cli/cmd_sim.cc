@@ -107,6 +107,8 @@ int RunSim(const SimArgs& a) {
   so.round_s = a.round_s >= 0 ? a.round_s : trace->modelling.round_s;
   so.restart_penalty_s =
       a.restart_penalty_s >= 0 ? a.restart_penalty_s : trace->modelling.restart_penalty_s;
+  so.allocation_reset_s =
+      a.reallocation_s >= 0 ? a.reallocation_s : trace->modelling.allocation_reset_s;
   const bool goodput =
       a.job_model.empty() ? trace->modelling.goodput && so.round_s > 0 : a.job_model == "goodput";
   std::unique_ptr<sim::GoodputModel> model;
@@ -177,7 +179,11 @@ int RunSim(const SimArgs& a) {
   info.scenario = a.scenario.empty() ? a.trace : a.scenario;
   info.modelling = absl::StrFormat(
       "%s, restart penalty %gs, job model %s",
-      so.round_s > 0 ? absl::StrFormat("rounds of %gs", so.round_s) : std::string("event-driven"),
+      so.round_s > 0 ? so.allocation_reset_s > 0
+                           ? absl::StrFormat("rounds of %gs (reallocation at most every %gs)",
+                                             so.round_s, so.allocation_reset_s)
+                           : absl::StrFormat("rounds of %gs", so.round_s)
+                     : std::string("event-driven"),
       so.restart_penalty_s, goodput ? "goodput" : "fixed");
   if (!a.json_out.empty() && !WriteFile(a.json_out, sim::ResultsToJson(results, info))) {
     std::cerr << "sim: cannot write " << a.json_out << "\n";

@@ -88,6 +88,7 @@ struct SimArgs {
   // Modelling; < 0 / empty = what the trace kind suggests (Trace::modelling).
   double round_s = -1;
   double restart_penalty_s = -1;
+  double reallocation_s = -1;
   std::string job_model;     // fixed | goodput
   std::string profiles_dir;  // goodput profiles (default: the trace's)
   bool quiet = false;

@@ -134,6 +134,11 @@ int main(int argc, char** argv) {
                    "Seconds without progress a job pays at every start, resize, migration and "
                    "restart after preemption. Default: the trace kind's (pollux 30, others 0)")
       ->check(CLI::Range(0.0, 1e9));
+  simc->add_option("--reallocation-s", sa.reallocation_s,
+                   "Round mode: fifo and gavel reallocate at most this often (0 = every round a "
+                   "job came or went). Default: the trace kind's (gavel 1920, as Gavel's "
+                   "simulator; others 0)")
+      ->check(CLI::Range(0.0, 1e9));
   simc->add_option("--job-model", sa.job_model,
                    "fixed (each job runs its trace duration at its GPU type's speed) or goodput "
                    "(progress per second from the Pollux profiles by GPUs, nodes spanned and "
@@ -147,8 +152,9 @@ int main(int argc, char** argv) {
       "Policies: fifo, sjf, tiresias, drf (queueing); fgd, best_fit, dot_product, random "
       "(packing);\ncheapest, fastest, meridian (region choice); gavel (heterogeneity-aware, "
       "with --gavel or a gavel: trace).\nRound mode (--round-s > 0): fifo, tiresias, gavel, "
-      "adaptive (goodput-adaptive, resizes elastic jobs), adaptive_wan_blind.\nModelling "
-      "flags and their defaults per trace kind: docs/traces.md.");
+      "adaptive (goodput-adaptive, resizes elastic jobs), adaptive_wan_blind reallocate every "
+      "round;\nthe others run their scheduler once per round. Modelling flags and their "
+      "defaults per trace kind: docs/traces.md.");
 
   bool policies_json = false;
   auto* pol = app.add_subcommand("policies", "List the registered filters, scorers and selectors");

@@ -69,6 +69,9 @@ struct RoundInput {
   // GPU type names by GpuTypeId value: allocators that must not depend on the
   // order in which the fleet lists types order them by name.
   const std::vector<std::string>* gpu_type_names = nullptr;
+  // Allocators that reallocate when the set of jobs changed may do so at most
+  // this often (s; 0 = whenever it changed).
+  double min_reallocation_s = 0;
 };
 
 class RoundAllocator {
@@ -94,9 +97,9 @@ class RoundAllocator {
 //             (by its speeds) with room left; a running job moves when a
 //             faster type frees.
 //             fifo and gavel reallocate when the set of jobs changed, but at
-//             most every `reset_s` seconds (default 1920, Gavel's minimum time
-//             between allocation resets): until then a new job waits and a
-//             finished job's GPUs stay idle, as in Gavel's simulator.
+//             most every RoundInput::min_reallocation_s (option `reset_s`
+//             overrides it; Gavel's simulator: 1920 s): until then a new job
+//             waits and a finished job's GPUs stay idle.
 //   adaptive  goodput-adaptive (Pollux-style): elastic jobs get the GPUs
 //             where they add the most goodput, with fairness between jobs
 //             (placement/policy/adaptive_allocator.h). Option wan_aware

@@ -201,6 +201,7 @@ absl::StatusOr<Trace> ReadGavelTrace(const std::string& path, const TraceOptions
   if (auto st = internal::FinishTrace(path, options, /*sort=*/true, &trace); !st.ok()) return st;
   // Gavel's simulator: 360 s rounds, no cost for moving a job.
   trace.modelling.round_s = 360;
+  trace.modelling.allocation_reset_s = 1920;
   return trace;
 }
 

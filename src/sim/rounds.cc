@@ -1,5 +1,6 @@
 // Round mode: every round_s seconds (at whole multiples of it) the policy's
-// RoundAllocator decides every active job's GPUs; the simulator applies the
+// RoundAllocator (for event-driven policies, their Scheduler run once per
+// round) decides every active job's GPUs; the simulator applies the
 // changes (a job whose GPUs changed pays SimOptions::restart_penalty_s
 // before it progresses again), then advances every running job by one round:
 //   fixed model    work left -= seconds x speed of its slowest GPU type
@@ -25,6 +26,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "placement/registry.h"
 #include "placement/round_allocator.h"
 
 namespace meridian::sim::internal {
@@ -90,27 +92,84 @@ WanPenalty PenaltyOf(const Fleet& fleet, const std::set<int32_t>& regions) {
   return p;
 }
 
+// Round mode for the event-driven policies (sjf, drf, fgd, ...): their
+// unchanged Scheduler, asked for one pass per round. It places rigid jobs
+// and keeps them where they are (no migration or resize); it preempts only
+// as its policy does. Jobs are the simulator's, by id.
+class SchedulerAllocator final : public RoundAllocator {
+ public:
+  SchedulerAllocator(const Workload* w, uint64_t seed) : w_(w), clock_(0), rng_(seed) {}
+  absl::Status Init(const Fleet& fleet, const SimPolicy& policy) {
+    PolicyRegistry registry;
+    RegisterBuiltinPolicies(registry);
+    auto s = Scheduler::Create(&fleet, registry, policy.scheduler, &clock_, &rng_);
+    if (!s.ok()) return s.status();
+    sched_ = *std::move(s);
+    for (const Tenant& t : w_->tenants)
+      if (auto st = sched_->AddTenant(t); !st.ok()) return st;
+    return absl::OkStatus();
+  }
+  std::string_view name() const override { return "scheduler"; }
+  std::vector<NodeGpus> Allocate(const RoundInput& in) override {
+    clock_.Set(in.now_s);
+    std::set<int32_t> ids;
+    for (const RoundJob& j : *in.jobs) ids.insert(j.id.value());
+    for (auto it = submitted_.begin(); it != submitted_.end();) {
+      if (ids.contains(*it)) {
+        ++it;
+        continue;
+      }
+      const JobId id(*it);
+      (void)(sched_->IsRunning(id) ? sched_->Finish(id) : sched_->Remove(id));
+      it = submitted_.erase(it);
+    }
+    for (const RoundJob& j : *in.jobs)
+      if (submitted_.insert(j.id.value()).second)
+        (void)sched_->Submit(w_->jobs[size_t(j.id.value())]);
+    (void)sched_->Schedule();
+    std::vector<NodeGpus> out(in.jobs->size());
+    for (size_t k = 0; k < in.jobs->size(); ++k) {
+      std::map<int32_t, int32_t> by_node;
+      for (const Allocation& a : sched_->allocations((*in.jobs)[k].id))
+        by_node[a.node.value()] += int32_t((a.resources.gpu_milli + 999) / 1000);
+      for (const auto& [node, g] : by_node)
+        if (g > 0) out[k].push_back({NodeId(node), g});
+    }
+    return out;
+  }
+
+ private:
+  const Workload* w_;
+  FakeClock clock_;
+  Rng rng_;
+  std::unique_ptr<Scheduler> sched_;
+  std::set<int32_t> submitted_;
+};
+
 }  // namespace
 
 absl::StatusOr<PolicyResult> RunRoundSimulation(const Fleet& fleet, const Trace& trace,
                                                 const SimPolicy& policy, const SimOptions& options,
                                                 const ProgressFn& progress) {
   const auto wall0 = std::chrono::steady_clock::now();
-  if (policy.round_allocator.empty())
-    return absl::InvalidArgumentError(
-        absl::StrCat("policy ", policy.name,
-                     " has no round mode (policies with one: fifo, tiresias, gavel, adaptive, "
-                     "adaptive_wan_blind); run it with --round-s 0"));
   if (options.node_mtbf_s > 0)
     return absl::InvalidArgumentError("node failures are not simulated in round mode (--round-s)");
   if (!options.departures)
     return absl::InvalidArgumentError("--no-departures is not supported in round mode");
-  auto alloc_or = MakeRoundAllocator(policy.round_allocator, policy.round_options, options.seed);
-  if (!alloc_or.ok()) return alloc_or.status();
-  RoundAllocator& allocator = **alloc_or;
   const double R = options.round_s;
   Workload w = TraceToWorkload(fleet, trace, policy, options);
   const size_t n = w.jobs.size();
+  std::unique_ptr<RoundAllocator> alloc_ptr;
+  if (policy.round_allocator.empty()) {
+    auto sa = std::make_unique<SchedulerAllocator>(&w, options.seed);
+    if (auto st = sa->Init(fleet, policy); !st.ok()) return st;
+    alloc_ptr = std::move(sa);
+  } else {
+    auto alloc_or = MakeRoundAllocator(policy.round_allocator, policy.round_options, options.seed);
+    if (!alloc_or.ok()) return alloc_or.status();
+    alloc_ptr = *std::move(alloc_or);
+  }
+  RoundAllocator& allocator = *alloc_ptr;
 
   std::vector<RoundNode> nodes;
   int32_t node_gpus = 1;
@@ -259,6 +318,7 @@ absl::StatusOr<PolicyResult> RunRoundSimulation(const Fleet& fleet, const Trace&
     in.jobs = &rj;
     in.restart_penalty_s = options.restart_penalty_s;
     in.gpu_type_names = &type_names;
+    in.min_reallocation_s = options.allocation_reset_s;
     const std::vector<NodeGpus> allocs = allocator.Allocate(in);
     int64_t running = 0, pending = 0;
     for (size_t k = 0; k < active.size(); ++k) {

@@ -7,8 +7,9 @@
 
 namespace meridian::sim::internal {
 
-// Errors: the policy has no round mode, or its allocator options are invalid;
-// a job names a goodput application the model lacks.
+// Errors: the policy's allocator or scheduler options are invalid; a job
+// names a goodput application the model lacks; node failures or
+// no-departures were asked for (not modelled in rounds).
 absl::StatusOr<PolicyResult> RunRoundSimulation(const Fleet& fleet, const Trace& trace,
                                                 const SimPolicy& policy, const SimOptions& options,
                                                 const ProgressFn& progress);

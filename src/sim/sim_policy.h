@@ -28,7 +28,7 @@ struct SimPolicy {
   bool heterogeneity_aware = false;
   // Round mode (SimOptions::round_s > 0): the RoundAllocator that decides
   // every round's allocation (placement/round_allocator.h) and its options.
-  // Empty: the policy has no round mode.
+  // Empty: the policy's Scheduler runs once per round.
   std::string round_allocator;
   PolicyOptions round_options;
   // The policy resizes jobs that declare an elastic range (and, under the
@@ -55,7 +55,7 @@ class SimPolicyRegistry {
 // meridian (region choice for the cross-region scenario); gavel
 // (heterogeneity-aware FIFO: fastest GPU type by each job's true speeds);
 // adaptive, adaptive_wan_blind (goodput-adaptive, round mode only).
-// fifo, tiresias and gavel also have a round mode.
+// fifo, tiresias and gavel have round allocators of their own.
 void RegisterBuiltinSimPolicies(SimPolicyRegistry& registry);
 
 // The built-in policy `name` (a registry with the built-ins, then Make).

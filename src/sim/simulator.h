@@ -47,11 +47,15 @@ struct SimOptions {
   // Scheduling rounds: 0 = event-driven (a pass at every arrival and
   // completion). > 0: allocations change only every round_s seconds (rounds
   // at whole multiples of round_s); arrivals wait for the next round and
-  // freed GPUs are reused at the next round. Needs a policy with a round mode.
+  // freed GPUs are reused at the next round (sim/rounds.cc).
   double round_s = 0;
   // Seconds without progress a job pays at every start, resize, migration
   // and restart after preemption (it holds its GPUs meanwhile).
   double restart_penalty_s = 0;
+  // Round mode: allocators that reallocate when the set of jobs changed
+  // (fifo, gavel) do so at most this often (0 = at every round); meanwhile new
+  // jobs wait and freed GPUs stay idle, as in Gavel's simulator (1920 s).
+  double allocation_reset_s = 0;
   // Goodput job model (round mode only): jobs whose `model` names an
   // application in it progress by its goodput (sim/goodput.h) instead of a
   // fixed duration. Null: fixed durations. Must outlive the call.

@@ -101,6 +101,8 @@ TEST(Artifacts, GavelTracesHeterogeneityAwareAndFleetOrder) {
     ASSERT_TRUE(trace.ok()) << trace.status();
     SimOptions o;
     o.round_s = trace->modelling.round_s;
+    o.allocation_reset_s = trace->modelling.allocation_reset_s;
+    EXPECT_EQ(o.allocation_reset_s, 1920);
     auto gavel = RunSimulation(fleet, *trace, Policy("gavel"), o);
     ASSERT_TRUE(gavel.ok()) << gavel.status();
     EXPECT_EQ(gavel->jobs_completed, 400);

@@ -124,10 +124,13 @@ TEST(Rounds, GavelMovesARunningJobToAFasterTypeWhenOneFrees) {
   EXPECT_EQ(r->jobs_completed, 2);
   EXPECT_DOUBLE_EQ(r->jct_cdf.front(), 100);
   EXPECT_DOUBLE_EQ(r->jct_cdf.back(), 360 + 910);
-  // By default allocations are reset at most every 1920 s (Gavel's
-  // minimum): b moves at the first round after that, 2160 s, and needs
-  // (4000 - 2160) / 4 = 460 s more.
+  // By default it reallocates at the next round too; with Gavel's minimum
+  // of 1920 s between resets b moves at the first round after that, 2160 s,
+  // and needs (4000 - 2160) / 4 = 460 s more.
   PolicyResult d = Simulate(fleet, trace, "gavel", o);
+  EXPECT_DOUBLE_EQ(d.jct_cdf.back(), 360 + 910);
+  o.allocation_reset_s = 1920;
+  d = Simulate(fleet, trace, "gavel", o);
   EXPECT_DOUBLE_EQ(d.jct_cdf.back(), 2160 + 460);
 }
 
@@ -173,18 +176,23 @@ TEST(Rounds, EventDrivenFifoPicksTiedTypesIndependentlyOfFleetOrder) {
   EXPECT_GT(used.size(), 1u);
 }
 
-TEST(Rounds, PoliciesWithoutARoundModeAreAClearError) {
+// Event-driven policies run in rounds through their own Scheduler: one pass
+// per round, freed GPUs reused at the next round.
+TEST(Rounds, EventDrivenPoliciesRunOnePassPerRound) {
   Trace trace;
-  trace.jobs = {Job("a", 0, 10)};
+  trace.jobs = {Job("long", 0, 1000), Job("short1", 10, 100), Job("short2", 20, 50)};
   SimOptions o;
   o.round_s = 60;
-  auto r = RunSimulation(Gpus(1, 1), trace, Policy("sjf"), o);
-  ASSERT_FALSE(r.ok());
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr("--round-s 0"));
+  PolicyResult r = Simulate(Gpus(1, 1), trace, "sjf", o);
+  // long runs 0..1000; at the round at 1020 sjf takes short2 (done 1070),
+  // at 1080 short1 (done 1180).
+  EXPECT_EQ(r.jobs_completed, 3);
+  EXPECT_THAT(r.jct_cdf, ::testing::ElementsAre(1000, 1050, 1170));
+  // Elastic policies have no event-driven mode.
   o.round_s = 0;
-  r = RunSimulation(Gpus(1, 1), trace, Policy("adaptive"), o);
-  ASSERT_FALSE(r.ok());
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr("--round-s > 0"));
+  auto e = RunSimulation(Gpus(1, 1), trace, Policy("adaptive"), o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(std::string(e.status().message()), HasSubstr("--round-s > 0"));
 }
 
 // ------------------------------------------------------------ adaptive

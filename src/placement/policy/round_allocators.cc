@@ -145,7 +145,8 @@ class TypedFifo final : public RoundAllocator {
     // run, recompute at once.
     dirty_ |= ids != ids_;
     ids_ = std::move(ids);
-    const bool due = !reset_done_ || in.now_s - last_reset_s_ >= reset_s_ || type_.empty();
+    const double reset = reset_s_ >= 0 ? reset_s_ : in.min_reallocation_s;
+    const bool due = !reset_done_ || in.now_s - last_reset_s_ >= reset || type_.empty();
     if (!dirty_ || !due) return Place(in);
     dirty_ = false;
     reset_done_ = true;
@@ -238,7 +239,7 @@ absl::StatusOr<std::unique_ptr<RoundAllocator>> MakeRoundAllocator(const std::st
   if (name == "fifo" || name == "gavel") {
     if (auto s = CheckKnownOptions(options, {"reset_s"}, "round allocator fifo/gavel"); !s.ok())
       return s;
-    double reset = 1920;
+    double reset = -1;  // RoundInput::min_reallocation_s
     if (auto s = ParsePositive(options, "reset_s", &reset); !s.ok()) return s;
     return std::make_unique<TypedFifo>(name == "gavel", seed, reset);
   }
