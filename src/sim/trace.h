@@ -64,10 +64,10 @@ struct TraceModelling {
   double round_s = 0;            // 0 = event-driven
   double restart_penalty_s = 0;  // charged on every start, resize, migration
   bool goodput = false;          // the goodput job model applies (profiles_dir)
+  std::string profiles_dir;      // goodput profiles (pollux workloads)
   // Round mode: reallocate at most this often (s; 0 = every round). Gavel's
   // simulator resets allocations at most every 1920 s.
   double allocation_reset_s = 0;
-  std::string profiles_dir;      // goodput profiles (pollux workloads)
 };
 
 struct Trace {
