@@ -34,6 +34,16 @@ if [ -f "$DATA/philly-pollux/philly.csv.gz" ]; then
 else
   echo "bench: $DATA absent, skipping the Philly simulation" >&2
 fi
+# Round mode (docs/benchmarks.md, "Simulator"): the artifacts' own inputs.
+if [ -f "$DATA/philly-pollux/workloads/workload-6.csv" ]; then
+  sim_time pollux-w6-rounds --fleet examples/fleets/pollux-t4.yaml \
+    --trace "pollux:$DATA/philly-pollux/workloads/workload-6.csv" --policy tiresias --policy adaptive
+fi
+for lam in 180 90; do
+  [ -f "$DATA/gavel-traces/gavel-400-lam$lam-s0.trace" ] || continue
+  sim_time "gavel-lam$lam" --fleet examples/fleets/gavel-36x3.yaml \
+    --trace "gavel:$DATA/gavel-traces/gavel-400-lam$lam-s0.trace" --policy gavel --policy fifo
+done
 sim_time synthetic-1M --fleet examples/fleets/synthetic-10k.yaml --trace synthetic:1000000:23000 --policy fifo
 # Training runtime (docs/benchmarks.md, "Training across regions").
 $M bench collective --procs 2 --bytes 16777216 --iters 20 --json

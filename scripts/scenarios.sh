@@ -8,7 +8,14 @@
 #   (d) heterogeneity: Philly jobs on a K80/P100/V100 fleet with Gavel's measured
 #       per-type throughputs: fifo (heterogeneity-unaware) vs gavel (aware)
 #   (e) Pollux workload-6 on the Pollux testbed (16 x 4 T4): fifo, sjf, tiresias
-# Usage: scripts/scenarios.sh [a|b|c|d|e ...]   (default: all)
+#       event-driven with fixed durations; tiresias and adaptive with the
+#       artifact's modelling (60 s rounds, 30 s restarts, goodput model)
+#   (i) Gavel's traces (20 and 40 jobs/h) on 36 K80 + 36 P100 + 36 V100, 360 s
+#       rounds: fifo (agnostic) and gavel (heterogeneity-aware), both fleet orders
+#   (j) cross-region adaptive: workload-6 on two regions of 8 x 4 T4 joined by
+#       Skyplane's measured us-east-1 <-> us-west-2 link: adaptive vs its
+#       WAN-blind variant
+# Usage: scripts/scenarios.sh [a|b|c|d|e|i|j ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${MERIDIAN_DATA:-../shared/data}"
@@ -73,13 +80,62 @@ run_d() {
 run_e() {
   $M sim --fleet examples/fleets/pollux-t4.yaml \
     --trace "pollux:$DATA/philly-pollux/workloads/workload-6.csv" \
+    --round-s 0 --restart-penalty-s 0 --job-model fixed \
     --policy fifo --policy sjf --policy tiresias \
-    --scenario "Pollux workload-6 (160 jobs) on 16 x 4 T4 GPUs" \
+    --scenario "Pollux workload-6 (160 jobs) on 16 x 4 T4 GPUs, event-driven, fixed durations" \
     --json out/pollux-w6.json --report out/pollux-w6.html
+  # The trace kind's defaults: the Pollux artifact's modelling.
+  $M sim --fleet examples/fleets/pollux-t4.yaml \
+    --trace "pollux:$DATA/philly-pollux/workloads/workload-6.csv" \
+    --policy tiresias --policy adaptive \
+    --scenario "Pollux workload-6 on 16 x 4 T4, 60 s rounds, 30 s restarts, goodput model" \
+    --json out/pollux-w6-rounds.json --report out/pollux-w6-rounds.html
+}
+run_i() {
+  # The same fleet with its GPU types listed in another order: fifo must not care.
+  sed -n '/^node_groups:/q;p' examples/fleets/gavel-36x3.yaml > out/gavel-36x3-reversed.yaml
+  { echo "node_groups:"; grep -E '^  - \{name: (v100|p100|k80)' examples/fleets/gavel-36x3.yaml | tac; } \
+    >> out/gavel-36x3-reversed.yaml
+  for lam in 180 90; do
+    for fleet in examples/fleets/gavel-36x3.yaml out/gavel-36x3-reversed.yaml; do
+      $M sim --fleet "$fleet" --trace "gavel:$DATA/gavel-traces/gavel-400-lam$lam-s0.trace" \
+        --policy fifo --policy gavel \
+        --scenario "Gavel trace, 400 jobs, lambda $lam s, 36:36:36 ($fleet)" \
+        --json "out/gavel-lam$lam-$(basename "$fleet" .yaml).json"
+    done
+  done
+}
+run_j() {
+  # Two AWS regions of 8 x 4 T4 (g4dn.12xlarge); the link between them is
+  # Skyplane's measurement (avg ping RTT, iperf3 throughput with 64 connections).
+  local rtt gbps usd
+  rtt=$(awk -F, '$1=="aws:us-east-1" && $4=="aws:us-west-2" {print $8; exit}' "$DATA/skyplane-interregion/latency.csv")
+  # (no early exit in awk: zcat would die of SIGPIPE and pipefail stop the script)
+  gbps=$(zcat "$DATA/skyplane-interregion/throughput.csv.gz" |
+    awk -F, '$1=="aws:us-east-1" && $4=="aws:us-west-2" && !done {printf "%.3f", $13 / 1e9; done=1}')
+  usd=$(awk -F, '$1=="us-east-1" && $2=="us-west-2" {print $3; exit}' "$DATA/skyplane-interregion/aws_transfer_costs.csv")
+  cat > out/pollux-2regions.yaml <<YAML
+kind: fleet
+regions:
+  - {name: us-east-1, cloud: aws, location: Virginia, zones: [us-east-1a]}
+  - {name: us-west-2, cloud: aws, location: Oregon, zones: [us-west-2a]}
+node_groups:
+  - {name: east, region: us-east-1, zone: us-east-1a, gpu_type: t4, gpus: 4, cpu: 48, memory: 192Gi, price_hour: 3.912, count: 8}
+  - {name: west, region: us-west-2, zone: us-west-2a, gpu_type: t4, gpus: 4, cpu: 48, memory: 192Gi, price_hour: 3.912, count: 8}
+links:
+  - {from: us-east-1, to: us-west-2, rtt_ms: $rtt, gbps: $gbps, egress_usd_per_gb: $usd}
+YAML
+  $M sim --fleet out/pollux-2regions.yaml \
+    --trace "pollux:$DATA/philly-pollux/workloads/workload-6.csv" \
+    --policy adaptive --policy adaptive_wan_blind --policy tiresias \
+    --scenario "Pollux workload-6 on 2 regions x 8 x 4 T4 (link: Skyplane us-east-1 <-> us-west-2, $rtt ms, $gbps Gbit/s)" \
+    --json out/pollux-2regions.json --report out/pollux-2regions.html
 }
 if want a "${sel[@]}"; then run_a; fi
 if want b "${sel[@]}"; then run_b; fi
 if want c "${sel[@]}"; then run_c; fi
 if want d "${sel[@]}"; then run_d; fi
 if want e "${sel[@]}"; then run_e; fi
+if want i "${sel[@]}"; then run_i; fi
+if want j "${sel[@]}"; then run_j; fi
 echo "reports in out/*.html, numbers in out/*.json"

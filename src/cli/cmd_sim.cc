@@ -39,6 +39,7 @@ int RunSim(const SimArgs& a) {
   to.lenient = a.lenient;
   to.limit = a.limit;
   to.seed = a.seed;
+  if (a.trace.rfind("gavel:", 0) == 0) to.gavel_throughputs = a.gavel;
   auto trace = sim::ReadTrace(a.trace, to);
   if (!trace.ok()) {
     std::cerr << "sim: " << trace.status().message() << "\n";
@@ -68,7 +69,7 @@ int RunSim(const SimArgs& a) {
         trace->jobs.push_back(std::move(j));
       }
   }
-  if (!a.gavel.empty()) {
+  if (!a.gavel.empty() && a.trace.rfind("gavel:", 0) != 0) {
     bool has_gavel_type = false;
     for (const char* t : sim::kGavelWorkerTypes) has_gavel_type |= fleet->FindGpuType(t).Valid();
     if (!has_gavel_type) {
@@ -102,6 +103,34 @@ int RunSim(const SimArgs& a) {
   so.assign_datasets = a.datasets;
   so.residency_share = a.residency_share;
   so.max_time_s = a.max_time_s;
+  // Modelling: the flags, else what the trace kind suggests.
+  so.round_s = a.round_s >= 0 ? a.round_s : trace->modelling.round_s;
+  so.restart_penalty_s =
+      a.restart_penalty_s >= 0 ? a.restart_penalty_s : trace->modelling.restart_penalty_s;
+  so.allocation_reset_s =
+      a.reallocation_s >= 0 ? a.reallocation_s : trace->modelling.allocation_reset_s;
+  const bool goodput =
+      a.job_model.empty() ? trace->modelling.goodput && so.round_s > 0 : a.job_model == "goodput";
+  std::unique_ptr<sim::GoodputModel> model;
+  if (goodput) {
+    const std::string dir =
+        !a.profiles_dir.empty() ? a.profiles_dir : trace->modelling.profiles_dir;
+    if (dir.empty()) {
+      std::cerr << "sim: --job-model goodput needs goodput profiles (--profiles DIR)\n";
+      return kExitInvalid;
+    }
+    if (so.round_s <= 0) {
+      std::cerr << "sim: --job-model goodput needs scheduling rounds (--round-s > 0)\n";
+      return kExitInvalid;
+    }
+    auto m = sim::GoodputModel::Load(dir);
+    if (!m.ok()) {
+      std::cerr << "sim: " << m.status().message() << "\n";
+      return kExitInvalid;
+    }
+    model = *std::move(m);
+    so.goodput = model.get();
+  }
   for (const std::string& kv : a.gpu_speeds) {
     size_t eq = kv.find('=');
     double speed = 0;
@@ -148,6 +177,14 @@ int RunSim(const SimArgs& a) {
   info.gpus = fleet->total_capacity().gpu_milli / 1000;
   info.seed = a.seed;
   info.scenario = a.scenario.empty() ? a.trace : a.scenario;
+  info.modelling = absl::StrFormat(
+      "%s, restart penalty %gs, job model %s",
+      so.round_s > 0 ? so.allocation_reset_s > 0
+                           ? absl::StrFormat("rounds of %gs (reallocation at most every %gs)",
+                                             so.round_s, so.allocation_reset_s)
+                           : absl::StrFormat("rounds of %gs", so.round_s)
+                     : std::string("event-driven"),
+      so.restart_penalty_s, goodput ? "goodput" : "fixed");
   if (!a.json_out.empty() && !WriteFile(a.json_out, sim::ResultsToJson(results, info))) {
     std::cerr << "sim: cannot write " << a.json_out << "\n";
     return kExitError;
@@ -160,6 +197,7 @@ int RunSim(const SimArgs& a) {
     std::cout << absl::StrFormat("%zu jobs on %lld nodes (%lld GPUs), trace %s\n",
                                  trace->jobs.size(), (long long)info.nodes, (long long)info.gpus,
                                  a.trace);
+    std::cout << "modelling: " << info.modelling << "\n";
     std::cout << absl::StrFormat("%-12s %9s %9s %9s %9s %9s %7s %11s %6s %7s %6s\n", "policy",
                                  "completed", "avg JCT", "p50 JCT", "p99 JCT", "makespan",
                                  "GPU%", "cost $", "preempt", "unalloc", "wall");

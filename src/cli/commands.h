@@ -85,6 +85,12 @@ struct SimArgs {
   double inflate = 0;
   std::vector<std::string> gpu_speeds;  // TYPE=SPEED
   std::string gavel;  // Gavel throughput table: per-job types and true speeds
+  // Modelling; < 0 / empty = what the trace kind suggests (Trace::modelling).
+  double round_s = -1;
+  double restart_penalty_s = -1;
+  double reallocation_s = -1;
+  std::string job_model;     // fixed | goodput
+  std::string profiles_dir;  // goodput profiles (default: the trace's)
   bool quiet = false;
 };
 int RunSim(const SimArgs& args);

@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
       "sim", "Replay a cluster trace through scheduling policies on a virtual clock");
   simc->add_option("--fleet", sa.fleet, "Fleet spec (YAML/JSON)")->required();
   simc->add_option("--trace", sa.trace,
-                   "KIND:PATH with KIND philly, openb, csv or jsonl; or synthetic:N")
+                   "KIND:PATH with KIND philly, openb, csv, jsonl, pollux or gavel; or synthetic:N")
       ->required();
   simc->add_option("--policy", sa.policies, "Policy to run (repeat to compare; see --help)")
       ->required();
@@ -132,12 +132,37 @@ int main(int argc, char** argv) {
                    "TYPE=SPEED relative speed for jobs that name no GPU type (repeat)");
   simc->add_option("--gavel", sa.gavel,
                    "Gavel throughput table (JSON[.gz]): give each job a random Gavel job type and "
-                   "its measured k80/p100/v100 speeds");
+                   "its measured k80/p100/v100 speeds; with a gavel: trace, the table its job "
+                   "types are looked up in");
+  simc->add_option("--round-s", sa.round_s,
+                   "Scheduling round in seconds (0 = event-driven: a pass at every arrival and "
+                   "completion). Default: the trace kind's (pollux 60, gavel 360, others 0)")
+      ->check(CLI::Range(0.0, 1e9));
+  simc->add_option("--restart-penalty-s", sa.restart_penalty_s,
+                   "Seconds without progress a job pays at every start, resize, migration and "
+                   "restart after preemption. Default: the trace kind's (pollux 30, others 0)")
+      ->check(CLI::Range(0.0, 1e9));
+  simc->add_option("--reallocation-s", sa.reallocation_s,
+                   "Round mode: fifo and gavel reallocate at most this often (0 = every round a "
+                   "job came or went). Default: the trace kind's (gavel 1920, as Gavel's "
+                   "simulator; others 0)")
+      ->check(CLI::Range(0.0, 1e9));
+  simc->add_option("--job-model", sa.job_model,
+                   "fixed (each job runs its trace duration at its GPU type's speed) or goodput "
+                   "(progress per second from the Pollux profiles by GPUs, nodes spanned and "
+                   "batch; needs --round-s > 0). Default: goodput for pollux traces, else fixed")
+      ->check(CLI::IsMember({"fixed", "goodput"}));
+  simc->add_option("--profiles", sa.profiles_dir,
+                   "Goodput profiles directory (default: the pollux trace's "
+                   "../../pollux-goodput-profiles)");
   simc->add_flag("-q,--quiet", sa.quiet, "No progress bar, no summary table");
   simc->footer(
       "Policies: fifo, sjf, tiresias, drf (queueing); fgd, best_fit, dot_product, random "
       "(packing);\ncheapest, fastest, meridian (region choice); gavel (heterogeneity-aware, "
-      "with --gavel).");
+      "with --gavel or a gavel: trace).\nRound mode (--round-s > 0): fifo, tiresias, gavel, "
+      "adaptive (goodput-adaptive, resizes elastic jobs), adaptive_wan_blind reallocate every "
+      "round;\nthe others run their scheduler once per round. Modelling flags and their "
+      "defaults per trace kind: docs/traces.md.");
 
   bool policies_json = false;
   auto* pol = app.add_subcommand("policies", "List the registered filters, scorers and selectors");

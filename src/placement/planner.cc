@@ -19,6 +19,18 @@ constexpr double kUnknownLinkRttMs = 1000.0;
 
 // Resource the ceiling applies to: GPUs for GPU jobs, CPU otherwise.
 int64_t CeilingAmount(const Resources& r, bool gpu) { return gpu ? r.gpu_milli : r.cpu_milli; }
+
+// Tie-break between GPU types that rank equal for a job (a job that runs at
+// the same speed on every type, e.g. a heterogeneity-unaware policy's): a
+// per-job pseudo-random order from the job id and the type's name (FNV-1a),
+// so neither the order of types in the fleet file nor their names favour one.
+uint64_t TypeTieKey(JobId job, const std::string& type_name) {
+  uint64_t h = 1469598103934665603ULL ^ uint64_t(uint32_t(job.value()));
+  for (unsigned char c : type_name) h = (h ^ c) * 1099511628211ULL;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 33);
+}
 }  // namespace
 
 RegionPlanner::RegionPlanner(const Fleet* fleet, const PlacementEngine* engine,
@@ -117,9 +129,12 @@ std::vector<RegionEstimate> RegionPlanner::Rank(const ClusterState& state, const
       }
     }
   }
-  std::stable_sort(out.begin(), out.end(), [](const RegionEstimate& a, const RegionEstimate& b) {
+  std::stable_sort(out.begin(), out.end(), [&](const RegionEstimate& a, const RegionEstimate& b) {
     if (a.rank_key != b.rank_key) return a.rank_key < b.rank_key;
-    return a.region < b.region;
+    if (a.region != b.region) return a.region < b.region;
+    if (a.gpu_type == b.gpu_type) return false;
+    return TypeTieKey(job.id, fleet_->gpu_type_name(a.gpu_type)) <
+           TypeTieKey(job.id, fleet_->gpu_type_name(b.gpu_type));
   });
   return out;
 }

@@ -70,7 +70,9 @@ class RegionPlanner {
   // `fleet` and `engine` must outlive the planner.
   RegionPlanner(const Fleet* fleet, const PlacementEngine* engine, PlannerOptions options);
 
-  // Ranks the options for `job` without placing it.
+  // Ranks the options for `job` without placing it: by the job's objective,
+  // then region; GPU types of one region that tie go in a per-job
+  // pseudo-random order (hash of job id and type name), never fleet order.
   std::vector<RegionEstimate> Rank(const ClusterState& state, const Job& job,
                                    const WaitEstimator* waits) const;
 

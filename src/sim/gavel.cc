@@ -1,6 +1,7 @@
 #include "sim/gavel.h"
 
 #include <cmath>
+#include <filesystem>
 #include <string_view>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "core/clock.h"
 #include "nlohmann/json.hpp"
+#include "sim/trace_internal.h"
 #include "spec/spec.h"
 
 namespace meridian::sim {
@@ -121,6 +123,86 @@ absl::Status AssignGavelJobTypes(Trace& trace, const GavelTable& table, uint64_t
       for (const auto& [worker, speed] : job.speeds) job.gpu_types.push_back(worker);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<Trace> ReadGavelTrace(const std::string& path, const TraceOptions& options) {
+  const std::string table_path = !options.gavel_throughputs.empty()
+                                     ? options.gavel_throughputs
+                                     : (std::filesystem::path(path).parent_path() / ".." /
+                                        "gavel-throughputs" / "simulation_throughputs.json.gz")
+                                           .lexically_normal()
+                                           .string();
+  auto table = ReadGavelThroughputs(table_path);
+  if (!table.ok())
+    return absl::Status(
+        table.status().code(),
+        absl::StrCat("gavel trace ", path, ": throughput table: ", table.status().message(),
+                     " (give the table with --gavel PATH)"));
+  absl::StatusOr<std::string> text = spec::ReadFile(path);
+  if (!text.ok()) return text.status();
+  Trace trace;
+  trace.source = absl::StrCat("gavel:", path);
+  internal::Rejector rejector(path, options, &trace);
+  internal::LineCursor cursor(*text);
+  std::string_view line;
+  while (cursor.Next(&line)) {
+    if (internal::IsBlank(line)) continue;
+    const int64_t n = cursor.line_number();
+    std::vector<std::string> f;
+    for (size_t start = 0;;) {
+      const size_t tab = line.find('\t', start);
+      f.emplace_back(line.substr(start, tab == std::string_view::npos ? line.npos : tab - start));
+      if (tab == std::string_view::npos) break;
+      start = tab + 1;
+    }
+    std::string error;
+    int64_t steps = 0, scale = 0;
+    double arrival = 0;
+    const GavelTable::Workers* workers = nullptr;
+    if (f.size() != 10) {
+      error = absl::StrCat("expected 10 tab-separated fields (Gavel trace), got ", f.size());
+    } else if (!internal::ParseInt(internal::Trim(f[5]), &steps) || steps < 1) {
+      error = absl::StrCat("total_steps '", f[5], "' is not a positive integer");
+    } else if (!internal::ParseInt(internal::Trim(f[6]), &scale) || scale < 1 || scale > 4096) {
+      error = absl::StrCat("scale_factor '", f[6], "' out of range 1..4096");
+    } else if (!internal::ParseDouble(internal::Trim(f[9]), &arrival) || arrival < 0) {
+      error = absl::StrCat("arrival_time '", f[9], "' is not a non-negative number");
+    } else {
+      auto type = table->throughput.find(std::string(internal::Trim(f[0])));
+      if (type != table->throughput.end()) {
+        auto sc = type->second.find(int32_t(scale));
+        if (sc != type->second.end()) workers = &sc->second;
+      }
+      if (workers == nullptr)
+        error = absl::StrCat("job type '", f[0], "' at scale factor ", scale,
+                             " is not in the throughput table ", table_path);
+    }
+    if (!error.empty()) {
+      if (auto st = rejector.Reject(n, error); !st.ok()) return st;
+      continue;
+    }
+    TraceJob job;
+    job.name = absl::StrCat("job-", trace.jobs.size());
+    job.submit_s = arrival;
+    job.model = std::string(internal::Trim(f[0]));
+    job.replicas = int32_t(scale);
+    job.shape = TaskShape{options.cpu_milli_per_gpu, options.memory_mib_per_gpu, 1, 1000};
+    std::string base;
+    for (const char* w : kGavelWorkerTypes)
+      if (base.empty() && workers->contains(w)) base = w;
+    const double base_tput = workers->at(base);
+    job.duration_s = double(steps) / base_tput;
+    for (const auto& [w, tput] : *workers) {
+      job.speeds[w] = tput / base_tput;
+      job.gpu_types.push_back(w);
+    }
+    trace.jobs.push_back(std::move(job));
+  }
+  if (auto st = internal::FinishTrace(path, options, /*sort=*/true, &trace); !st.ok()) return st;
+  // Gavel's simulator: 360 s rounds, no cost for moving a job.
+  trace.modelling.round_s = 360;
+  trace.modelling.allocation_reset_s = 1920;
+  return trace;
 }
 
 }  // namespace meridian::sim

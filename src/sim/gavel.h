@@ -30,7 +30,8 @@ struct GavelTable {
   // throughput (steps/s). Invariant: every stored throughput is finite and
   // > 0 (Gavel stores 0 where a job does not fit a worker type; such
   // measurements are left out).
-  std::map<std::string, std::map<int32_t, std::map<std::string, double>>> throughput;
+  using Workers = std::map<std::string, double>;  // worker type -> steps/s
+  std::map<std::string, std::map<int32_t, Workers>> throughput;
 };
 
 // Reads a Gavel throughput JSON file (.json or .json.gz). Errors name the

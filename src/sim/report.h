@@ -46,7 +46,21 @@ struct RunInfo {
   int64_t gpus = 0;
   uint64_t seed = 1;
   std::string scenario;  // free text title
+  // Modelling (docs/traces.md): "event-driven" or "rounds of N s", restart
+  // penalty, job model ("fixed" | "goodput"). Empty: not recorded.
+  std::string modelling;
 };
+
+// Fills avg, median and p99 JCT and the CDF from the JCTs of the completed
+// jobs (any order). p99 interpolates linearly between ranks (numpy's default
+// percentile, which the Pollux and Gavel artifacts report).
+void SetJctStats(std::vector<double> jcts, PolicyResult* r);
+// Jain's fairness index over the groups' means sum[g] / n[g] (groups with
+// n[g] == 0 left out); 1 when there is nothing to compare.
+double JainIndexOfMeans(const std::vector<double>& sum, const std::vector<int64_t>& n);
+// Evenly spaced samples of a step function given as (t, value) change points.
+std::vector<std::pair<double, double>> DownsampleSeries(
+    const std::vector<std::pair<double, double>>& in, size_t max_points);
 
 // One JSON document: {"run": {...}, "policies": {"<name>": {metrics...}, ...}}.
 // Each policy object has at least avg_jct_s, p99_jct_s, makespan_s, gpu_util,

@@ -22,6 +22,16 @@ absl::StatusOr<SimPolicy> SimPolicyRegistry::Make(const std::string& name) const
   return p;
 }
 
+void SimPolicyRegistry::SetRoundAllocator(const std::string& name, std::string allocator) {
+  auto it = factories_.find(name);
+  if (it == factories_.end()) std::abort();  // a programming error
+  it->second = [f = it->second, allocator = std::move(allocator)] {
+    SimPolicy p = f();
+    p.round_allocator = allocator;
+    return p;
+  };
+}
+
 std::vector<std::string> SimPolicyRegistry::Names() const {
   std::vector<std::string> out;
   for (const auto& [k, v] : factories_) out.push_back(k);
@@ -50,6 +60,11 @@ SchedulerOptions Packing(std::vector<ScorerSpec> scorers, std::string selector =
   return o;
 }
 
+// Gives an already registered policy a round mode.
+void RoundMode(SimPolicyRegistry& r, const std::string& name, std::string allocator) {
+  r.SetRoundAllocator(name, std::move(allocator));
+}
+
 }  // namespace
 
 void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
@@ -59,6 +74,7 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
     if (!s.ok()) std::abort();  // registered twice: a programming error
   };
   add("fifo", "first come first served, EASY backfill, no preemption", [] { return Base("fifo"); });
+  RoundMode(r, "fifo", "fifo");
   add("sjf", "shortest (oracle) duration first, EASY backfill, no preemption",
       [] { return Base("sjf"); });
   add("tiresias",
@@ -70,6 +86,7 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
         o.enable_backfill = false;
         return o;
       });
+  RoundMode(r, "tiresias", "tiresias");
   add("drf", "weighted dominant-resource fairness across tenants, preemption by priority",
       [] {
         SchedulerOptions o = Base("drf");
@@ -105,6 +122,28 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
     return p;
   });
   if (!gavel.ok()) std::abort();
+  RoundMode(r, "gavel", "gavel");
+  for (bool aware : {true, false}) {
+    const char* name = aware ? "adaptive" : "adaptive_wan_blind";
+    auto s = r.Register(name, [=] {
+      SimPolicy p{name,
+                  aware ? "goodput-adaptive (Pollux-style): resizes elastic jobs each round where "
+                          "they add the most goodput, fairly; counts the WAN loss across regions"
+                        : "adaptive without the WAN term: treats every region as one pool",
+                  Base("fifo"), Objective::kTime};
+      p.round_allocator = "adaptive";
+      p.round_options = {{"wan_aware", aware ? "true" : "false"}};
+      p.elastic = true;
+      return p;
+    });
+    if (!s.ok()) std::abort();
+  }
+}
+
+absl::StatusOr<SimPolicy> MakeBuiltinSimPolicy(const std::string& name) {
+  SimPolicyRegistry r;
+  RegisterBuiltinSimPolicies(r);
+  return r.Make(name);
 }
 
 }  // namespace meridian::sim

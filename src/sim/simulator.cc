@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "placement/registry.h"
+#include "sim/rounds.h"
 
 namespace meridian::sim {
 
@@ -36,21 +37,6 @@ struct JobSim {
 };
 
 double Exponential(Rng& rng, double mean) { return -mean * std::log(1.0 - rng.UniformReal()); }
-
-// Evenly spaced samples of a step function given as (t, value) change points.
-std::vector<std::pair<double, double>> Downsample(const std::vector<std::pair<double, double>>& in,
-                                                  size_t max_points) {
-  if (in.size() <= max_points) return in;
-  std::vector<std::pair<double, double>> out;
-  const double t0 = in.front().first, t1 = in.back().first;
-  size_t j = 0;
-  for (size_t i = 0; i < max_points; ++i) {
-    double t = t0 + (t1 - t0) * double(i) / double(max_points - 1);
-    while (j + 1 < in.size() && in[j + 1].first <= t) ++j;
-    out.push_back({t, in[j].second});
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -116,9 +102,17 @@ Workload TraceToWorkload(const Fleet& fleet, const Trace& trace, const SimPolicy
 absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trace,
                                            const SimPolicy& policy, const SimOptions& options,
                                            const ProgressFn& progress) {
-  const auto wall0 = std::chrono::steady_clock::now();
   if (trace.jobs.empty()) return absl::InvalidArgumentError("trace has no jobs");
   if (fleet.nodes().empty()) return absl::InvalidArgumentError("fleet has no nodes");
+  if (options.round_s > 0)
+    return internal::RunRoundSimulation(fleet, trace, policy, options, progress);
+  if (policy.elastic)
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy ", policy.name, " resizes jobs at rounds: it needs --round-s > 0"));
+  if (options.goodput != nullptr)
+    return absl::InvalidArgumentError(
+        "the goodput job model needs scheduling rounds (--round-s > 0)");
+  const auto wall0 = std::chrono::steady_clock::now();
   FakeClock clock(trace.jobs.front().submit_s);
   Rng rng(options.seed);
   PolicyRegistry registry;
@@ -165,7 +159,9 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
 
   auto stop_run = [&](size_t i, double t) {
     JobSim& s = js[i];
-    s.remaining = std::max(0.0, s.remaining - (t - s.run_start) * s.speed);
+    // The restart penalty at the start of the run made no progress.
+    s.remaining = std::max(
+        0.0, s.remaining - std::max(0.0, t - s.run_start - options.restart_penalty_s) * s.speed);
     r.cost_usd += s.cost_rate * (t - s.run_start);
     s.running = false;
     ++s.epoch;
@@ -285,7 +281,8 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
           --pending;
           ++running;
           if (options.departures)
-            push(t_next + s.remaining / s.speed, EventKind::kFinish, int32_t(i), s.epoch);
+            push(t_next + options.restart_penalty_s + s.remaining / s.speed, EventKind::kFinish,
+                 int32_t(i), s.epoch);
           break;
         }
         case DecisionKind::kPreempted:
@@ -326,33 +323,13 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
   int64_t started = 0;
   for (const JobSim& s : js) started += s.first_start >= 0;
   if (started > 0) r.avg_queue_s /= double(started);
-  std::sort(jcts.begin(), jcts.end());
-  if (!jcts.empty()) {
-    double sum = 0;
-    for (double x : jcts) sum += x;
-    r.avg_jct_s = sum / double(jcts.size());
-    r.median_jct_s = jcts[jcts.size() / 2];
-    r.p99_jct_s = jcts[std::min(jcts.size() - 1, size_t(0.99 * double(jcts.size())))];
-    size_t step = std::max<size_t>(1, jcts.size() / 2000);
-    for (size_t i = 0; i < jcts.size(); i += step) r.jct_cdf.push_back(jcts[i]);
-    if (r.jct_cdf.back() != jcts.back()) r.jct_cdf.push_back(jcts.back());
-  }
+  SetJctStats(std::move(jcts), &r);
   double end_t = options.departures ? last_finish : last_t;
   r.makespan_s = end_t - first_submit;
   r.gpu_util = r.makespan_s > 0 ? util_integral / cap_gpu / (last_t - first_submit) : 0;
-  // Jain's index over tenants' mean slowdown.
-  double s1 = 0, s2 = 0;
-  int k = 0;
-  for (size_t t = 0; t < slowdown_sum.size(); ++t)
-    if (slowdown_n[t] > 0) {
-      double x = slowdown_sum[t] / double(slowdown_n[t]);
-      s1 += x;
-      s2 += x * x;
-      ++k;
-    }
-  r.fairness = k > 0 && s2 > 0 ? s1 * s1 / (double(k) * s2) : 1.0;
-  r.utilization = Downsample(util_series, 1000);
-  r.queue_length = Downsample(queue_series, 1000);
+  r.fairness = JainIndexOfMeans(slowdown_sum, slowdown_n);
+  r.utilization = DownsampleSeries(util_series, 1000);
+  r.queue_length = DownsampleSeries(queue_series, 1000);
   if (r.allocation_curve.size() > 1000) {
     std::vector<std::pair<double, double>> ds;
     size_t step = r.allocation_curve.size() / 1000 + 1;

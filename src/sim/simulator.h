@@ -1,5 +1,7 @@
 // Simulator: a discrete-event loop on a virtual clock that drives the
-// unchanged placement::Scheduler over a trace.
+// unchanged placement::Scheduler over a trace, or, in round mode
+// (round_s > 0), a loop of fixed scheduling rounds that asks the policy's
+// RoundAllocator for every job's allocation (sim/rounds.cc).
 //
 // Events: job arrival, job finish, periodic pass (for policies whose queue
 // order changes with time, e.g. LAS), node failure and repair. All events at
@@ -17,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/fleet.h"
+#include "sim/goodput.h"
 #include "sim/report.h"
 #include "sim/sim_policy.h"
 #include "sim/trace.h"
@@ -41,6 +44,22 @@ struct SimOptions {
   std::map<std::string, double> gpu_speeds;
   // Stop simulated time here (0 = run until every job finished or can never run).
   double max_time_s = 0;
+  // Scheduling rounds: 0 = event-driven (a pass at every arrival and
+  // completion). > 0: allocations change only every round_s seconds (rounds
+  // at whole multiples of round_s); arrivals wait for the next round and
+  // freed GPUs are reused at the next round (sim/rounds.cc).
+  double round_s = 0;
+  // Seconds without progress a job pays at every start, resize, migration
+  // and restart after preemption (it holds its GPUs meanwhile).
+  double restart_penalty_s = 0;
+  // Round mode: allocators that reallocate when the set of jobs changed
+  // (fifo, gavel) do so at most this often (0 = at every round); meanwhile new
+  // jobs wait and freed GPUs stay idle, as in Gavel's simulator (1920 s).
+  double allocation_reset_s = 0;
+  // Goodput job model (round mode only): jobs whose `model` names an
+  // application in it progress by its goodput (sim/goodput.h) instead of a
+  // fixed duration. Null: fixed durations. Must outlive the call.
+  const GoodputModel* goodput = nullptr;
   // Called for every scheduling decision with the virtual time it was made at
   // (tests and tools; not needed for results).
   std::function<void(double t, const Decision& d)> on_decision;

@@ -355,6 +355,7 @@ absl::StatusOr<Trace> ReadTrace(const std::string& spec, const TraceOptions& opt
     if (kind == "csv") return ReadCsvTrace(rest, options);
     if (kind == "jsonl") return ReadJsonlTrace(rest, options);
     if (kind == "pollux") return ReadPolluxWorkload(rest, "", options);
+    if (kind == "gavel") return ReadGavelTrace(rest, options);
   }
   if (kind == "synthetic" && colon != std::string::npos) {
     // synthetic:N or synthetic:N:RATE (Poisson arrivals per hour).
@@ -378,9 +379,10 @@ absl::StatusOr<Trace> ReadTrace(const std::string& spec, const TraceOptions& opt
     }
     return SyntheticTrace(synthetic, options);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "trace '", spec,
-      "': expected KIND:PATH with KIND one of philly, openb, csv, jsonl, pollux, or synthetic:N[:RATE]"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("trace '", spec,
+                   "': expected KIND:PATH with KIND one of philly, openb, csv, jsonl, pollux, "
+                   "gavel, or synthetic:N[:RATE]"));
 }
 
 }  // namespace meridian::sim

@@ -11,6 +11,7 @@
 //             rows sorted by submit_s.
 //   jsonl     one JSON object per line with the csv field names.
 //   pollux    a Pollux evaluation workload (philly-pollux/workloads/workload-N.csv).
+//   gavel     a trace of Gavel's generator (tab-separated; see ReadGavelTrace).
 //   synthetic N jobs: Poisson arrivals, heavy-tailed durations and sizes.
 // Errors name the file and 1-based line. With `lenient`, bad lines are
 // skipped and counted instead. Pure functions; thread-safe.
@@ -40,6 +41,33 @@ struct TraceJob {
   // heterogeneity-aware let the scheduler see them. Empty: speed 1 everywhere.
   std::map<std::string, double> speeds;
   std::string model;  // job type / application, when the trace has one
+  // Global batch size the job asked for (pollux workloads; 0 = none). Under
+  // the goodput job model, rigid policies train at this batch.
+  int64_t batch_size = 0;
+  // What an elastic job declares (`elastic: {min_replicas, max_replicas}`,
+  // optionally a global batch range; max_replicas == 0: the job is rigid).
+  // Elastic-aware policies (adaptive) may give it any GPU count in the range
+  // and, under the goodput model, any batch in [min_batch, max_batch]
+  // (0 = the profile's bound).
+  struct Elastic {
+    int32_t min_replicas = 0;
+    int32_t max_replicas = 0;
+    int64_t min_batch = 0;
+    int64_t max_batch = 0;
+  } elastic;
+};
+
+// Modelling a trace kind suggests (docs/results.md): what the artifact the
+// trace comes from simulates, so that runs without explicit flags compare
+// with it. The simulator's flags override each field.
+struct TraceModelling {
+  double round_s = 0;            // 0 = event-driven
+  double restart_penalty_s = 0;  // charged on every start, resize, migration
+  bool goodput = false;          // the goodput job model applies (profiles_dir)
+  std::string profiles_dir;      // goodput profiles (pollux workloads)
+  // Round mode: reallocate at most this often (s; 0 = every round). Gavel's
+  // simulator resets allocations at most every 1920 s.
+  double allocation_reset_s = 0;
 };
 
 struct Trace {
@@ -47,6 +75,7 @@ struct Trace {
   std::vector<TraceJob> jobs;  // sorted by submit_s (stable)
   int64_t skipped = 0;         // lenient mode: lines skipped
   std::vector<std::string> skipped_examples;  // first few "FILE:LINE: reason"
+  TraceModelling modelling;
 };
 
 struct TraceOptions {
@@ -59,6 +88,9 @@ struct TraceOptions {
   int64_t cpu_milli_per_gpu = 4000;
   int64_t memory_mib_per_gpu = 16384;
   uint64_t seed = 1;  // synthetic
+  // gavel traces: Gavel's throughput table (empty: the default beside the
+  // trace, ../gavel-throughputs/simulation_throughputs.json.gz).
+  std::string gavel_throughputs;
 };
 
 absl::StatusOr<Trace> ReadPhillyTrace(const std::string& path, const TraceOptions& options);
@@ -84,7 +116,18 @@ struct SyntheticTraceOptions {
 };
 Trace SyntheticTrace(const SyntheticTraceOptions& options, const TraceOptions& trace_options);
 
-// "KIND:PATH" (philly, openb, csv, jsonl) or "synthetic:N". InvalidArgument
+// Gavel generator trace (scheduler/scripts/utils/generate_trace.py): one job
+// per line, tab-separated: job_type, command, working_directory,
+// num_steps_arg, needs_data_dir, total_steps, scale_factor, priority_weight,
+// SLO, arrival_time. Each job runs scale_factor single-GPU replicas; its
+// speeds come from Gavel's throughput table (options.gavel_throughputs):
+// duration_s = total_steps / isolated throughput on the first worker type
+// of k80, p100, v100 that measured it, speeds relative to that type, and
+// gpu_types the measured types. Suggests 360 s rounds, no restart cost (as
+// Gavel's simulator). Defined in gavel.cc.
+absl::StatusOr<Trace> ReadGavelTrace(const std::string& path, const TraceOptions& options);
+
+// "KIND:PATH" (philly, openb, csv, jsonl, pollux, gavel) or "synthetic:N". InvalidArgument
 // naming the accepted kinds on anything else.
 absl::StatusOr<Trace> ReadTrace(const std::string& spec, const TraceOptions& options);
 

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "spec/spec.h"
 
 namespace meridian::sim::internal {
 
@@ -190,6 +192,53 @@ absl::Status FinishTrace(const std::string& file, const TraceOptions& options, b
     trace->jobs.resize(static_cast<size_t>(options.limit));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsvRows(const std::string& path,
+                                                                  std::vector<std::string>* header,
+                                                                  std::vector<int64_t>* lines) {
+  absl::StatusOr<std::string> text = spec::ReadFile(path);
+  if (!text.ok()) return text.status();
+  LineCursor cursor(*text);
+  std::string_view line;
+  std::vector<std::string_view> f;
+  std::vector<std::vector<std::string>> rows;
+  bool first = true;
+  while (cursor.Next(&line)) {
+    if (IsBlank(line)) continue;
+    SplitPlain(line, &f);
+    std::vector<std::string> row;
+    for (std::string_view x : f) row.emplace_back(Trim(x));
+    if (first) {
+      *header = std::move(row);
+      first = false;
+    } else {
+      rows.push_back(std::move(row));
+      if (lines) lines->push_back(cursor.line_number());
+    }
+  }
+  if (first) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
+  return rows;
+}
+
+int ColumnIndex(const std::vector<std::string>& header, const std::string& name) {
+  for (size_t i = 0; i < header.size(); ++i)
+    if (header[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+absl::StatusOr<std::map<int64_t, std::string>> ValidationFiles(const std::string& dir) {
+  std::map<int64_t, std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("validation-", 0) != 0 || entry.path().extension() != ".csv") continue;
+    int64_t bsz = 0;
+    if (!ParseInt(name.substr(11, name.size() - 15), &bsz) || bsz <= 0) continue;
+    out[bsz] = entry.path().string();
+  }
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot read ", dir, ": ", ec.message()));
+  return out;
 }
 
 }  // namespace meridian::sim::internal

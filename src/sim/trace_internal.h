@@ -7,11 +7,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "sim/trace.h"
 
 namespace meridian::sim::internal {
@@ -74,6 +76,19 @@ class Rejector {
 // else ceil(total / gpus_per_replica) replicas of gpus_per_replica GPUs.
 // CPU and memory scale with the GPUs per replica. Precondition: total_gpus >= 0.
 void GangShape(int64_t total_gpus, const TraceOptions& options, TraceJob* job);
+
+// Reads a small CSV file with a header row into rows of trimmed fields
+// (blank lines skipped). `lines` (optional) gets each row's 1-based line
+// number. Errors: the file cannot be read, or it is empty (names the path).
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsvRows(
+    const std::string& path, std::vector<std::string>* header,
+    std::vector<int64_t>* lines = nullptr);
+// Index of `name` in a header row; -1 when absent.
+int ColumnIndex(const std::vector<std::string>& header, const std::string& name);
+
+// The Pollux profiles' validation-<global batch>.csv files in `dir`, by
+// batch size (other files ignored). NotFound naming `dir` when unreadable.
+absl::StatusOr<std::map<int64_t, std::string>> ValidationFiles(const std::string& dir);
 
 // Final step shared by the readers: fails when there are no jobs, sorts by
 // submit time when `sort` (stable), then applies options.limit.

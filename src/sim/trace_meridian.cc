@@ -33,11 +33,18 @@ enum Field {
   kTenant,
   kGpuTypes,
   kPriority,
+  kModel,
+  kBatchSize,
+  kMinReplicas,
+  kMaxReplicasField,
+  kMinBatch,
+  kMaxBatch,
   kFieldCount
 };
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
-    "name", "submit_s", "duration_s", "replicas",  "gpus",
-    "cpu",  "memory",   "tenant",     "gpu_types", "priority"};
+    "name",         "submit_s",     "duration_s", "replicas", "gpus",  "cpu",
+    "memory",       "tenant",       "gpu_types",  "priority", "model", "batch_size",
+    "min_replicas", "max_replicas", "min_batch",  "max_batch"};
 constexpr int kRequiredFields = 3;  // name, submit_s, duration_s
 constexpr int64_t kMaxReplicas = 100'000;
 constexpr int64_t kMaxGpusPerReplica = 1024;
@@ -174,6 +181,34 @@ bool BuildJob(const Cells& cells, const TraceOptions& options, TraceJob* job, st
     }
     job->priority = static_cast<int32_t>(p);
   }
+  if (present(kModel)) job->model = std::string(cell(kModel));
+  // Optional positive integers: batch sizes and the elastic range.
+  auto positive = [&](Field f, int64_t max, int64_t* out) {
+    if (!present(f)) return true;
+    if (!ParseInt(cell(f), out) || *out < 1 || *out > max) {
+      *error = absl::StrCat(Quoted(std::string(kFieldNames[f]), cell(f)), " out of range 1..", max);
+      return false;
+    }
+    return true;
+  };
+  int64_t lo = 0, hi = 0, blo = 0, bhi = 0;
+  constexpr int64_t kMaxBatchSize = int64_t{1} << 40;
+  if (!positive(kBatchSize, kMaxBatchSize, &job->batch_size) ||
+      !positive(kMinReplicas, kMaxReplicas, &lo) ||
+      !positive(kMaxReplicasField, kMaxReplicas, &hi) ||
+      !positive(kMinBatch, kMaxBatchSize, &blo) || !positive(kMaxBatch, kMaxBatchSize, &bhi))
+    return false;
+  if ((lo > 0 || blo > 0 || bhi > 0) && hi == 0)
+    return *error = "min_replicas, min_batch and max_batch need max_replicas (an elastic job)",
+           false;
+  if (hi > 0 && lo > hi)
+    return *error = absl::StrCat("min_replicas ", lo, " is above max_replicas ", hi), false;
+  if (blo > 0 && bhi > 0 && blo > bhi)
+    return *error = absl::StrCat("min_batch ", blo, " is above max_batch ", bhi), false;
+  job->elastic.min_replicas = int32_t(hi > 0 ? std::max<int64_t>(lo, 1) : 0);
+  job->elastic.max_replicas = int32_t(hi);
+  job->elastic.min_batch = blo;
+  job->elastic.max_batch = bhi;
   return true;
 }
 
@@ -297,7 +332,7 @@ absl::StatusOr<Trace> ReadJsonlTrace(const std::string& path, const TraceOptions
           error = absl::StrCat("unknown field '", it.key(), "' (known: ", KnownFields(), ")");
         } else if (v.is_null()) {
           continue;
-        } else if (f == kName || f == kTenant) {
+        } else if (f == kName || f == kTenant || f == kModel) {
           if (!v.is_string())
             error = absl::StrCat("field '", it.key(), "' must be a string");
           else

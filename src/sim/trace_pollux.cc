@@ -36,65 +36,29 @@ struct AppProfile {
   std::vector<std::tuple<int64_t, int64_t, double>> steps;
 };
 
-// Reads a small CSV with a header into rows of fields (owning strings).
-absl::StatusOr<std::vector<std::vector<std::string>>> ReadRows(const std::string& path,
-                                                              std::vector<std::string>* header) {
-  absl::StatusOr<std::string> text = spec::ReadFile(path);
-  if (!text.ok()) return text.status();
-  LineCursor cursor(*text);
-  std::string_view line;
-  std::vector<std::string_view> f;
-  std::vector<std::vector<std::string>> rows;
-  bool first = true;
-  while (cursor.Next(&line)) {
-    if (internal::IsBlank(line)) continue;
-    SplitPlain(line, &f);
-    std::vector<std::string> row;
-    for (std::string_view x : f) row.emplace_back(Trim(x));
-    if (first) {
-      *header = std::move(row);
-      first = false;
-    } else {
-      rows.push_back(std::move(row));
-    }
-  }
-  if (first) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
-  return rows;
-}
-
-int Column(const std::vector<std::string>& header, const std::string& name) {
-  for (size_t i = 0; i < header.size(); ++i)
-    if (header[i] == name) return static_cast<int>(i);
-  return -1;
-}
-
 absl::StatusOr<AppProfile> LoadProfile(const std::filesystem::path& dir) {
   AppProfile p;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("validation-", 0) != 0 || entry.path().extension() != ".csv") continue;
-    int64_t bsz = 0;
-    if (!ParseInt(name.substr(11, name.size() - 15), &bsz) || bsz <= 0) continue;
+  auto files = internal::ValidationFiles(dir.string());
+  if (!files.ok()) return files.status();
+  for (const auto& [bsz, path] : *files) {
     std::vector<std::string> header;
-    auto rows = ReadRows(entry.path().string(), &header);
+    auto rows = internal::ReadCsvRows(path, &header);
     if (!rows.ok()) return rows.status();
-    int it = Column(header, "iteration");
+    int it = internal::ColumnIndex(header, "iteration");
     if (it < 0 || rows->empty())
-      return absl::InvalidArgumentError(absl::StrCat(entry.path().string(), ": no 'iteration' rows"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": no 'iteration' rows"));
     int64_t iters = 0;
     if (!ParseInt(rows->back()[size_t(it)], &iters) || iters <= 0)
-      return absl::InvalidArgumentError(
-          absl::StrCat(entry.path().string(), ": last row has no positive iteration"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": last row has no positive iteration"));
     p.iterations[bsz] = iters;
   }
-  if (ec) return absl::NotFoundError(absl::StrCat("cannot read ", dir.string(), ": ", ec.message()));
   std::vector<std::string> header;
   const std::string scal = (dir / "scalability.csv").string();
-  auto rows = ReadRows(scal, &header);
+  auto rows = internal::ReadCsvRows(scal, &header);
   if (!rows.ok()) return rows.status();
-  int cr = Column(header, "num_replicas"), cb = Column(header, "local_bsz"),
-      cs = Column(header, "step_time");
+  int cr = internal::ColumnIndex(header, "num_replicas"),
+      cb = internal::ColumnIndex(header, "local_bsz"),
+      cs = internal::ColumnIndex(header, "step_time");
   if (cr < 0 || cb < 0 || cs < 0)
     return absl::InvalidArgumentError(
         absl::StrCat(scal, ": needs columns num_replicas, local_bsz, step_time"));
@@ -135,12 +99,12 @@ double EstimateDuration(const AppProfile& p, int64_t replicas, int64_t batch) {
 absl::StatusOr<Trace> ReadPolluxWorkload(const std::string& path, const std::string& profiles_dir,
                                          const TraceOptions& options) {
   std::vector<std::string> header;
-  auto rows = ReadRows(path, &header);
+  auto rows = internal::ReadCsvRows(path, &header);
   if (!rows.ok()) return rows.status();
   const char* kCols[] = {"name", "time", "application", "num_replicas", "batch_size"};
   int col[5];
   for (int i = 0; i < 5; ++i) {
-    col[i] = Column(header, kCols[i]);
+    col[i] = internal::ColumnIndex(header, kCols[i]);
     if (col[i] < 0)
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": missing column '", kCols[i], "' in header"));
@@ -194,9 +158,20 @@ absl::StatusOr<Trace> ReadPolluxWorkload(const std::string& path, const std::str
     job.replicas = static_cast<int32_t>(replicas);
     job.shape = TaskShape{options.cpu_milli_per_gpu, options.memory_mib_per_gpu, 1, 1000};
     job.model = app;
+    job.batch_size = batch;
+    // What the artifact's Pollux runs let each job do: 1..64 GPUs and any
+    // profiled batch; ncf stays on one GPU at batch 32768.
+    job.elastic.min_replicas = 1;
+    job.elastic.max_replicas = app == "ncf" ? 1 : 64;
+    if (app == "ncf") job.elastic.min_batch = job.elastic.max_batch = 32768;
     trace.jobs.push_back(std::move(job));
   }
   if (auto s = internal::FinishTrace(path, options, /*sort=*/true, &trace); !s.ok()) return s;
+  // The Pollux artifact's simulator: 60 s rounds, 30 s per restart, goodput.
+  trace.modelling.round_s = 60;
+  trace.modelling.restart_penalty_s = 30;
+  trace.modelling.goodput = true;
+  trace.modelling.profiles_dir = dir.lexically_normal().string();
   return trace;
 }
 

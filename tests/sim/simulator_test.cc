@@ -186,7 +186,10 @@ TEST(Simulator, UnknownPolicyIsAClearError) {
   RegisterBuiltinSimPolicies(r);
   auto p = r.Make("yarn");
   ASSERT_FALSE(p.ok());
-  EXPECT_THAT(std::string(p.status().message()), ::testing::HasSubstr("unknown policy 'yarn'; known: best_fit, cheapest"));
+  EXPECT_THAT(
+      std::string(p.status().message()),
+      ::testing::HasSubstr(
+          "unknown policy 'yarn'; known: adaptive, adaptive_wan_blind, best_fit, cheapest"));
 }
 
 }  // namespace

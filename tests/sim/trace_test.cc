@@ -377,6 +377,48 @@ TEST(CsvTraceTest, BadRows) {
 
 // ---------------------------------------------------------------- jsonl
 
+// Elastic jobs and goodput applications: model, batch_size, min/max_replicas
+// and min/max_batch, in both formats; inconsistent ranges name the line.
+TEST(CsvTraceTest, ElasticRangesAndModel) {
+  const std::string path = WriteFixture(
+      "csv_elastic.csv",
+      "name,submit_s,duration_s,model,batch_size,min_replicas,max_replicas,min_batch,max_batch\n"
+      "a,0,10,cifar10,128,2,16,128,4096\n"
+      "b,1,10,,,,,,\n");
+  absl::StatusOr<Trace> trace = ReadCsvTrace(path, TraceOptions());
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  const TraceJob& a = trace->jobs[0];
+  EXPECT_EQ(a.model, "cifar10");
+  EXPECT_EQ(a.batch_size, 128);
+  EXPECT_EQ(a.elastic.min_replicas, 2);
+  EXPECT_EQ(a.elastic.max_replicas, 16);
+  EXPECT_EQ(a.elastic.min_batch, 128);
+  EXPECT_EQ(a.elastic.max_batch, 4096);
+  EXPECT_EQ(trace->jobs[1].elastic.max_replicas, 0);  // rigid
+  const std::string jsonl = WriteFixture(
+      "elastic.jsonl",
+      "{\"name\":\"a\",\"submit_s\":0,\"duration_s\":5,\"model\":\"bert\",\"max_replicas\":8}\n");
+  trace = ReadJsonlTrace(jsonl, TraceOptions());
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  EXPECT_EQ(trace->jobs[0].model, "bert");
+  EXPECT_EQ(trace->jobs[0].elastic.min_replicas, 1);
+  EXPECT_EQ(trace->jobs[0].elastic.max_replicas, 8);
+  for (const auto& [row, want] : std::vector<std::pair<std::string, std::string>>{
+           {"x,0,1,,,4,2,,", "min_replicas 4 is above max_replicas 2"},
+           {"x,0,1,,,2,,,", "need max_replicas"},
+           {"x,0,1,,0,,,,", "batch_size '0' out of range"},
+           {"x,0,1,,,,4,64,32", "min_batch 64 is above max_batch 32"}}) {
+    const std::string bad = WriteFixture("csv_elastic_bad.csv",
+                                         "name,submit_s,duration_s,model,batch_size,min_replicas,"
+                                         "max_replicas,min_batch,max_batch\n" +
+                                             row + "\n");
+    trace = ReadCsvTrace(bad, TraceOptions());
+    ASSERT_FALSE(trace.ok()) << row;
+    EXPECT_THAT(Msg(trace), HasSubstr("csv_elastic_bad.csv:2:")) << row;
+    EXPECT_THAT(Msg(trace), HasSubstr(want)) << row;
+  }
+}
+
 TEST(JsonlTraceTest, SameFieldsAsCsv) {
   const std::string path =
       WriteFixture("meridian.jsonl",
@@ -452,7 +494,7 @@ TEST(ReadTraceTest, RejectsUnknownKindsListingTheKnownOnes) {
     absl::StatusOr<Trace> trace = ReadTrace(spec, TraceOptions());
     ASSERT_FALSE(trace.ok()) << spec;
     EXPECT_EQ(trace.status().code(), absl::StatusCode::kInvalidArgument) << spec;
-    for (const char* kind : {"philly", "openb", "csv", "jsonl", "synthetic"}) {
+    for (const char* kind : {"philly", "openb", "csv", "jsonl", "pollux", "gavel", "synthetic"}) {
       EXPECT_THAT(Msg(trace), HasSubstr(kind)) << spec;
     }
   }
