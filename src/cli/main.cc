@@ -120,6 +120,15 @@ int main(int argc, char** argv) {
   simc->add_option("--inflate", sa.inflate,
                    "Repeat the trace until its GPU demand reaches this multiple of the fleet's GPUs")
       ->check(CLI::Range(0.0, 100.0));
+  simc->add_option("--shuffle", sa.shuffle,
+                   "Arrivals in a random order drawn from this seed, one pod at a time (FGD's "
+                   "--shuffle-pod); with --no-departures and --inflate, reports unallocated GPUs "
+                   "at 90..130% arrived")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 62));
+  simc->add_option("--seeds", sa.seeds,
+                   "With --shuffle: average this many orders (seeds SEED, SEED+1, ...)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   simc->add_option("--gpu-speed", sa.gpu_speeds,
                    "TYPE=SPEED relative speed for jobs that name no GPU type (repeat)");
   simc->add_option("--gavel", sa.gavel,

@@ -113,6 +113,13 @@ Workload TraceToWorkload(const Fleet& fleet, const Trace& trace, const SimPolicy
   return w;
 }
 
+std::vector<TaskClass> WorkloadTaskMix(const std::vector<Job>& jobs) {
+  std::vector<ShapeCount> counts;
+  counts.reserve(jobs.size());
+  for (const Job& j : jobs) counts.push_back({j.shape, double(j.replicas)});
+  return BuildTaskMix(counts);
+}
+
 absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trace,
                                            const SimPolicy& policy, const SimOptions& options,
                                            const ProgressFn& progress) {
@@ -129,6 +136,7 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
   Workload w = TraceToWorkload(fleet, trace, policy, options);
   for (const Tenant& t : w.tenants)
     if (auto s = sched.AddTenant(t); !s.ok()) return s;
+  sched.SetTaskMix(WorkloadTaskMix(w.jobs));
 
   const size_t n = w.jobs.size();
   std::vector<JobSim> js(n);
@@ -159,6 +167,7 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
   int64_t pending = 0, running = 0, repairs = 0, done = 0;
   double arrived_gpu = 0;
   bool tick_scheduled = false, unallocated_recorded = false;
+  size_t next_checkpoint = 0;
   size_t next_arrival = 0;
   const int64_t progress_step = std::max<int64_t>(1, int64_t(n) / 100);
   int64_t next_progress = progress_step;
@@ -304,6 +313,13 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
       if (!unallocated_recorded && arrived_gpu >= cap_gpu) {
         r.unallocated_gpu_share = 1.0 - used / cap_gpu;
         unallocated_recorded = true;
+      }
+      // A small tolerance: inflation stops as soon as the target is reached.
+      while (next_checkpoint < options.arrival_checkpoints.size() &&
+             arrived_gpu >= options.arrival_checkpoints[next_checkpoint] * cap_gpu - 1e-6) {
+        r.checkpoints.push_back({options.arrival_checkpoints[next_checkpoint], 1.0 - used / cap_gpu,
+                                 FragmentationRate(sched.state(), sched.task_mix())});
+        ++next_checkpoint;
       }
     }
     if (pass_interval > 0 && pending > 0 && running > 0 && !tick_scheduled) {

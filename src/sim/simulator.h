@@ -39,6 +39,9 @@ struct SimOptions {
   // (traces without GPU types, e.g. Philly in the cross-region scenario).
   // Types missing here are not allowed for such jobs. Empty: any type, speed 1.
   std::map<std::string, double> gpu_speeds;
+  // No departures: record PolicyResult::checkpoints when the GPU demand that
+  // arrived first reaches each of these shares of the fleet's GPUs (ascending).
+  std::vector<double> arrival_checkpoints = {0.9, 1.0, 1.1, 1.2, 1.3};
   // Stop simulated time here (0 = run until every job finished or can never run).
   double max_time_s = 0;
   // Called for every scheduling decision with the virtual time it was made at
@@ -54,6 +57,11 @@ using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trace,
                                            const SimPolicy& policy, const SimOptions& options,
                                            const ProgressFn& progress = nullptr);
+
+// The task mix of a job list, as FGD's "typical pods" (placement/fragmentation.h
+// BuildTaskMix over every job's replica shape, CPU-only jobs included). The
+// simulator gives it to the scheduler, since the whole trace is known.
+std::vector<TaskClass> WorkloadTaskMix(const std::vector<Job>& jobs);
 
 // The job list the simulator gives the scheduler (objective override,
 // datasets, residency), exposed so `meridian place` and `meridian sim` can be

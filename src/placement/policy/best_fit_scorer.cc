@@ -12,6 +12,8 @@ class BestFitScorer final : public Scorer {
   std::string_view name() const override { return "best_fit"; }
   double Score(const PlacementContext& ctx, NodeId id) const override {
     const Resources& cap = ctx.fleet.node(id).capacity;
+    if (ctx.job.shape.gpus == 0 && cap.gpu_milli > 0)
+      return CpuTaskStrandingScore(ctx.state.node(id), ctx.job.shape, ctx.task_mix);
     Resources after = ctx.state.node(id).free - ctx.job.shape.AsResources();
     double gpu = Frac(cap.gpu_milli - after.gpu_milli, cap.gpu_milli);
     double other = std::max(Frac(cap.cpu_milli - after.cpu_milli, cap.cpu_milli),
