@@ -110,6 +110,16 @@ FragmentMove BestFragmentMove(const NodeState& node, const TaskShape& shape,
   return best;
 }
 
+double CpuShareCost(const NodeState& node, const TaskShape& shape) {
+  const int64_t idle = node.free.gpu_milli;
+  if (idle <= 0) return 0;
+  double share = 0;
+  if (node.free.cpu_milli > 0) share = std::max(share, double(shape.cpu_milli) / double(node.free.cpu_milli));
+  if (node.free.memory_mib > 0)
+    share = std::max(share, double(shape.memory_mib) / double(node.free.memory_mib));
+  return std::max(0.0, double(idle) * std::min(share, 1.0) - double(shape.total_gpu_milli()));
+}
+
 double FragmentMoveScore(double delta) { return 100.0 / (1.0 + std::exp(delta / 1000.0)); }
 
 std::span<const TaskClass> DefaultTaskMix() {

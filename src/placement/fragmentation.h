@@ -60,6 +60,13 @@ struct FragmentMove {
 FragmentMove BestFragmentMove(const NodeState& node, const TaskShape& shape,
                               std::span<const TaskClass> mix);
 
+// GPU capacity (milli) a task's CPU and memory take beyond its GPUs, in
+// proportion: the node's idle GPUs × the larger share of its free CPU or
+// memory the task takes, less the task's own GPUs (0 when not positive). FGD's
+// measure charges CPU only once a class no longer fits; this charges it as it
+// is used, so CPU-heavy work prefers nodes with CPU to spare per idle GPU.
+double CpuShareCost(const NodeState& node, const TaskShape& shape);
+
 // FGD's score of a move: 100 × sigmoid(−delta / 1000), in (0, 100); 50 for no change.
 double FragmentMoveScore(double delta);
 

@@ -39,7 +39,7 @@ class SimPolicyRegistry {
   std::map<std::string, Factory> factories_;
 };
 
-// fifo, sjf, tiresias, drf (queue policies); fgd, best_fit, dot_product,
+// fifo, sjf, tiresias, drf (queue policies); fgd, fgd_published, best_fit, dot_product,
 // random (placement profiles for packing, FIFO queue); cheapest, fastest,
 // meridian (region choice for the cross-region scenario); gavel
 // (heterogeneity-aware FIFO: fastest GPU type by each job's true speeds).

@@ -6,7 +6,11 @@
 // is the one that grows the fragment least, and ChooseGpu() names it so the
 // ClusterState allocates exactly that GPU. The task mix comes from the
 // PlacementContext (DefaultTaskMix() when empty). Registered by
-// RegisterBuiltinPolicies. No options.
+// RegisterBuiltinPolicies.
+// Option `cpu_share` (default 2, 0..1000): Δ also gets this multiple of
+// CpuShareCost (GPU capacity the replica's CPU and memory take beyond its GPUs
+// in proportion), which FGD's measure only sees once a class stops fitting;
+// 0 is FGD exactly as published.
 #pragma once
 
 #include <memory>
