@@ -35,9 +35,10 @@ GpuSummary Summarize(std::span<const int16_t> gpu_free) {
   return s;
 }
 
-int64_t ClassFragment(const NodeFree& n, const GpuSummary& s, const TaskShape& t) {
+int64_t ClassFragment(const NodeFree& n, const GpuSummary& s, const TaskShape& t, GpuTypeId type) {
   if (s.total == 0) return 0;
   if (t.gpus == 0 || n.cpu_milli < t.cpu_milli || n.memory_mib < t.memory_mib) return s.total;
+  if (type.Valid() && type != n.gpu_type) return s.total;  // the class may not use these GPUs
   if (t.fractional()) {
     int64_t usable = int64_t{1000} * s.whole;
     for (int32_t i = 0; i < s.partial; ++i)
@@ -51,30 +52,30 @@ int64_t ClassFragment(const NodeFree& n, const GpuSummary& s, const TaskShape& t
 double NodeFragment(const NodeFree& n, const GpuSummary& s, std::span<const TaskClass> mix) {
   if (s.total == 0) return 0;
   double f = 0;
-  for (const TaskClass& c : mix) f += c.weight * double(ClassFragment(n, s, c.shape));
+  for (const TaskClass& c : mix) f += c.weight * double(ClassFragment(n, s, c.shape, c.gpu_type));
   return f;
 }
 
 }  // namespace
 
-int64_t ClassFragment(const NodeFree& node, const TaskShape& t) {
-  return ClassFragment(node, Summarize(node.gpu_free), t);
+int64_t ClassFragment(const NodeFree& node, const TaskShape& t, GpuTypeId type) {
+  return ClassFragment(node, Summarize(node.gpu_free), t, type);
 }
 
 double NodeFragment(const NodeFree& node, std::span<const TaskClass> mix) {
   return NodeFragment(node, Summarize(node.gpu_free), mix);
 }
 
-FragmentMove BestFragmentMove(const NodeState& node, const TaskShape& shape,
+FragmentMove BestFragmentMove(const NodeState& node, GpuTypeId node_type, const TaskShape& shape,
                               std::span<const TaskClass> mix) {
-  const NodeFree before{node.gpu_free, node.free.cpu_milli, node.free.memory_mib};
+  const NodeFree before{node.gpu_free, node.free.cpu_milli, node.free.memory_mib, node_type};
   const GpuSummary sb = Summarize(node.gpu_free);
   const double f0 = NodeFragment(before, sb, mix);
   std::array<int16_t, 64> buf;
   std::span<int16_t> after(buf.data(), node.gpu_free.size());
   std::copy(node.gpu_free.begin(), node.gpu_free.end(), after.begin());
   NodeFree next{after, node.free.cpu_milli - shape.cpu_milli,
-                node.free.memory_mib - shape.memory_mib};
+                node.free.memory_mib - shape.memory_mib, node_type};
   FragmentMove best;
   if (shape.fractional()) {
     // Try each GPU with room; GPUs with the same free amount lead to the same
@@ -140,9 +141,9 @@ std::span<const TaskClass> MixOrDefault(std::span<const TaskClass> mix) {
   return mix.empty() ? DefaultTaskMix() : mix;
 }
 
-double CpuTaskStrandingScore(const NodeState& node, const TaskShape& shape,
+double CpuTaskStrandingScore(const NodeState& node, GpuTypeId node_type, const TaskShape& shape,
                              std::span<const TaskClass> mix) {
-  return FragmentMoveScore(BestFragmentMove(node, shape, MixOrDefault(mix)).delta);
+  return FragmentMoveScore(BestFragmentMove(node, node_type, shape, MixOrDefault(mix)).delta);
 }
 
 std::vector<TaskClass> BuildTaskMix(std::span<const ShapeCount> counts, double coverage,
@@ -151,17 +152,19 @@ std::vector<TaskClass> BuildTaskMix(std::span<const ShapeCount> counts, double c
     double count = 0;
     double memory = 0;  // count-weighted sum
   };
-  std::map<std::tuple<int64_t, int32_t, int32_t>, Acc> by_key;
+  using Key = std::tuple<int64_t, int32_t, int32_t, int32_t>;  // cpu, gpus, milli, GPU type
+  std::map<Key, Acc> by_key;
   double total = 0;
   for (const ShapeCount& c : counts) {
     if (!(c.count > 0)) continue;
     const TaskShape& s = c.shape;
-    Acc& a = by_key[{s.cpu_milli, s.gpus, s.gpus == 0 ? 1000 : s.gpu_milli}];
+    Acc& a = by_key[{s.cpu_milli, s.gpus, s.gpus == 0 ? 1000 : s.gpu_milli,
+                     s.gpus == 0 ? -1 : c.gpu_type.value()}];
     a.count += c.count;
     a.memory += c.count * double(s.memory_mib);
     total += c.count;
   }
-  std::vector<std::pair<const std::tuple<int64_t, int32_t, int32_t>*, const Acc*>> v;
+  std::vector<std::pair<const Key*, const Acc*>> v;
   for (const auto& [k, a] : by_key) v.push_back({&k, &a});
   std::stable_sort(v.begin(), v.end(),
                    [](const auto& x, const auto& y) { return x.second->count > y.second->count; });
@@ -171,7 +174,7 @@ std::vector<TaskClass> BuildTaskMix(std::span<const ShapeCount> counts, double c
     if (mix.size() >= max_classes || (total > 0 && kept >= coverage * total)) break;
     TaskShape s{std::get<0>(*k), static_cast<int64_t>(std::llround(a->memory / a->count)),
                 std::get<1>(*k), std::get<2>(*k)};
-    mix.push_back({s, a->count});
+    mix.push_back({s, a->count, GpuTypeId(std::get<3>(*k))});
     kept += a->count;
   }
   for (TaskClass& c : mix) c.weight /= kept;
@@ -185,7 +188,9 @@ double FragmentationRate(const ClusterState& state, std::span<const TaskClass> m
     const NodeId id(static_cast<int32_t>(i));
     if (!state.healthy(id)) continue;
     const NodeState& n = state.node(id);
-    frag += NodeFragment({n.gpu_free, n.free.cpu_milli, n.free.memory_mib}, mix);
+    frag += NodeFragment({n.gpu_free, n.free.cpu_milli, n.free.memory_mib,
+                          state.fleet().node(id).gpu_type},
+                         mix);
     free += n.free.gpu_milli;
   }
   return free > 0 ? frag / double(free) : 0.0;

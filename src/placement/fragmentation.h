@@ -15,8 +15,8 @@
 // a shared-GPU task also picks the GPU inside the node that way. This follows
 // the paper and the authors' simulator (hkust-adsl/kubernetes-scheduler-
 // simulator: pkg/utils/frag.go, pkg/simulator/plugin/fgd_score.go), with memory
-// checked beside CPU. GPU-type constraints of classes are not modelled (every
-// class may use every GPU type).
+// checked beside CPU. A class limited to one GPU type (FGD's "no access")
+// counts every free milli-GPU of nodes of other types.
 //
 // Pure functions; thread-safe.
 #pragma once
@@ -34,6 +34,7 @@ namespace meridian {
 struct TaskClass {
   TaskShape shape;
   double weight = 1.0;
+  GpuTypeId gpu_type;  // the only GPU type the class may use; invalid: any
 };
 
 // Free resources of a node as the fragment measure sees them.
@@ -41,10 +42,12 @@ struct NodeFree {
   std::span<const int16_t> gpu_free;  // milli free per GPU
   int64_t cpu_milli = 0;
   int64_t memory_mib = 0;
+  GpuTypeId gpu_type;  // invalid for CPU-only nodes
 };
 
-// Milli-GPUs of `node` that class `t` cannot use (see above).
-int64_t ClassFragment(const NodeFree& node, const TaskShape& t);
+// Milli-GPUs of `node` that class `t` (limited to GPU type `type` when valid)
+// cannot use (see above).
+int64_t ClassFragment(const NodeFree& node, const TaskShape& t, GpuTypeId type = GpuTypeId());
 
 // Expected fragment of `node` over `mix` (sum of weight × ClassFragment).
 double NodeFragment(const NodeFree& node, std::span<const TaskClass> mix);
@@ -57,7 +60,7 @@ struct FragmentMove {
   double delta = 0;
   int gpu = -1;
 };
-FragmentMove BestFragmentMove(const NodeState& node, const TaskShape& shape,
+FragmentMove BestFragmentMove(const NodeState& node, GpuTypeId node_type, const TaskShape& shape,
                               std::span<const TaskClass> mix);
 
 // GPU capacity (milli) a task's CPU and memory take beyond its GPUs, in
@@ -80,17 +83,19 @@ std::span<const TaskClass> MixOrDefault(std::span<const TaskClass> mix);
 // scorer: FragmentMoveScore of the fragment the task's CPU and memory add (GPU
 // capacity that the mix can no longer use there). Highest where it strands
 // the least.
-double CpuTaskStrandingScore(const NodeState& node, const TaskShape& shape,
+double CpuTaskStrandingScore(const NodeState& node, GpuTypeId node_type, const TaskShape& shape,
                              std::span<const TaskClass> mix);
 
 // Builds a mix from observed shapes and their (possibly decayed) counts, as
 // FGD builds its "typical pods": the most frequent shapes, by count, until
 // `coverage` of the total is reached (at most `max_classes`), renormalised to
 // sum to 1. Shapes that differ only in memory are one class whose memory is
-// the count-weighted mean. Deterministic: ties by shape order.
+// the count-weighted mean; a GPU-type limit is part of the shape.
+// Deterministic: ties by shape order.
 struct ShapeCount {
   TaskShape shape;
   double count = 0;
+  GpuTypeId gpu_type;  // the only type allowed; invalid: any
 };
 std::vector<TaskClass> BuildTaskMix(std::span<const ShapeCount> counts, double coverage = 0.95,
                                     size_t max_classes = 64);

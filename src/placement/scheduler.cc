@@ -88,7 +88,8 @@ absl::Status Scheduler::Submit(const Job& job) {
   e.job = job;
   Entry& stored = jobs_.emplace(job.id, std::move(e)).first->second;
   Enqueue(stored);
-  if (!task_mix_fixed_) LearnShape(s, job.replicas);
+  if (!task_mix_fixed_)
+    LearnShape(s, job.replicas, job.gpu_types.size() == 1 ? job.gpu_types[0].type : GpuTypeId());
   return absl::OkStatus();
 }
 
@@ -151,12 +152,12 @@ void Scheduler::SetTaskMix(std::vector<TaskClass> mix) {
   task_mix_dirty_ = false;
 }
 
-void Scheduler::LearnShape(const TaskShape& s, int32_t replicas) {
+void Scheduler::LearnShape(const TaskShape& s, int32_t replicas, GpuTypeId type) {
   // Exponential decay by submissions: instead of scaling every count down,
   // later submissions count more (the increment grows by 2 per half-life).
   const double half_life = options_.task_mix_half_life;
-  shape_counts_[{s.cpu_milli, s.memory_mib, s.gpus, s.gpus == 0 ? 1000 : s.gpu_milli}] +=
-      mix_increment_ * replicas;
+  shape_counts_[{s.cpu_milli, s.memory_mib, s.gpus, s.gpus == 0 ? 1000 : s.gpu_milli,
+                 type.Valid() ? type.value() : -1}] += mix_increment_ * replicas;
   mix_increment_ *= std::exp2(double(replicas) / half_life);
   if (mix_increment_ > 1e200 || shape_counts_.size() > 4096) {
     // Rescale (and forget shapes whose weight decayed to nothing).
@@ -173,7 +174,8 @@ void Scheduler::RebuildTaskMix() {
   std::vector<ShapeCount> counts;
   counts.reserve(shape_counts_.size());
   for (const auto& [k, n] : shape_counts_)
-    counts.push_back({TaskShape{std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k)}, n});
+    counts.push_back({TaskShape{std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k)}, n,
+                      GpuTypeId(std::get<4>(k))});
   task_mix_ = BuildTaskMix(counts);
   task_mix_dirty_ = false;
 }

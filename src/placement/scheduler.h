@@ -169,7 +169,7 @@ class Scheduler final : public WaitEstimator {
   bool TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out);
   // Earliest time `demand_gpu_milli` is free in `pool` as running jobs end; +inf if never.
   double PoolFreeAt(int pool, int64_t demand_gpu_milli, int64_t* extra) const;
-  void LearnShape(const TaskShape& shape, int32_t replicas);
+  void LearnShape(const TaskShape& shape, int32_t replicas, GpuTypeId type);
   void RebuildTaskMix();
 
   const Fleet* fleet_;
@@ -200,8 +200,9 @@ class Scheduler final : public WaitEstimator {
   std::vector<TaskClass> task_mix_;
   bool task_mix_fixed_ = false;
   bool task_mix_dirty_ = false;
-  // Learned task mix: (cpu, memory, gpus, milli per GPU) -> decayed replica count.
-  std::map<std::tuple<int64_t, int64_t, int32_t, int32_t>, double> shape_counts_;
+  // Learned task mix: (cpu, memory, gpus, milli per GPU, the one allowed GPU
+  // type or -1) -> decayed replica count.
+  std::map<std::tuple<int64_t, int64_t, int32_t, int32_t, int32_t>, double> shape_counts_;
   double mix_increment_ = 1;
 };
 

@@ -54,6 +54,14 @@ TEST(FragmentTest, ClassesThatCannotFitTheGpusOrUseNoneCountEverything) {
   EXPECT_EQ(ClassFragment(NodeFree{none, 64000, 1 << 20}, Shape(8, 0)), 0);
 }
 
+TEST(FragmentTest, AClassLimitedToAnotherGpuTypeCountsEverything) {
+  std::vector<int16_t> gpus = {1000, 1000};
+  NodeFree n{gpus, 64000, 1 << 20, GpuTypeId(0)};
+  EXPECT_EQ(ClassFragment(n, Shape(4, 1), GpuTypeId(0)), 0);
+  EXPECT_EQ(ClassFragment(n, Shape(4, 1), GpuTypeId(1)), 2000);
+  EXPECT_EQ(ClassFragment(n, Shape(4, 1)), 0);  // any type
+}
+
 TEST(FragmentTest, AHalfGpuTaskTakesTheGpuThatLeavesAUsableHalf) {
   // Two GPUs, 1.0 and 0.6 free; the workload is half-GPU tasks. Best fit
   // would take the 0.6 GPU and strand 0.1; FGD takes the whole one, leaving
@@ -67,7 +75,7 @@ TEST(FragmentTest, AHalfGpuTaskTakesTheGpuThatLeavesAUsableHalf) {
   state.Allocate(n, test::GpuShare(400), /*gpu=*/1);
   ASSERT_THAT(state.node(n).gpu_free, ::testing::ElementsAre(1000, 600));
   std::vector<TaskClass> mix = {{test::GpuShare(500), 1.0}};
-  FragmentMove move = BestFragmentMove(state.node(n), test::GpuShare(500), mix);
+  FragmentMove move = BestFragmentMove(state.node(n), GpuTypeId(), test::GpuShare(500), mix);
   EXPECT_EQ(move.gpu, 0);
   EXPECT_DOUBLE_EQ(move.delta, 0);
   EXPECT_GT(FragmentMoveScore(move.delta), FragmentMoveScore(100));
@@ -102,12 +110,12 @@ TEST(FragmentTest, TheMoveIsTheChangeOfTheExpectedFragment) {
   const NodeId n = fleet.FindNode("n-0");
   std::vector<TaskClass> mix = {{Shape(12, 1), 1.0}};
   // A CPU-only task that leaves 8 cores strands all 8 GPUs for 12-core tasks.
-  EXPECT_DOUBLE_EQ(BestFragmentMove(state.node(n), Shape(88, 0), mix).delta, 8000);
+  EXPECT_DOUBLE_EQ(BestFragmentMove(state.node(n), GpuTypeId(), Shape(88, 0), mix).delta, 8000);
   // One that leaves enough changes nothing.
-  EXPECT_DOUBLE_EQ(BestFragmentMove(state.node(n), Shape(8, 0), mix).delta, 0);
+  EXPECT_DOUBLE_EQ(BestFragmentMove(state.node(n), GpuTypeId(), Shape(8, 0), mix).delta, 0);
   EXPECT_DOUBLE_EQ(FragmentMoveScore(0), 50);
   // A 1-GPU task on an empty node: the node loses one usable GPU, fragments none.
-  EXPECT_DOUBLE_EQ(BestFragmentMove(state.node(n), Shape(12, 1), mix).delta, 0);
+  EXPECT_DOUBLE_EQ(BestFragmentMove(state.node(n), GpuTypeId(), Shape(12, 1), mix).delta, 0);
 }
 
 TEST(TaskMixTest, KeepsTheMostFrequentFullShapesUpToTheCoverage) {

@@ -18,7 +18,7 @@ class BestFitScorer final : public Scorer {
     const NodeState& n = ctx.state.node(id);
     if (by_fleet_) return ScoreByFleet(ctx, n, cap);
     if (ctx.job.shape.gpus == 0 && cap.gpu_milli > 0)
-      return CpuTaskStrandingScore(n, ctx.job.shape, ctx.task_mix);
+      return CpuTaskStrandingScore(n, ctx.fleet.node(id).gpu_type, ctx.job.shape, ctx.task_mix);
     Resources after = n.free - ctx.job.shape.AsResources();
     double gpu = Frac(cap.gpu_milli - after.gpu_milli, cap.gpu_milli);
     double other = std::max(Frac(cap.cpu_milli - after.cpu_milli, cap.cpu_milli),
