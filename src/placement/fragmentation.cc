@@ -181,6 +181,15 @@ std::vector<TaskClass> BuildTaskMix(std::span<const ShapeCount> counts, double c
   return mix;
 }
 
+std::vector<TaskClass> WorkloadTaskMix(std::span<const Job> jobs) {
+  std::vector<ShapeCount> counts;
+  counts.reserve(jobs.size());
+  for (const Job& j : jobs)
+    counts.push_back({j.shape, double(j.replicas),
+                      j.gpu_types.size() == 1 ? j.gpu_types[0].type : GpuTypeId()});
+  return BuildTaskMix(counts);
+}
+
 double FragmentationRate(const ClusterState& state, std::span<const TaskClass> mix) {
   double frag = 0;
   int64_t free = 0;

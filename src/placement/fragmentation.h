@@ -34,7 +34,7 @@ namespace meridian {
 struct TaskClass {
   TaskShape shape;
   double weight = 1.0;
-  GpuTypeId gpu_type;  // the only GPU type the class may use; invalid: any
+  GpuTypeId gpu_type = GpuTypeId();  // the only GPU type the class may use; invalid: any
 };
 
 // Free resources of a node as the fragment measure sees them.
@@ -42,7 +42,7 @@ struct NodeFree {
   std::span<const int16_t> gpu_free;  // milli free per GPU
   int64_t cpu_milli = 0;
   int64_t memory_mib = 0;
-  GpuTypeId gpu_type;  // invalid for CPU-only nodes
+  GpuTypeId gpu_type = GpuTypeId();  // invalid for CPU-only nodes
 };
 
 // Milli-GPUs of `node` that class `t` (limited to GPU type `type` when valid)
@@ -95,10 +95,16 @@ double CpuTaskStrandingScore(const NodeState& node, GpuTypeId node_type, const T
 struct ShapeCount {
   TaskShape shape;
   double count = 0;
-  GpuTypeId gpu_type;  // the only type allowed; invalid: any
+  GpuTypeId gpu_type = GpuTypeId();  // the only type allowed; invalid: any
 };
 std::vector<TaskClass> BuildTaskMix(std::span<const ShapeCount> counts, double coverage = 0.95,
                                     size_t max_classes = 64);
+
+// The task mix of a known job list (a trace, a queue): BuildTaskMix over every
+// job's replica shape, CPU-only jobs included, a job allowed exactly one GPU
+// type limited to it. The simulator and `meridian place` give it to the
+// scheduler, since they know the whole workload.
+std::vector<TaskClass> WorkloadTaskMix(std::span<const Job> jobs);
 
 // Cluster-wide fragmentation rate: the expected fragment of every healthy node
 // over `mix`, as a share of the cluster's free milli-GPUs (0 when none are free).

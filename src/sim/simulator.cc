@@ -113,15 +113,6 @@ Workload TraceToWorkload(const Fleet& fleet, const Trace& trace, const SimPolicy
   return w;
 }
 
-std::vector<TaskClass> WorkloadTaskMix(const std::vector<Job>& jobs) {
-  std::vector<ShapeCount> counts;
-  counts.reserve(jobs.size());
-  for (const Job& j : jobs)
-    counts.push_back({j.shape, double(j.replicas),
-                      j.gpu_types.size() == 1 ? j.gpu_types[0].type : GpuTypeId()});
-  return BuildTaskMix(counts);
-}
-
 absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trace,
                                            const SimPolicy& policy, const SimOptions& options,
                                            const ProgressFn& progress) {

@@ -58,11 +58,6 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
                                            const SimPolicy& policy, const SimOptions& options,
                                            const ProgressFn& progress = nullptr);
 
-// The task mix of a job list, as FGD's "typical pods" (placement/fragmentation.h
-// BuildTaskMix over every job's replica shape, CPU-only jobs included). The
-// simulator gives it to the scheduler, since the whole trace is known.
-std::vector<TaskClass> WorkloadTaskMix(const std::vector<Job>& jobs);
-
 // The job list the simulator gives the scheduler (objective override,
 // datasets, residency), exposed so `meridian place` and `meridian sim` can be
 // compared on the same mix. Tenants are created from the trace's tenant names.

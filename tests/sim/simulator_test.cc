@@ -73,6 +73,7 @@ TEST(Simulator, SamePlacementsAsDirectSchedulingAtTimeZero) {
     ASSERT_TRUE(sched.ok());
     for (const Tenant& t : w.tenants) ASSERT_TRUE((*sched)->AddTenant(t).ok());
     for (const Job& j : w.jobs) ASSERT_TRUE((*sched)->Submit(j).ok());
+    (*sched)->SetTaskMix(WorkloadTaskMix(w.jobs));  // as `meridian place` and the simulator
     (void)(*sched)->Schedule();
     std::map<int32_t, std::vector<int32_t>> direct;
     for (JobId id : (*sched)->running())
