@@ -31,11 +31,9 @@ std::string Dur(double s) {
 
 namespace {
 absl::StatusOr<std::vector<sim::SimPolicy>> MakePolicies(const std::vector<std::string>& names) {
-  sim::SimPolicyRegistry registry;
-  sim::RegisterBuiltinSimPolicies(registry);
   std::vector<sim::SimPolicy> policies;
   for (const std::string& p : names) {
-    auto pol = registry.Make(p);
+    auto pol = sim::MakeBuiltinSimPolicy(p);
     if (!pol.ok()) return pol.status();
     policies.push_back(*std::move(pol));
   }

@@ -122,4 +122,10 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
   if (!gavel.ok()) std::abort();
 }
 
+absl::StatusOr<SimPolicy> MakeBuiltinSimPolicy(const std::string& name) {
+  SimPolicyRegistry r;
+  RegisterBuiltinSimPolicies(r);
+  return r.Make(name);
+}
+
 }  // namespace meridian::sim

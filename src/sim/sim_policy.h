@@ -45,4 +45,8 @@ class SimPolicyRegistry {
 // (heterogeneity-aware FIFO: fastest GPU type by each job's true speeds).
 void RegisterBuiltinSimPolicies(SimPolicyRegistry& registry);
 
+// One built-in policy by name (a registry of the built-ins, made for the call).
+// NotFound naming the known policies.
+absl::StatusOr<SimPolicy> MakeBuiltinSimPolicy(const std::string& name);
+
 }  // namespace meridian::sim

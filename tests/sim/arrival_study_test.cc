@@ -17,9 +17,7 @@ namespace meridian::sim {
 namespace {
 
 SimPolicy Policy(const std::string& name) {
-  SimPolicyRegistry r;
-  RegisterBuiltinSimPolicies(r);
-  auto p = r.Make(name);
+  auto p = MakeBuiltinSimPolicy(name);
   EXPECT_TRUE(p.ok()) << p.status();
   return *p;
 }

@@ -39,9 +39,7 @@ TraceJob OneGpuJob(std::string name, double submit, double duration) {
 }
 
 SimPolicy Policy(const std::string& name) {
-  SimPolicyRegistry r;
-  RegisterBuiltinSimPolicies(r);
-  auto p = r.Make(name);
+  auto p = MakeBuiltinSimPolicy(name);
   EXPECT_TRUE(p.ok()) << p.status();
   return *p;
 }
