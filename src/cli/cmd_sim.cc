@@ -1,8 +1,9 @@
 // meridian sim: replay a trace through one or more policies on a fleet.
+#include <unistd.h>
+
 #include <cmath>
 #include <fstream>
 #include <iostream>
-#include <unistd.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
@@ -62,7 +63,8 @@ int RunArrivalStudy(const SimArgs& a, const Fleet& fleet, const sim::Trace& trac
   o.first_seed = uint64_t(a.shuffle);
   o.seeds = a.seeds;
   if (o.inflate < o.checkpoints.back()) {
-    while (!o.checkpoints.empty() && o.checkpoints.back() > o.inflate + 1e-9) o.checkpoints.pop_back();
+    while (!o.checkpoints.empty() && o.checkpoints.back() > o.inflate + 1e-9)
+      o.checkpoints.pop_back();
     o.checkpoints.push_back(o.inflate);
   }
   auto results = sim::RunArrivalStudy(fleet, trace, *policies, o);
@@ -91,13 +93,15 @@ int RunArrivalStudy(const SimArgs& a, const Fleet& fleet, const sim::Trace& trac
       (long long)a.shuffle);
   std::cout << "unallocated GPUs (% of the fleet's) when the arrived GPU demand reached:\n";
   std::cout << absl::StrFormat("%-12s", "policy");
-  for (double c : o.checkpoints) std::cout << absl::StrFormat(" %14s", absl::StrFormat("%.0f%%", 100 * c));
+  for (double c : o.checkpoints)
+    std::cout << absl::StrFormat(" %14s", absl::StrFormat("%.0f%%", 100 * c));
   std::cout << absl::StrFormat(" %9s %7s\n", "frag@100%", "wall");
   for (const auto& r : *results) {
     std::cout << absl::StrFormat("%-12s", r.policy);
     for (size_t c = 0; c < r.checkpoints.size(); ++c)
-      std::cout << absl::StrFormat(" %14s", absl::StrFormat("%.2f ± %.2f", 100 * r.unallocated_mean[c],
-                                                             100 * r.unallocated_std[c]));
+      std::cout << absl::StrFormat(
+          " %14s",
+          absl::StrFormat("%.2f ± %.2f", 100 * r.unallocated_mean[c], 100 * r.unallocated_std[c]));
     double frag100 = std::nan("");
     for (size_t c = 0; c < r.checkpoints.size(); ++c)
       if (std::abs(r.checkpoints[c] - 1.0) < 1e-9) frag100 = r.fragmentation_mean[c];
@@ -139,8 +143,8 @@ int RunSim(const SimArgs& a) {
   if (a.inflate > 0) {
     // Cycle the trace's jobs (shifted in time) until the GPU demand that has
     // arrived reaches `inflate` times the fleet's GPUs (FGD's methodology).
-    absl::Status s = sim::InflateTrace(a.inflate * double(fleet->total_capacity().gpu_milli),
-                                       nullptr, &*trace);
+    absl::Status s =
+        sim::InflateTrace(a.inflate * double(fleet->total_capacity().gpu_milli), nullptr, &*trace);
     if (!s.ok()) {
       std::cerr << "sim: --inflate: " << s.message() << "\n";
       return kExitInvalid;

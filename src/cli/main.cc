@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
                    "its measured k80/p100/v100 speeds");
   simc->add_flag("-q,--quiet", sa.quiet, "No progress bar, no summary table");
   simc->footer(
-      "Policies: fifo, sjf, tiresias, drf (queueing); fgd, fgd_published, best_fit, dot_product, random "
+      "Policies: fifo, sjf, tiresias, drf (queueing); fgd, fgd_published, best_fit, dot_product, "
+      "random "
       "(packing);\ncheapest, fastest, meridian (region choice); gavel (heterogeneity-aware, "
       "with --gavel).");
 

@@ -111,8 +111,9 @@ Allocation ClusterState::Allocate(NodeId id, const TaskShape& shape, int gpu) {
     // The caller's GPU, else best fit: the partly used GPU with the least room that fits.
     int best = gpu;
     if (best >= 0) {
-      MERIDIAN_CHECK(size_t(best) < s.gpu_free.size() && s.gpu_free[size_t(best)] >= shape.gpu_milli,
-                     "Allocate: the chosen GPU has no room for the task");
+      MERIDIAN_CHECK(
+          size_t(best) < s.gpu_free.size() && s.gpu_free[size_t(best)] >= shape.gpu_milli,
+          "Allocate: the chosen GPU has no room for the task");
     } else {
       for (size_t g = 0; g < s.gpu_free.size(); ++g)
         if (s.gpu_free[g] >= shape.gpu_milli &&

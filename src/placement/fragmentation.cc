@@ -115,7 +115,8 @@ double CpuShareCost(const NodeState& node, const TaskShape& shape) {
   const int64_t idle = node.free.gpu_milli;
   if (idle <= 0) return 0;
   double share = 0;
-  if (node.free.cpu_milli > 0) share = std::max(share, double(shape.cpu_milli) / double(node.free.cpu_milli));
+  if (node.free.cpu_milli > 0)
+    share = std::max(share, double(shape.cpu_milli) / double(node.free.cpu_milli));
   if (node.free.memory_mib > 0)
     share = std::max(share, double(shape.memory_mib) / double(node.free.memory_mib));
   return std::max(0.0, double(idle) * std::min(share, 1.0) - double(shape.total_gpu_milli()));
@@ -185,8 +186,8 @@ std::vector<TaskClass> WorkloadTaskMix(std::span<const Job> jobs) {
   std::vector<ShapeCount> counts;
   counts.reserve(jobs.size());
   for (const Job& j : jobs)
-    counts.push_back({j.shape, double(j.replicas),
-                      j.gpu_types.size() == 1 ? j.gpu_types[0].type : GpuTypeId()});
+    counts.push_back(
+        {j.shape, double(j.replicas), j.gpu_types.size() == 1 ? j.gpu_types[0].type : GpuTypeId()});
   return BuildTaskMix(counts);
 }
 
@@ -197,9 +198,8 @@ double FragmentationRate(const ClusterState& state, std::span<const TaskClass> m
     const NodeId id(static_cast<int32_t>(i));
     if (!state.healthy(id)) continue;
     const NodeState& n = state.node(id);
-    frag += NodeFragment({n.gpu_free, n.free.cpu_milli, n.free.memory_mib,
-                          state.fleet().node(id).gpu_type},
-                         mix);
+    frag += NodeFragment(
+        {n.gpu_free, n.free.cpu_milli, n.free.memory_mib, state.fleet().node(id).gpu_type}, mix);
     free += n.free.gpu_milli;
   }
   return free > 0 ? frag / double(free) : 0.0;

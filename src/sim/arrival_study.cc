@@ -15,7 +15,8 @@ double GpuDemand(const TraceJob& j) { return double(j.shape.total_gpu_milli()) *
 absl::Status InflateTrace(double target_gpu_milli, Rng* rng, Trace* trace) {
   double demand = 0;
   for (const TraceJob& j : trace->jobs) demand += GpuDemand(j);
-  if (!(demand > 0)) return absl::InvalidArgumentError("inflation needs a trace that asks for GPUs");
+  if (!(demand > 0))
+    return absl::InvalidArgumentError("inflation needs a trace that asks for GPUs");
   const size_t base = trace->jobs.size();
   const double span = trace->jobs.back().submit_s - trace->jobs.front().submit_s + 1;
   for (size_t k = 0; demand < target_gpu_milli; ++k) {
@@ -33,7 +34,8 @@ absl::Status InflateTrace(double target_gpu_milli, Rng* rng, Trace* trace) {
 void ShuffleArrivals(uint64_t seed, Trace* trace) {
   Rng rng(seed);
   std::vector<TraceJob>& jobs = trace->jobs;
-  for (size_t i = jobs.size(); i > 1; --i) std::swap(jobs[i - 1], jobs[size_t(rng.Uniform(0, int64_t(i) - 1))]);
+  for (size_t i = jobs.size(); i > 1; --i)
+    std::swap(jobs[i - 1], jobs[size_t(rng.Uniform(0, int64_t(i) - 1))]);
   for (size_t i = 0; i < jobs.size(); ++i) jobs[i].submit_s = double(i);
 }
 
@@ -46,7 +48,8 @@ absl::StatusOr<std::vector<ArrivalStudyResult>> RunArrivalStudy(
     return absl::InvalidArgumentError("inflate must be in (0, 100]");
   if (trace.jobs.empty()) return absl::InvalidArgumentError("trace has no jobs");
   for (size_t i = 0; i < options.checkpoints.size(); ++i)
-    if (!(options.checkpoints[i] > 0) || (i > 0 && options.checkpoints[i] <= options.checkpoints[i - 1]))
+    if (!(options.checkpoints[i] > 0) ||
+        (i > 0 && options.checkpoints[i] <= options.checkpoints[i - 1]))
       return absl::InvalidArgumentError("checkpoints must be positive and ascending");
   std::vector<ArrivalStudyResult> out(policies.size());
   for (size_t p = 0; p < policies.size(); ++p) {
@@ -90,7 +93,8 @@ absl::StatusOr<std::vector<ArrivalStudyResult>> RunArrivalStudy(
         r.fragmentation_mean[c] += r.fragmentation_rate[k][c] / n;
       }
       double ss = 0;
-      for (const auto& u : r.unallocated) ss += (u[c] - r.unallocated_mean[c]) * (u[c] - r.unallocated_mean[c]);
+      for (const auto& u : r.unallocated)
+        ss += (u[c] - r.unallocated_mean[c]) * (u[c] - r.unallocated_mean[c]);
       r.unallocated_std[c] = n > 1 ? std::sqrt(ss / (n - 1)) : 0;
     }
   }
@@ -107,8 +111,11 @@ std::string ArrivalStudyToJson(const std::vector<ArrivalStudyResult>& results,
     return a;
   };
   Json doc = Json::object();
-  doc["run"] = {{"fleet", info.fleet}, {"trace", info.trace}, {"nodes", info.nodes},
-                {"gpus", info.gpus},   {"scenario", info.scenario}};
+  doc["run"] = {{"fleet", info.fleet},
+                {"trace", info.trace},
+                {"nodes", info.nodes},
+                {"gpus", info.gpus},
+                {"scenario", info.scenario}};
   doc["study"] = {{"method", "arrival study: inflate, shuffle, no departures"},
                   {"inflate", options.inflate},
                   {"first_seed", options.first_seed},

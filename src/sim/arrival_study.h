@@ -32,8 +32,8 @@ absl::Status InflateTrace(double target_gpu_milli, Rng* rng, Trace* trace);
 void ShuffleArrivals(uint64_t seed, Trace* trace);
 
 struct ArrivalStudyOptions {
-  double inflate = 1.3;                // GPU demand / fleet GPUs
-  uint64_t first_seed = 42;            // orders: first_seed, first_seed + 1, ...
+  double inflate = 1.3;      // GPU demand / fleet GPUs
+  uint64_t first_seed = 42;  // orders: first_seed, first_seed + 1, ...
   int32_t seeds = 1;
   std::vector<double> checkpoints = {0.9, 1.0, 1.1, 1.2, 1.3};
 };
@@ -47,7 +47,7 @@ struct ArrivalStudyResult {
   // Per checkpoint over the seeds: mean and sample standard deviation.
   std::vector<double> unallocated_mean, unallocated_std;
   std::vector<double> fragmentation_mean;
-  double wall_s = 0;  // summed over seeds
+  double wall_s = 0;   // summed over seeds
   PolicyResult first;  // the full result of the first seed (curves for the report)
 };
 

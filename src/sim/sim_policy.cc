@@ -84,15 +84,22 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
         o.enable_preemption = true;
         return o;
       });
-  add("fgd", "fragmentation gradient descent (FGD, Weng et al. ATC '23), CPU-aware: least growth of the expected GPU fragment plus twice the GPU capacity a pod's CPU takes in proportion, FIFO",
-      [] { return Packing({{"fragmentation", 1.0, {}}}); });
+  add("fgd",
+      "fragmentation gradient descent (FGD, Weng et al. ATC '23), CPU-aware: least growth of the "
+      "expected GPU fragment plus twice the GPU capacity a pod's CPU takes in proportion, FIFO",
+      [] {
+        return Packing({{"fragmentation", 1.0, {}}});
+      });
   add("fgd_published",
-      "FGD exactly as published (no CPU-share term), FIFO: the paper's measure alone",
-      [] { return Packing({{"fragmentation", 1.0, {{"cpu_share", "0"}}}}); });
+      "FGD exactly as published (no CPU-share term), FIFO: the paper's measure alone", [] {
+        return Packing({{"fragmentation", 1.0, {{"cpu_share", "0"}}}});
+      });
   add("best_fit",
       "best-fit bin packing as the FGD authors' baseline (least CPU and GPU left, by the "
       "largest node), CPU-aware (cpu_share 2), FIFO",
-      [] { return Packing({{"best_fit", 1.0, {{"normalize", "fleet"}, {"cpu_share", "2"}}}}); });
+      [] {
+        return Packing({{"best_fit", 1.0, {{"normalize", "fleet"}, {"cpu_share", "2"}}}});
+      });
   add("dot_product", "Tetris dot-product alignment, FIFO",
       [] { return Packing({{"dot_product", 1.0, {}}}); });
   add("random", "uniformly random feasible node, FIFO", [] {

@@ -189,7 +189,8 @@ TEST(CliSim, ArrivalStudyReportsCheckpointsPerSeedAndRefusesIncompleteFlags) {
   const std::string out = ::testing::TempDir() + "/arrival-study.json";
   Result r = RunCli("sim --fleet " + Fix("small-fleet.yaml") +
                     " --trace synthetic:300 --no-departures --inflate 1.3 --shuffle 7 --seeds 2"
-                    " --policy fgd --policy random -q --json " + out);
+                    " --policy fgd --policy random -q --json " +
+                    out);
   ASSERT_EQ(r.rc, 0) << r.out;
   std::FILE* f = std::fopen(out.c_str(), "r");
   ASSERT_NE(f, nullptr);
@@ -206,7 +207,8 @@ TEST(CliSim, ArrivalStudyReportsCheckpointsPerSeedAndRefusesIncompleteFlags) {
   }
   for (const char* bad : {" --shuffle 7 --inflate 1.3", " --no-departures --shuffle 7",
                           " --no-departures --inflate 1.3 --seeds 3"}) {
-    r = RunCli("sim --fleet " + Fix("small-fleet.yaml") + " --trace synthetic:50 --policy fgd" + bad);
+    r = RunCli("sim --fleet " + Fix("small-fleet.yaml") + " --trace synthetic:50 --policy fgd" +
+               bad);
     EXPECT_NE(r.rc, 0) << bad;
     EXPECT_THAT(r.out, HasSubstr("arrival study")) << bad;
   }

@@ -290,8 +290,8 @@ TEST_F(ClusterTest, CpuOnlyJobsRunOffTheGpuNodes) {
   cluster_->StartAgent("cpu-2", "east", "4", "2Gi");
   ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 4; }, 30))
       << "agents did not register; logs in " << cluster_->root();
-  const std::string cmd = absl::StrCat("echo $$ > ", cluster_->pid_dir(),
-                                       "/$MERIDIAN_RUN_KEY; exec sleep 120");
+  const std::string cmd =
+      absl::StrCat("echo $$ > ", cluster_->pid_dir(), "/$MERIDIAN_RUN_KEY; exec sleep 120");
   auto node_of = [&](const v1::Job& j) {
     v1::Job r = cluster_->WaitState(j.id(), v1::JOB_RUNNING);
     EXPECT_EQ(r.state(), v1::JOB_RUNNING) << r.message();

@@ -45,11 +45,11 @@ TEST(FragmentTest, ANodeWithoutCpuCountsEveryIdleGpu) {
 TEST(FragmentTest, ClassesThatCannotFitTheGpusOrUseNoneCountEverything) {
   std::vector<int16_t> gpus = {1000, 1000, 300, 0};
   NodeFree n{gpus, 64000, 1 << 20};
-  EXPECT_EQ(ClassFragment(n, Shape(8, 4)), 2300);        // needs 4 whole GPUs, has 2
-  EXPECT_EQ(ClassFragment(n, Shape(8, 2)), 300);         // fits; the 0.3 GPU is lost
-  EXPECT_EQ(ClassFragment(n, Shape(2, 1, 400)), 300);    // 0.3 < 0.4
+  EXPECT_EQ(ClassFragment(n, Shape(8, 4)), 2300);      // needs 4 whole GPUs, has 2
+  EXPECT_EQ(ClassFragment(n, Shape(8, 2)), 300);       // fits; the 0.3 GPU is lost
+  EXPECT_EQ(ClassFragment(n, Shape(2, 1, 400)), 300);  // 0.3 < 0.4
   EXPECT_EQ(ClassFragment(n, Shape(2, 1, 300)), 0);
-  EXPECT_EQ(ClassFragment(n, Shape(8, 0)), 2300);        // CPU-only work uses no GPU
+  EXPECT_EQ(ClassFragment(n, Shape(8, 0)), 2300);  // CPU-only work uses no GPU
   std::vector<int16_t> none;
   EXPECT_EQ(ClassFragment(NodeFree{none, 64000, 1 << 20}, Shape(8, 0)), 0);
 }
@@ -122,8 +122,7 @@ TEST(TaskMixTest, KeepsTheMostFrequentFullShapesUpToTheCoverage) {
   std::vector<ShapeCount> counts = {
       {{4000, 1000, 1, 500}, 30}, {{4000, 3000, 1, 500}, 10},  // one class, memory 1500
       {{8000, 0, 0, 1000}, 25},                                // CPU-only work is a class
-      {{12000, 0, 1, 1000}, 30},
-      {{96000, 0, 8, 1000}, 5},
+      {{12000, 0, 1, 1000}, 30},  {{96000, 0, 8, 1000}, 5},
   };
   std::vector<TaskClass> mix = BuildTaskMix(counts, /*coverage=*/0.9);
   ASSERT_EQ(mix.size(), 3u);  // 40 + 30 + 25 = 95% >= 90%
@@ -144,12 +143,13 @@ TEST(CpuOnlyPlacementTest, GoesToCpuOnlyNodesOnAMixedFleet) {
   test::TestFleet tf;
   RegionId r = tf.Region("r");
   tf.Group({.name = "gpu", .region = r, .count = 4, .cpu_cores = 96, .price_hour = 0});
-  tf.Group({.name = "cpu", .region = r, .gpu_type = "", .count = 4, .cpu_cores = 96,
-            .price_hour = 0});
+  tf.Group(
+      {.name = "cpu", .region = r, .gpu_type = "", .count = 4, .cpu_cores = 96, .price_hour = 0});
   Fleet fleet = std::move(tf).Build();
-  std::vector<std::vector<ScorerSpec>> profiles = {
-      EngineOptions{}.scorers, {{"best_fit", 1.0, {}}}, {{"dot_product", 1.0, {}}},
-      {{"fragmentation", 1.0, {}}}};
+  std::vector<std::vector<ScorerSpec>> profiles = {EngineOptions{}.scorers,
+                                                   {{"best_fit", 1.0, {}}},
+                                                   {{"dot_product", 1.0, {}}},
+                                                   {{"fragmentation", 1.0, {}}}};
   for (const auto& scorers : profiles) {
     SCOPED_TRACE(scorers.front().name + (scorers.size() > 1 ? " (default profile)" : ""));
     EngineOptions o;

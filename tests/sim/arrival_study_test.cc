@@ -63,7 +63,8 @@ TEST(ArrivalStudy, InflationReachesTheTargetAndShufflesAreSeeded) {
   }
   EXPECT_EQ(na, nb);
   EXPECT_NE(na, nc);
-  EXPECT_EQ(std::set<std::string>(na.begin(), na.end()), std::set<std::string>(nc.begin(), nc.end()));
+  EXPECT_EQ(std::set<std::string>(na.begin(), na.end()),
+            std::set<std::string>(nc.begin(), nc.end()));
 
   Trace cpu_only;
   cpu_only.jobs.push_back(Pod("c", 8, 0));
@@ -134,7 +135,8 @@ class OpenbVariants : public ::testing::Test {
   std::map<std::string, double> At100(const Trace& t) {
     ArrivalStudyOptions o;
     o.checkpoints = {1.0};
-    auto res = RunArrivalStudy(fleet_, t, {Policy("fgd"), Policy("best_fit"), Policy("dot_product")}, o);
+    auto res =
+        RunArrivalStudy(fleet_, t, {Policy("fgd"), Policy("best_fit"), Policy("dot_product")}, o);
     EXPECT_TRUE(res.ok()) << res.status();
     std::map<std::string, double> out;
     if (res.ok())

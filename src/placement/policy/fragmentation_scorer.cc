@@ -11,9 +11,9 @@ class FragmentationScorer final : public Scorer {
   double Score(const PlacementContext& ctx, NodeId id) const override {
     if (ctx.job.shape.gpus > 0 && ctx.fleet.node(id).gpus == 0) return 50.0;  // no GPUs: neutral
     const NodeState& n = ctx.state.node(id);
-    double delta = BestFragmentMove(n, ctx.fleet.node(id).gpu_type, ctx.job.shape,
-                                    MixOrDefault(ctx.task_mix))
-                       .delta;
+    double delta =
+        BestFragmentMove(n, ctx.fleet.node(id).gpu_type, ctx.job.shape, MixOrDefault(ctx.task_mix))
+            .delta;
     if (cpu_share_ > 0) delta += cpu_share_ * CpuShareCost(n, ctx.job.shape);
     return FragmentMoveScore(delta);
   }

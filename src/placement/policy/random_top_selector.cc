@@ -33,9 +33,8 @@ absl::StatusOr<std::unique_ptr<Selector>> MakeRandomTopSelector(const PolicyOpti
   int k = 3;
   if (auto it = options.find("k"); it != options.end()) {
     if (!absl::SimpleAtoi(it->second, &k) || k < 1 || k > 100000)
-      return absl::InvalidArgumentError(
-          absl::StrCat("selector random_top: k must be an integer in 1..100000, got '", it->second,
-                       "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "selector random_top: k must be an integer in 1..100000, got '", it->second, "'"));
   }
   return std::make_unique<RandomTopSelector>(k);
 }
