@@ -45,9 +45,8 @@ SchedulerOptions Base(std::string queue) {
 // end, which covers the openb pools of 549 and 404 nodes) and break score ties
 // at random, as kube-scheduler does in the FGD authors' simulator. No
 // backfill: each job is tried when it arrives and after capacity is freed,
-// never held back by a reservation (with backfill on, jobs that failed would
-// be retried every pass and use up max_waiting_per_pass before new arrivals
-// are tried).
+// never held back by a reservation (whose start, estimated from durations,
+// means nothing when jobs never depart, as in the FGD method).
 SchedulerOptions Packing(std::vector<ScorerSpec> scorers) {
   SchedulerOptions o = Base("fifo");
   o.enable_backfill = false;
