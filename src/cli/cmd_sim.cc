@@ -1,9 +1,8 @@
 // meridian sim: replay a trace through one or more policies on a fleet.
-#include <unistd.h>
-
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <unistd.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"

@@ -69,10 +69,10 @@ class JobServiceImpl final
             return st;
           for (const auto& [var, name] : spec.secret_env)
             if (absl::StatusOr<std::string> v = ids->SecretValue(spec.tenant, name); !v.ok())
-              return absl::InvalidArgumentError(
-                  absl::StrCat("env.", var, ": tenant ", spec.tenant, " has no secret '", name,
-                               "' (meridian secret create ", name, " --tenant ", spec.tenant,
-                               " --from-file FILE)"));
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "env.", var, ": tenant ", spec.tenant, " has no secret '", name,
+                  "' (meridian secret create ", name, " --tenant ", spec.tenant,
+                  " --from-file FILE)"));
           return absl::OkStatus();
         });
     return reactor;

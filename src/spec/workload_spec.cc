@@ -489,12 +489,11 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
                                                    absl::string_view filename) {
   std::optional<YAML::Node> root = internal::LoadDocument(text, filename, sink_);
   if (!root) return std::nullopt;
-  MapReader m(
-      sink_, *root, "",
-      {"kind",     "name",         "tenant",          "replicas",       "shape",     "gpu_types",
-       "duration", "dataset",      "allowed_regions", "allowed_zones",  "objective", "cost_weight",
-       "spot",     "cross_region", "priority",        "tolerations",    "command",   "env",
-       "retries",  "backoff",      "grace",           "readiness_path", "training"});
+  MapReader m(sink_, *root, "",
+              {"kind", "name", "tenant", "replicas", "shape", "gpu_types", "duration", "dataset",
+               "allowed_regions", "allowed_zones", "objective", "cost_weight", "spot",
+               "cross_region", "priority", "tolerations", "command", "env", "retries", "backoff",
+               "grace", "readiness_path", "training"});
   if (!m.ok()) return std::nullopt;
   bool training = false;
   if (root->IsMap() && (*root)["kind"] && (*root)["kind"].IsScalar() &&
