@@ -2,7 +2,8 @@
 # Runs the simulator scenarios of docs/results.md on the real traces in
 # ../shared/data (read at run time) and writes JSON + HTML reports to out/.
 #   (a) Philly on its own fleet: fifo, sjf, tiresias, drf
-#   (b) openb: allocation as load grows: fgd, best_fit, dot_product, random
+#   (b) openb, the FGD paper's method (shuffled arrivals, 10 seeds), GPU-node and all-node
+#       fleets: fgd, fgd_published, best_fit, dot_product, random
 #   (c) cross-region: Philly jobs on a GCP fleet (real prices, Skyplane links)
 #       with datasets and residency: cheapest, fastest, meridian
 #   (d) heterogeneity: Philly jobs on a K80/P100/V100 fleet with Gavel's measured
@@ -35,12 +36,18 @@ run_a() {
     --json out/philly.json --report out/philly.html
 }
 run_b() {
-  $M import openb --nodes "$DATA/alibaba-gpu-v2023-openb/openb_node_list_all_node.csv" -o out/openb.yaml
-  $M sim --fleet out/openb.yaml --trace "openb:$DATA/alibaba-gpu-v2023-openb/openb_pod_list_default.csv" \
-    --lenient --no-departures --inflate 1.3 \
-    --policy fgd --policy best_fit --policy dot_product --policy random \
-    --scenario "Alibaba openb: GPU allocation as load grows (no departures)" \
-    --json out/openb.json --report out/openb.html
+  # The FGD paper's method (Weng et al., ATC '23): the default pod list inflated to 130% of
+  # the GPUs, arrivals in a seeded random order (seeds 42..51), no departures; unallocated
+  # GPUs at 90..130% arrived. On the GPU nodes (the paper's fleet) and on all nodes.
+  local openb="$DATA/alibaba-gpu-v2023-openb"
+  for nodes in gpu_node all_node; do
+    $M import openb --nodes "$openb/openb_node_list_$nodes.csv" -o "out/openb-$nodes.yaml"
+    $M sim --fleet "out/openb-$nodes.yaml" --trace "openb:$openb/openb_pod_list_default.csv" \
+      --lenient --no-departures --inflate 1.3 --shuffle 42 --seeds "${OPENB_SEEDS:-10}" \
+      --policy fgd --policy fgd_published --policy best_fit --policy dot_product --policy random \
+      --scenario "Alibaba openb ($nodes): unallocated GPUs as load grows (FGD's method)" \
+      --json "out/openb-$nodes.json" --report "out/openb-$nodes.html"
+  done
 }
 run_c() {
   regions=(us-central1 us-east4 us-west1 europe-west4 europe-west1 asia-east1 asia-northeast1

@@ -105,6 +105,7 @@ int RunPlace(const PlaceArgs& args) {
       std::cerr << "place: " << s.message() << "\n";
       return kExitInvalid;
     }
+  (*sched)->SetTaskMix(WorkloadTaskMix(workload->jobs));  // the whole workload is known
   std::vector<Decision> decisions = (*sched)->Schedule();
   // Present in workload order; evictions after the job that caused them.
   std::map<int32_t, Decision*> final_by_job;

@@ -1,4 +1,5 @@
 // meridian sim: replay a trace through one or more policies on a fleet.
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <unistd.h>
@@ -6,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
+#include "sim/arrival_study.h"
 #include "sim/gavel.h"
 #include "sim/report.h"
 #include "sim/simulator.h"
@@ -24,6 +26,87 @@ std::string Dur(double s) {
   if (s < 7200) return absl::StrFormat("%.1fm", s / 60);
   if (s < 172800) return absl::StrFormat("%.1fh", s / 3600);
   return absl::StrFormat("%.1fd", s / 86400);
+}
+}  // namespace
+
+namespace {
+absl::StatusOr<std::vector<sim::SimPolicy>> MakePolicies(const std::vector<std::string>& names) {
+  std::vector<sim::SimPolicy> policies;
+  for (const std::string& p : names) {
+    auto pol = sim::MakeBuiltinSimPolicy(p);
+    if (!pol.ok()) return pol.status();
+    policies.push_back(*std::move(pol));
+  }
+  return policies;
+}
+
+sim::RunInfo MakeRunInfo(const SimArgs& a, const Fleet& fleet) {
+  sim::RunInfo info;
+  info.fleet = a.fleet;
+  info.trace = a.trace;
+  info.nodes = int64_t(fleet.nodes().size());
+  info.gpus = fleet.total_capacity().gpu_milli / 1000;
+  info.seed = a.seed;
+  info.scenario = a.scenario.empty() ? a.trace : a.scenario;
+  return info;
+}
+
+int RunArrivalStudy(const SimArgs& a, const Fleet& fleet, const sim::Trace& trace) {
+  auto policies = MakePolicies(a.policies);
+  if (!policies.ok()) {
+    std::cerr << "sim: " << policies.status().message() << "\n";
+    return kExitInvalid;
+  }
+  sim::ArrivalStudyOptions o;
+  o.inflate = a.inflate;
+  o.first_seed = uint64_t(a.shuffle);
+  o.seeds = a.seeds;
+  if (o.inflate < o.checkpoints.back()) {
+    while (!o.checkpoints.empty() && o.checkpoints.back() > o.inflate + 1e-9)
+      o.checkpoints.pop_back();
+    o.checkpoints.push_back(o.inflate);
+  }
+  auto results = sim::RunArrivalStudy(fleet, trace, *policies, o);
+  if (!results.ok()) {
+    std::cerr << "sim: " << results.status().message() << "\n";
+    return kExitError;
+  }
+  const sim::RunInfo info = MakeRunInfo(a, fleet);
+  if (!a.json_out.empty() && !WriteFile(a.json_out, sim::ArrivalStudyToJson(*results, o, info))) {
+    std::cerr << "sim: cannot write " << a.json_out << "\n";
+    return kExitError;
+  }
+  if (!a.report_out.empty()) {
+    std::vector<sim::PolicyResult> first;
+    for (const auto& r : *results) first.push_back(r.first);
+    if (!WriteFile(a.report_out, sim::RenderHtmlReport(first, info))) {
+      std::cerr << "sim: cannot write " << a.report_out << "\n";
+      return kExitError;
+    }
+  }
+  if (a.quiet) return kExitOk;
+  std::cout << absl::StrFormat(
+      "%zu pods on %lld nodes (%lld GPUs), inflated to %.0f%% of the GPUs, %d random order(s) "
+      "from seed %lld, no departures\n",
+      trace.jobs.size(), (long long)info.nodes, (long long)info.gpus, 100 * o.inflate, o.seeds,
+      (long long)a.shuffle);
+  std::cout << "unallocated GPUs (% of the fleet's) when the arrived GPU demand reached:\n";
+  std::cout << absl::StrFormat("%-12s", "policy");
+  for (double c : o.checkpoints)
+    std::cout << absl::StrFormat(" %14s", absl::StrFormat("%.0f%%", 100 * c));
+  std::cout << absl::StrFormat(" %9s %7s\n", "frag@100%", "wall");
+  for (const auto& r : *results) {
+    std::cout << absl::StrFormat("%-12s", r.policy);
+    for (size_t c = 0; c < r.checkpoints.size(); ++c)
+      std::cout << absl::StrFormat(
+          " %14s",
+          absl::StrFormat("%.2f ± %.2f", 100 * r.unallocated_mean[c], 100 * r.unallocated_std[c]));
+    double frag100 = std::nan("");
+    for (size_t c = 0; c < r.checkpoints.size(); ++c)
+      if (std::abs(r.checkpoints[c] - 1.0) < 1e-9) frag100 = r.fragmentation_mean[c];
+    std::cout << absl::StrFormat(" %8.1f%% %6.1fs\n", 100 * frag100, r.wall_s);
+  }
+  return kExitOk;
 }
 }  // namespace
 
@@ -49,25 +132,23 @@ int RunSim(const SimArgs& a) {
     std::cerr << "sim: skipped " << trace->skipped << " bad line(s) (--lenient); first:\n";
     for (const auto& e : trace->skipped_examples) std::cerr << "  " << e << "\n";
   }
+  if (a.shuffle >= 0 || a.seeds > 1) {
+    if (a.shuffle < 0 || !a.no_departures || !(a.inflate > 0)) {
+      std::cerr << "sim: --shuffle/--seeds is the arrival study (FGD's method): it needs "
+                   "--shuffle SEED, --no-departures and --inflate R\n";
+      return kExitInvalid;
+    }
+    return RunArrivalStudy(a, *fleet, *trace);
+  }
   if (a.inflate > 0) {
     // Cycle the trace's jobs (shifted in time) until the GPU demand that has
     // arrived reaches `inflate` times the fleet's GPUs (FGD's methodology).
-    const double target = a.inflate * double(fleet->total_capacity().gpu_milli);
-    double demand = 0, span = trace->jobs.back().submit_s - trace->jobs.front().submit_s + 1;
-    for (const auto& j : trace->jobs) demand += double(j.shape.total_gpu_milli()) * j.replicas;
-    if (demand <= 0) {
-      std::cerr << "sim: --inflate needs a trace that asks for GPUs\n";
+    absl::Status s =
+        sim::InflateTrace(a.inflate * double(fleet->total_capacity().gpu_milli), nullptr, &*trace);
+    if (!s.ok()) {
+      std::cerr << "sim: --inflate: " << s.message() << "\n";
       return kExitInvalid;
     }
-    const size_t base = trace->jobs.size();
-    for (size_t round = 1; demand < target; ++round)
-      for (size_t i = 0; i < base && demand < target; ++i) {
-        sim::TraceJob j = trace->jobs[i];
-        j.name += "-r" + std::to_string(round);
-        j.submit_s += span * double(round);
-        demand += double(j.shape.total_gpu_milli()) * j.replicas;
-        trace->jobs.push_back(std::move(j));
-      }
   }
   if (!a.gavel.empty() && a.trace.rfind("gavel:", 0) != 0) {
     bool has_gavel_type = false;
@@ -85,17 +166,12 @@ int RunSim(const SimArgs& a) {
       return kExitInvalid;
     }
   }
-  sim::SimPolicyRegistry registry;
-  sim::RegisterBuiltinSimPolicies(registry);
-  std::vector<sim::SimPolicy> policies;
-  for (const std::string& p : a.policies) {
-    auto pol = registry.Make(p);
-    if (!pol.ok()) {
-      std::cerr << "sim: " << pol.status().message() << "\n";
-      return kExitInvalid;
-    }
-    policies.push_back(*std::move(pol));
+  auto policies_or = MakePolicies(a.policies);
+  if (!policies_or.ok()) {
+    std::cerr << "sim: " << policies_or.status().message() << "\n";
+    return kExitInvalid;
   }
+  const std::vector<sim::SimPolicy>& policies = *policies_or;
   sim::SimOptions so;
   so.seed = a.seed;
   so.departures = !a.no_departures;
@@ -170,13 +246,7 @@ int RunSim(const SimArgs& a) {
     }
     results.push_back(*std::move(r));
   }
-  sim::RunInfo info;
-  info.fleet = a.fleet;
-  info.trace = a.trace;
-  info.nodes = int64_t(fleet->nodes().size());
-  info.gpus = fleet->total_capacity().gpu_milli / 1000;
-  info.seed = a.seed;
-  info.scenario = a.scenario.empty() ? a.trace : a.scenario;
+  sim::RunInfo info = MakeRunInfo(a, *fleet);
   info.modelling = absl::StrFormat(
       "%s, restart penalty %gs, job model %s",
       so.round_s > 0 ? so.allocation_reset_s > 0

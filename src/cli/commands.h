@@ -83,6 +83,10 @@ struct SimArgs {
   double residency_share = 0;
   double max_time_s = 0;
   double inflate = 0;
+  // Arrival study (FGD's method): arrivals in a random order from this seed
+  // (-1 = trace order), over `seeds` orders.
+  int64_t shuffle = -1;
+  int32_t seeds = 1;
   std::vector<std::string> gpu_speeds;  // TYPE=SPEED
   std::string gavel;  // Gavel throughput table: per-job types and true speeds
   // Modelling; < 0 / empty = what the trace kind suggests (Trace::modelling).

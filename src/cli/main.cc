@@ -128,6 +128,15 @@ int main(int argc, char** argv) {
   simc->add_option("--inflate", sa.inflate,
                    "Repeat the trace until its GPU demand reaches this multiple of the fleet's GPUs")
       ->check(CLI::Range(0.0, 100.0));
+  simc->add_option("--shuffle", sa.shuffle,
+                   "Arrivals in a random order drawn from this seed, one pod at a time (FGD's "
+                   "--shuffle-pod); with --no-departures and --inflate, reports unallocated GPUs "
+                   "at 90..130% arrived")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 62));
+  simc->add_option("--seeds", sa.seeds,
+                   "With --shuffle: average this many orders (seeds SEED, SEED+1, ...)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   simc->add_option("--gpu-speed", sa.gpu_speeds,
                    "TYPE=SPEED relative speed for jobs that name no GPU type (repeat)");
   simc->add_option("--gavel", sa.gavel,
@@ -157,7 +166,8 @@ int main(int argc, char** argv) {
                    "../../pollux-goodput-profiles)");
   simc->add_flag("-q,--quiet", sa.quiet, "No progress bar, no summary table");
   simc->footer(
-      "Policies: fifo, sjf, tiresias, drf (queueing); fgd, best_fit, dot_product, random "
+      "Policies: fifo, sjf, tiresias, drf (queueing); fgd, fgd_published, best_fit, dot_product, "
+      "random "
       "(packing);\ncheapest, fastest, meridian (region choice); gavel (heterogeneity-aware, "
       "with --gavel or a gavel: trace).\nRound mode (--round-s > 0): fifo, tiresias, gavel, "
       "adaptive (goodput-adaptive, resizes elastic jobs), adaptive_wan_blind reallocate every "

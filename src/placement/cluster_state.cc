@@ -98,7 +98,7 @@ bool ClusterState::Fits(NodeId id, const TaskShape& shape) const {
   return s.whole_free_gpus >= shape.gpus;
 }
 
-Allocation ClusterState::Allocate(NodeId id, const TaskShape& shape) {
+Allocation ClusterState::Allocate(NodeId id, const TaskShape& shape, int gpu) {
   MERIDIAN_CHECK(Fits(id, shape), "Allocate on a node that cannot hold the task");
   const size_t i = id.index();
   const bool indexed = pos_whole_[i] != kNotIndexed;
@@ -108,11 +108,18 @@ Allocation ClusterState::Allocate(NodeId id, const TaskShape& shape) {
   a.node = id;
   a.resources = shape.AsResources();
   if (shape.fractional()) {
-    // Best fit among GPUs: the partially used GPU with the least room that fits.
-    int best = -1;
-    for (size_t g = 0; g < s.gpu_free.size(); ++g)
-      if (s.gpu_free[g] >= shape.gpu_milli && (best < 0 || s.gpu_free[g] < s.gpu_free[size_t(best)]))
-        best = static_cast<int>(g);
+    // The caller's GPU, else best fit: the partly used GPU with the least room that fits.
+    int best = gpu;
+    if (best >= 0) {
+      MERIDIAN_CHECK(
+          size_t(best) < s.gpu_free.size() && s.gpu_free[size_t(best)] >= shape.gpu_milli,
+          "Allocate: the chosen GPU has no room for the task");
+    } else {
+      for (size_t g = 0; g < s.gpu_free.size(); ++g)
+        if (s.gpu_free[g] >= shape.gpu_milli &&
+            (best < 0 || s.gpu_free[g] < s.gpu_free[size_t(best)]))
+          best = static_cast<int>(g);
+    }
     if (s.gpu_free[size_t(best)] == 1000) --s.whole_free_gpus;
     s.gpu_free[size_t(best)] = static_cast<int16_t>(s.gpu_free[size_t(best)] - shape.gpu_milli);
     a.gpus.push_back({static_cast<int16_t>(best), static_cast<int16_t>(shape.gpu_milli)});

@@ -47,8 +47,10 @@ class ClusterState {
 
   // True when `shape` fits on the node's free resources now.
   bool Fits(NodeId id, const TaskShape& shape) const;
-  // Takes `shape` from the node. Precondition: Fits(id, shape).
-  Allocation Allocate(NodeId id, const TaskShape& shape);
+  // Takes `shape` from the node. Precondition: Fits(id, shape). For a
+  // shared-GPU shape, `gpu` names the GPU to take (it must have room), or is
+  // -1 for the partly used GPU with the least room that fits (best fit).
+  Allocation Allocate(NodeId id, const TaskShape& shape, int gpu = -1);
   // Returns an allocation. Precondition: it came from Allocate and was not released.
   void Release(const Allocation& a);
   // Takes back exactly the GPUs and amounts of a released allocation (used to

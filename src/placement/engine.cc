@@ -38,13 +38,20 @@ bool PlacementEngine::PlaceOne(ClusterState& state, const Job& job, const Region
   const Fleet& fleet = state.fleet();
   PlacementContext ctx{fleet, state, job, gang, task_mix};
   candidates_.clear();
+  if (seen_.size() != fleet.nodes().size()) seen_.assign(fleet.nodes().size(), 0);
+  if (++epoch_ == 0) {  // wrapped: forget every old mark
+    std::fill(seen_.begin(), seen_.end(), 0);
+    epoch_ = 1;
+  }
   auto feasible = [&](NodeId id) {
     for (const auto& f : filters_)
       if (!f->Feasible(ctx, id)) return false;
     return true;
   };
   auto consider = [&](NodeId id) {
-    if (std::find(candidates_.begin(), candidates_.end(), id) != candidates_.end()) return;
+    uint32_t& mark = seen_[id.index()];
+    if (mark == epoch_) return;
+    mark = epoch_;
     if (feasible(id)) candidates_.push_back(id);
   };
   // Nodes already holding the gang come first: packing a gang is usually best.
@@ -52,12 +59,19 @@ bool PlacementEngine::PlaceOne(ClusterState& state, const Job& job, const Region
     if (fleet.node(a.node).region == share.region) consider(a.node);
 
   const size_t half = size_t(std::max(1, options_.max_candidates / 2));
+  // Pools the tightest-first walk saw whole need no loosest-first walk.
+  exhausted_.clear();
   auto gather = [&](int pool, bool tightest) {
+    if (!tightest && std::find(exhausted_.begin(), exhausted_.end(), pool) != exhausted_.end())
+      return;
     size_t limit = candidates_.size() + half;
+    bool stopped = false;
     state.ForEachCandidate(pool, job.shape, tightest, [&](NodeId id) {
       consider(id);
-      return candidates_.size() < limit;
+      stopped = candidates_.size() >= limit;
+      return !stopped;
     });
+    if (tightest && !stopped) exhausted_.push_back(pool);
   };
   auto pools_of_share = [&](auto&& fn) {
     if (share.gpu_type.Valid() || job.shape.gpus > 0) {
@@ -75,6 +89,14 @@ bool PlacementEngine::PlaceOne(ClusterState& state, const Job& job, const Region
   pools_of_share([&](int p) { gather(p, true); });
   pools_of_share([&](int p) { gather(p, false); });
   if (candidates_.empty()) return false;
+  if (options_.cpu_jobs_on_cpu_nodes_first && job.shape.gpus == 0) {
+    // CPU-only work takes GPU nodes only when no CPU-only node can hold it, so
+    // it never strands GPUs behind the CPU it uses.
+    auto on_gpu_node = [&](NodeId id) { return fleet.node(id).gpus > 0; };
+    if (!std::all_of(candidates_.begin(), candidates_.end(), on_gpu_node))
+      candidates_.erase(std::remove_if(candidates_.begin(), candidates_.end(), on_gpu_node),
+                        candidates_.end());
+  }
 
   scored_.clear();
   for (NodeId id : candidates_) {
@@ -91,7 +113,11 @@ bool PlacementEngine::PlaceOne(ClusterState& state, const Job& job, const Region
       for (size_t i = 0; i < scorers_.size(); ++i)
         out->parts.push_back({scorers_[i]->name(), weights_[i], scorers_[i]->Score(ctx, chosen.node)});
   }
-  gang.push_back(state.Allocate(chosen.node, job.shape));
+  int gpu = -1;
+  if (job.shape.fractional())
+    for (size_t i = 0; i < scorers_.size() && gpu < 0; ++i)
+      if (weights_[i] > 0) gpu = scorers_[i]->ChooseGpu(ctx, chosen.node);
+  gang.push_back(state.Allocate(chosen.node, job.shape, gpu));
   if (out) out->allocation = gang.back();
   return true;
 }

@@ -1,9 +1,11 @@
 // PlacementEngine: places the replicas of one gang on nodes, all or nothing.
 //
-// For every replica the engine gathers at most `max_candidates` nodes from the
-// ClusterState index (half from the tightest end, half from the loosest, plus
-// the nodes already holding replicas of the gang), keeps those every Filter
-// accepts, combines the Scorers' scores by weight and lets the Selector pick.
+// For every replica the engine gathers at most `max_candidates` nodes per pool
+// from the ClusterState index (half from the tightest end, half from the
+// loosest, plus the nodes already holding replicas of the gang), keeps those
+// every Filter accepts (CPU-only work: only CPU-only nodes when any fits),
+// combines the Scorers' scores by weight and lets the Selector pick; a
+// shared-GPU replica takes the GPU the first preferring scorer chose.
 // The replica is allocated at once, so later replicas see it; if any replica
 // cannot be placed every allocation of the attempt is released (rollback) and
 // the ClusterState is exactly as before.
@@ -43,8 +45,14 @@ struct EngineOptions {
                                      {"data_locality", 0.5, {}}};
   std::string selector = "max_score";
   PolicyOptions selector_options;
-  // Nodes scored per replica. More finds slightly better nodes, costs time.
+  // Nodes scored per replica: up to half from the tightest end of each pool
+  // and half from the loosest. More finds better nodes and costs time; a bound
+  // of twice the largest pool scores every feasible node (packing policies in
+  // the simulator use 4096, which covers the openb pools).
   int max_candidates = 16;
+  // CPU-only replicas go to CPU-only nodes whenever one of the candidates is
+  // one; GPU nodes are scored only when none fits (then the scorers decide).
+  bool cpu_jobs_on_cpu_nodes_first = true;
 };
 
 // Where some replicas of a gang go: a region and a GPU type (invalid for
@@ -116,6 +124,9 @@ class PlacementEngine {
   std::vector<double> weights_;
   std::unique_ptr<Selector> selector_;
   mutable std::vector<NodeId> candidates_;
+  mutable std::vector<uint32_t> seen_;  // per node: epoch_ when last considered
+  mutable uint32_t epoch_ = 0;
+  mutable std::vector<int> exhausted_;
   mutable std::vector<ScoredCandidate> scored_;
   mutable std::vector<Allocation> gang_;
 };

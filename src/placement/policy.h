@@ -19,14 +19,9 @@
 #include "core/fleet.h"
 #include "core/workload.h"
 #include "placement/cluster_state.h"
+#include "placement/fragmentation.h"
 
 namespace meridian {
-
-// A share of the expected task mix, for fragmentation-aware scoring (FGD).
-struct TaskClass {
-  TaskShape shape;
-  double weight = 1.0;
-};
 
 // Everything a policy may look at for one replica decision.
 struct PlacementContext {
@@ -55,6 +50,11 @@ class Scorer {
   // Score in [0, 100]; higher is better. Pre: every filter accepted `node`
   // (in particular the replica fits there).
   virtual double Score(const PlacementContext& ctx, NodeId node) const = 0;
+  // For a shared-GPU replica (shape.fractional()) on `node`, the GPU index the
+  // scorer's score assumed, or -1 when it has no preference (the ClusterState
+  // then takes the best-fitting GPU). The engine allocates the GPU named by
+  // the first scorer with a weight > 0 that has a preference. Pre: as Score.
+  virtual int ChooseGpu(const PlacementContext& /*ctx*/, NodeId /*node*/) const { return -1; }
 };
 
 struct ScoredCandidate {

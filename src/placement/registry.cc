@@ -1,5 +1,6 @@
 #include "placement/registry.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -72,6 +73,17 @@ absl::Status CheckKnownOptions(const PolicyOptions& opts, std::initializer_list<
       return absl::InvalidArgumentError(absl::StrCat(policy, ": unknown option '", k, "'"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<double> NumberOption(const PolicyOptions& opts, const char* key, double fallback,
+                                    double lo, double hi, const char* policy) {
+  auto it = opts.find(key);
+  if (it == opts.end()) return fallback;
+  double v = 0;
+  if (!absl::SimpleAtod(it->second, &v) || !(v >= lo) || !(v <= hi))
+    return absl::InvalidArgumentError(absl::StrCat(policy, ": ", key, " must be a number in [", lo,
+                                                   ", ", hi, "], got '", it->second, "'"));
+  return v;
 }
 
 }  // namespace meridian

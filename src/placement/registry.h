@@ -64,4 +64,9 @@ void RegisterBuiltinPolicies(PolicyRegistry& registry);
 absl::Status CheckKnownOptions(const PolicyOptions& opts, std::initializer_list<const char*> known,
                                const char* policy);
 
+// The number in option `key` (`fallback` when absent). InvalidArgument naming
+// the policy and the option when it is not a number in [lo, hi].
+absl::StatusOr<double> NumberOption(const PolicyOptions& opts, const char* key, double fallback,
+                                    double lo, double hi, const char* policy);
+
 }  // namespace meridian

@@ -50,6 +50,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const Fleet* fleet,
                                                              const Clock* clock, Rng* rng) {
   if (options.max_waiting_per_pass < 0)
     return absl::InvalidArgumentError("max_waiting_per_pass must be >= 0");
+  if (!(options.task_mix_half_life >= 1) || options.task_mix_half_life > 1e12)
+    return absl::InvalidArgumentError("task_mix_half_life must be in [1, 1e12] replicas");
   auto engine = PlacementEngine::Create(registry, options.engine);
   if (!engine.ok()) return engine.status();
   auto queue = registry.MakeQueuePolicy(options.queue_policy, options.queue_policy_options);
@@ -86,10 +88,8 @@ absl::Status Scheduler::Submit(const Job& job) {
   e.job = job;
   Entry& stored = jobs_.emplace(job.id, std::move(e)).first->second;
   Enqueue(stored);
-  if (s.gpus > 0) {
-    shape_counts_[{s.gpus, s.gpu_milli}] += job.replicas;
-    task_mix_dirty_ = !task_mix_fixed_;
-  }
+  if (!task_mix_fixed_)
+    LearnShape(s, job.replicas, job.gpu_types.size() == 1 ? job.gpu_types[0].type : GpuTypeId());
   return absl::OkStatus();
 }
 
@@ -152,18 +152,31 @@ void Scheduler::SetTaskMix(std::vector<TaskClass> mix) {
   task_mix_dirty_ = false;
 }
 
-void Scheduler::RebuildTaskMix() {
-  std::vector<std::pair<double, std::pair<int32_t, int32_t>>> v;
-  double total = 0;
-  for (const auto& [shape, n] : shape_counts_) {
-    v.push_back({n, shape});
-    total += n;
+void Scheduler::LearnShape(const TaskShape& s, int32_t replicas, GpuTypeId type) {
+  // Exponential decay by submissions: instead of scaling every count down,
+  // later submissions count more (the increment grows by 2 per half-life).
+  const double half_life = options_.task_mix_half_life;
+  shape_counts_[{s.cpu_milli, s.memory_mib, s.gpus, s.gpus == 0 ? 1000 : s.gpu_milli,
+                 type.Valid() ? type.value() : -1}] += mix_increment_ * replicas;
+  mix_increment_ *= std::exp2(double(replicas) / half_life);
+  if (mix_increment_ > 1e200 || shape_counts_.size() > 4096) {
+    // Rescale (and forget shapes whose weight decayed to nothing).
+    for (auto it = shape_counts_.begin(); it != shape_counts_.end();) {
+      it->second /= mix_increment_;
+      it = it->second < 1e-6 ? shape_counts_.erase(it) : std::next(it);
+    }
+    mix_increment_ = 1;
   }
-  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  if (v.size() > 32) v.resize(32);
-  task_mix_.clear();
-  for (const auto& [n, shape] : v)
-    task_mix_.push_back({TaskShape{0, 0, shape.first, shape.second}, n / total});
+  task_mix_dirty_ = true;
+}
+
+void Scheduler::RebuildTaskMix() {
+  std::vector<ShapeCount> counts;
+  counts.reserve(shape_counts_.size());
+  for (const auto& [k, n] : shape_counts_)
+    counts.push_back({TaskShape{std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k)}, n,
+                      GpuTypeId(std::get<4>(k))});
+  task_mix_ = BuildTaskMix(counts);
   task_mix_dirty_ = false;
 }
 

@@ -47,6 +47,9 @@ struct SchedulerOptions {
   bool explain = true;
   // Running jobs considered as preemption victims per region option.
   int32_t max_victim_candidates = 256;
+  // Learned task mix (fragmentation scoring): a shape's weight halves after
+  // this many further replicas were submitted, so the mix follows the workload.
+  double task_mix_half_life = 5000;
 };
 
 enum class DecisionKind {
@@ -99,9 +102,12 @@ class Scheduler final : public WaitEstimator {
   // per evicted job.
   std::vector<Decision> Schedule();
 
-  // Replaces the task mix used by fragmentation scoring (default: the
-  // replica shapes of every submitted job, by frequency).
+  // Fixes the task mix used by fragmentation scoring to a known workload (a
+  // trace). Default: learned online from the replica shapes of submitted jobs
+  // (CPU-only ones included), every shape's count decaying with half-life
+  // SchedulerOptions::task_mix_half_life, reduced by BuildTaskMix.
   void SetTaskMix(std::vector<TaskClass> mix);
+  const std::vector<TaskClass>& task_mix() const { return task_mix_; }
 
   const ClusterState& state() const { return state_; }
   const RegionPlanner& planner() const { return *planner_; }
@@ -163,6 +169,7 @@ class Scheduler final : public WaitEstimator {
   bool TryPreempt(Entry& e, Decision& d, std::vector<Decision>& out);
   // Earliest time `demand_gpu_milli` is free in `pool` as running jobs end; +inf if never.
   double PoolFreeAt(int pool, int64_t demand_gpu_milli, int64_t* extra) const;
+  void LearnShape(const TaskShape& shape, int32_t replicas, GpuTypeId type);
   void RebuildTaskMix();
 
   const Fleet* fleet_;
@@ -193,7 +200,10 @@ class Scheduler final : public WaitEstimator {
   std::vector<TaskClass> task_mix_;
   bool task_mix_fixed_ = false;
   bool task_mix_dirty_ = false;
-  std::map<std::pair<int32_t, int32_t>, double> shape_counts_;
+  // Learned task mix: (cpu, memory, gpus, milli per GPU, the one allowed GPU
+  // type or -1) -> decayed replica count.
+  std::map<std::tuple<int64_t, int64_t, int32_t, int32_t, int32_t>, double> shape_counts_;
+  double mix_increment_ = 1;
 };
 
 }  // namespace meridian

@@ -52,6 +52,14 @@ Json PolicyJson(const PolicyResult& r) {
   p["utilization"] = Pairs(r.utilization);
   p["queue_length"] = Pairs(r.queue_length);
   p["allocation_curve"] = Pairs(r.allocation_curve);
+  if (!r.checkpoints.empty()) {
+    Json cps = Json::array();
+    for (const PolicyResult::Checkpoint& c : r.checkpoints)
+      cps.push_back({{"arrived", Number(c.arrived)},
+                     {"unallocated_gpu_share", Number(c.unallocated)},
+                     {"fragmentation_rate", Number(c.fragmentation_rate)}});
+    p["checkpoints"] = std::move(cps);
+  }
   return p;
 }
 

@@ -37,6 +37,14 @@ struct PolicyResult {
   std::vector<std::pair<double, double>> queue_length;
   // openb: (GPU demand arrived / fleet GPUs, GPUs allocated / fleet GPUs).
   std::vector<std::pair<double, double>> allocation_curve;
+  // No departures: the state when GPU demand arrived first reached each of
+  // SimOptions::arrival_checkpoints (share of the fleet's GPUs).
+  struct Checkpoint {
+    double arrived = 0;             // the checkpoint (e.g. 1.0 = 100%)
+    double unallocated = 0;         // GPUs unallocated / fleet GPUs
+    double fragmentation_rate = 0;  // expected fragment / unallocated GPUs (FGD's measure)
+  };
+  std::vector<Checkpoint> checkpoints;
 };
 
 struct RunInfo {

@@ -51,12 +51,19 @@ SchedulerOptions Base(std::string queue) {
   return o;
 }
 
-SchedulerOptions Packing(std::vector<ScorerSpec> scorers, std::string selector = "max_score") {
+// Packing profiles score every feasible node (up to 2048 per pool from each
+// end, which covers the openb pools of 549 and 404 nodes) and break score ties
+// at random, as kube-scheduler does in the FGD authors' simulator. No
+// backfill: each job is tried when it arrives and after capacity is freed,
+// never held back by a reservation (whose start, estimated from durations,
+// means nothing when jobs never depart, as in the FGD method).
+SchedulerOptions Packing(std::vector<ScorerSpec> scorers) {
   SchedulerOptions o = Base("fifo");
-  // Packing quality depends on seeing many nodes; score up to 256 per replica.
-  o.engine.max_candidates = 256;
+  o.enable_backfill = false;
+  o.engine.max_candidates = 4096;
   o.engine.scorers = std::move(scorers);
-  o.engine.selector = std::move(selector);
+  o.engine.selector = "max_score";
+  o.engine.selector_options = {{"ties", "random"}};
   return o;
 }
 
@@ -93,14 +100,28 @@ void RegisterBuiltinSimPolicies(SimPolicyRegistry& r) {
         o.enable_preemption = true;
         return o;
       });
-  add("fgd", "fragmentation-aware packing (FGD-style scorer), FIFO",
-      [] { return Packing({{"fragmentation", 1.0, {}}}); });
-  add("best_fit", "best-fit bin packing, FIFO", [] { return Packing({{"best_fit", 1.0, {}}}); });
+  add("fgd",
+      "fragmentation gradient descent (FGD, Weng et al. ATC '23), CPU-aware: least growth of the "
+      "expected GPU fragment plus twice the GPU capacity a pod's CPU takes in proportion, FIFO",
+      [] {
+        return Packing({{"fragmentation", 1.0, {}}});
+      });
+  add("fgd_published",
+      "FGD exactly as published (no CPU-share term), FIFO: the paper's measure alone", [] {
+        return Packing({{"fragmentation", 1.0, {{"cpu_share", "0"}}}});
+      });
+  add("best_fit",
+      "best-fit bin packing as the FGD authors' baseline (least CPU and GPU left, by the "
+      "largest node), CPU-aware (cpu_share 2), FIFO",
+      [] {
+        return Packing({{"best_fit", 1.0, {{"normalize", "fleet"}, {"cpu_share", "2"}}}});
+      });
   add("dot_product", "Tetris dot-product alignment, FIFO",
       [] { return Packing({{"dot_product", 1.0, {}}}); });
   add("random", "uniformly random feasible node, FIFO", [] {
-    SchedulerOptions o = Packing({}, "random_top");
-    o.engine.selector_options = {{"k", "1000"}};
+    SchedulerOptions o = Packing({});
+    o.engine.selector = "random_top";
+    o.engine.selector_options = {{"k", "100000"}};
     return o;
   });
   add("cheapest", "greedy cheapest region for every job (as SkyPilot's optimizer does)",

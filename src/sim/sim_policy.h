@@ -50,7 +50,7 @@ class SimPolicyRegistry {
   std::map<std::string, Factory> factories_;
 };
 
-// fifo, sjf, tiresias, drf (queue policies); fgd, best_fit, dot_product,
+// fifo, sjf, tiresias, drf (queue policies); fgd, fgd_published, best_fit, dot_product,
 // random (placement profiles for packing, FIFO queue); cheapest, fastest,
 // meridian (region choice for the cross-region scenario); gavel
 // (heterogeneity-aware FIFO: fastest GPU type by each job's true speeds);
@@ -58,7 +58,8 @@ class SimPolicyRegistry {
 // fifo, tiresias and gavel have round allocators of their own.
 void RegisterBuiltinSimPolicies(SimPolicyRegistry& registry);
 
-// The built-in policy `name` (a registry with the built-ins, then Make).
+// One built-in policy by name (a registry of the built-ins, made for the call).
+// NotFound naming the known policies.
 absl::StatusOr<SimPolicy> MakeBuiltinSimPolicy(const std::string& name);
 
 }  // namespace meridian::sim

@@ -123,6 +123,7 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
   Workload w = TraceToWorkload(fleet, trace, policy, options);
   for (const Tenant& t : w.tenants)
     if (auto s = sched.AddTenant(t); !s.ok()) return s;
+  sched.SetTaskMix(WorkloadTaskMix(w.jobs));
 
   const size_t n = w.jobs.size();
   std::vector<JobSim> js(n);
@@ -153,6 +154,7 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
   int64_t pending = 0, running = 0, repairs = 0, done = 0;
   double arrived_gpu = 0;
   bool tick_scheduled = false, unallocated_recorded = false;
+  size_t next_checkpoint = 0;
   size_t next_arrival = 0;
   const int64_t progress_step = std::max<int64_t>(1, int64_t(n) / 100);
   int64_t next_progress = progress_step;
@@ -301,6 +303,13 @@ absl::StatusOr<PolicyResult> RunSimulation(const Fleet& fleet, const Trace& trac
       if (!unallocated_recorded && arrived_gpu >= cap_gpu) {
         r.unallocated_gpu_share = 1.0 - used / cap_gpu;
         unallocated_recorded = true;
+      }
+      // A small tolerance: inflation stops as soon as the target is reached.
+      while (next_checkpoint < options.arrival_checkpoints.size() &&
+             arrived_gpu >= options.arrival_checkpoints[next_checkpoint] * cap_gpu - 1e-6) {
+        r.checkpoints.push_back({options.arrival_checkpoints[next_checkpoint], 1.0 - used / cap_gpu,
+                                 FragmentationRate(sched.state(), sched.task_mix())});
+        ++next_checkpoint;
       }
     }
     if (pass_interval > 0 && pending > 0 && running > 0 && !tick_scheduled) {

@@ -42,6 +42,9 @@ struct SimOptions {
   // (traces without GPU types, e.g. Philly in the cross-region scenario).
   // Types missing here are not allowed for such jobs. Empty: any type, speed 1.
   std::map<std::string, double> gpu_speeds;
+  // No departures: record PolicyResult::checkpoints when the GPU demand that
+  // arrived first reaches each of these shares of the fleet's GPUs (ascending).
+  std::vector<double> arrival_checkpoints = {0.9, 1.0, 1.1, 1.2, 1.3};
   // Stop simulated time here (0 = run until every job finished or can never run).
   double max_time_s = 0;
   // Scheduling rounds: 0 = event-driven (a pass at every arrival and

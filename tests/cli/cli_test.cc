@@ -252,3 +252,36 @@ TEST(CliEndpoint, MissingFileAndNoControllerAreClear) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliSim, ArrivalStudyReportsCheckpointsPerSeedAndRefusesIncompleteFlags) {
+  const std::string out = ::testing::TempDir() + "/arrival-study.json";
+  Result r = RunCli("sim --fleet " + Fix("small-fleet.yaml") +
+                    " --trace synthetic:300 --no-departures --inflate 1.3 --shuffle 7 --seeds 2"
+                    " --policy fgd --policy random -q --json " +
+                    out);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  std::FILE* f = std::fopen(out.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  std::array<char, 4096> buf;
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), f)) > 0;) text.append(buf.data(), n);
+  std::fclose(f);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["study"]["seeds"], 2);
+  for (const char* p : {"fgd", "random"}) {
+    EXPECT_EQ(j["policies"][p]["unallocated_mean"].size(), 5u) << p;
+    EXPECT_EQ(j["policies"][p]["per_seed"].size(), 2u) << p;
+    EXPECT_EQ(j["policies"][p]["per_seed"][1]["seed"], 8) << p;
+  }
+  for (const char* bad : {" --shuffle 7 --inflate 1.3", " --no-departures --shuffle 7",
+                          " --no-departures --inflate 1.3 --seeds 3"}) {
+    r = RunCli("sim --fleet " + Fix("small-fleet.yaml") + " --trace synthetic:50 --policy fgd" +
+               bad);
+    EXPECT_NE(r.rc, 0) << bad;
+    EXPECT_THAT(r.out, HasSubstr("arrival study")) << bad;
+  }
+}
+
+}  // namespace

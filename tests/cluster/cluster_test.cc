@@ -276,6 +276,39 @@ TEST_F(ClusterTest, GpuRunsGetDevicesOfTheirOwnAcrossAnAgentRestart) {
 // Preemption frees a node's GPUs for the controller at once, but the
 // preempted process takes its grace period to exit: the preemptor's run waits
 // for the devices instead of sharing them, and then runs.
+// Issue 26: CPU-only work on a fleet of GPU and CPU-only nodes (no prices, as
+// on-prem) runs on the CPU-only nodes, although the GPU nodes registered first
+// (lower node ids) and fit it as well; only when those are full does it take
+// a GPU node.
+TEST_F(ClusterTest, CpuOnlyJobsRunOffTheGpuNodes) {
+  cluster_ = std::make_unique<Cluster>("cpuonly");
+  cluster_->StartController(/*hb_timeout_s=*/10.0);
+  cluster_->StartAgent("gpu-1", "east", "4", "2Gi", false, "2");
+  cluster_->StartAgent("gpu-2", "east", "4", "2Gi", false, "2");
+  ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 2; }, 30));
+  cluster_->StartAgent("cpu-1", "east", "4", "2Gi");
+  cluster_->StartAgent("cpu-2", "east", "4", "2Gi");
+  ASSERT_TRUE(WaitUntil([&] { return cluster_->ReadyNodes() == 4; }, 30))
+      << "agents did not register; logs in " << cluster_->root();
+  const std::string cmd =
+      absl::StrCat("echo $$ > ", cluster_->pid_dir(), "/$MERIDIAN_RUN_KEY; exec sleep 120");
+  auto node_of = [&](const v1::Job& j) {
+    v1::Job r = cluster_->WaitState(j.id(), v1::JOB_RUNNING);
+    EXPECT_EQ(r.state(), v1::JOB_RUNNING) << r.message();
+    return r.replica_status_size() == 1 ? r.replica_status(0).node() : std::string("none");
+  };
+  std::set<std::string> cpu_nodes;
+  for (int i = 0; i < 2; ++i) {
+    v1::Job j;
+    ASSERT_TRUE(cluster_->Submit(JobSpec(absl::StrCat("cpu-", i), cmd, 1, "3"), &j).ok());
+    cpu_nodes.insert(node_of(j));
+  }
+  EXPECT_EQ(cpu_nodes, (std::set<std::string>{"cpu-1", "cpu-2"}));
+  v1::Job third;
+  ASSERT_TRUE(cluster_->Submit(JobSpec("cpu-third", cmd, 1, "3"), &third).ok());
+  EXPECT_THAT(node_of(third), ::testing::StartsWith("gpu-"));
+}
+
 TEST_F(ClusterTest, APreemptorsRunWaitsForThePreemptedRunsGpus) {
   cluster_ = std::make_unique<Cluster>("preempt-gpus");
   cluster_->StartController();

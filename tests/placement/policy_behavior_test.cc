@@ -251,11 +251,41 @@ TEST(RandomTopSelectorTest, PicksAmongTheTopK) {
 }
 
 TEST(RandomTopSelectorTest, RejectsBadK) {
-  for (const char* bad : {"0", "-2", "x", "1001"}) {
+  for (const char* bad : {"0", "-2", "x", "100001"}) {
     auto s = test::BuiltinRegistry().MakeSelector("random_top", {{"k", bad}});
     ASSERT_FALSE(s.ok()) << bad;
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+TEST(MaxScoreSelectorTest, RandomTiesDrawOnlyAmongTheTiedBest) {
+  std::vector<ScoredCandidate> c = {
+      {NodeId(3), 5}, {NodeId(7), 9}, {NodeId(2), 9}, {NodeId(1), 1}, {NodeId(4), 9}};
+  Rng rng(5);
+  EXPECT_EQ(MakeSelector("max_score")->Select(c, rng), 2u);  // lowest node id among the best
+  auto random = MakeSelector("max_score", {{"ties", "random"}});
+  std::set<size_t> seen;
+  for (int i = 0; i < 300; ++i) seen.insert(random->Select(c, rng));
+  EXPECT_EQ(seen, (std::set<size_t>{1, 2, 4}));
+  auto bad = test::BuiltinRegistry().MakeSelector("max_score", {{"ties", "first"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("ties"));
+}
+
+TEST(ScorerOptionsTest, CpuShareAndNormalizeAreChecked) {
+  for (auto [scorer, opts] : std::vector<std::pair<const char*, PolicyOptions>>{
+           {"fragmentation", {{"cpu_share", "-1"}}},
+           {"fragmentation", {{"cpu_share", "x"}}},
+           {"best_fit", {{"cpu_share", "1e9"}}},
+           {"best_fit", {{"normalize", "cluster"}}}}) {
+    auto s = test::BuiltinRegistry().MakeScorer(scorer, opts);
+    ASSERT_FALSE(s.ok()) << scorer;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(opts.begin()->first));
+  }
+  EXPECT_TRUE(test::BuiltinRegistry()
+                  .MakeScorer("best_fit", {{"normalize", "fleet"}, {"cpu_share", "2"}})
+                  .ok());
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include "placement/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -396,6 +398,63 @@ TEST_F(SchedulerTest, FairShareFollowsTenantWeights) {
   for (int t = 0; t < 3; ++t)
     EXPECT_NEAR(double(sched_->tenant_usage(TenantId(t)).gpu_milli), double(want[t]), 1000.0)
         << "tenant " << t;
+}
+
+// The learned task mix keeps full shapes (CPU-only ones too) and follows the
+// workload: with a half-life of 10 replicas, 40 later 2-GPU jobs outweigh 40
+// earlier 1-GPU ones by far.
+TEST_F(SchedulerTest, LearnedTaskMixHasFullShapesAndDecays) {
+  SchedulerOptions o;
+  o.task_mix_half_life = 10;
+  Init(test::UniformFleet(2, 8), 1, o);
+  int id = 0;
+  for (int i = 0; i < 40; ++i) Submit(Gpus(id++, 1, 0, 0, 1));
+  Submit(test::MakeJob(id++, 0, test::WholeGpus(0)));
+  for (int i = 0; i < 40; ++i) Submit(Gpus(id++, 2, 0, 0, 1));
+  Schedule();
+  const std::vector<TaskClass>& mix = sched_->task_mix();
+  double one = 0, two = 0, cpu = 0, sum = 0;
+  for (const TaskClass& c : mix) {
+    sum += c.weight;
+    if (c.shape.gpus == 1) one += c.weight;
+    if (c.shape.gpus == 2) {
+      two += c.weight;
+      EXPECT_EQ(c.shape.cpu_milli, test::WholeGpus(2).cpu_milli);
+      EXPECT_EQ(c.shape.memory_mib, test::WholeGpus(2).memory_mib);
+    }
+    if (c.shape.gpus == 0) cpu += c.weight;
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-9);
+  EXPECT_GT(two, 0.9);
+  EXPECT_GT(two, 10 * one);  // as many jobs each, but the 1-GPU ones are old
+  EXPECT_LT(cpu, 0.01);
+  // Without decay to speak of, the two shapes weigh alike and the CPU-only job is a class.
+  SchedulerOptions slow;
+  slow.task_mix_half_life = 1e9;
+  Init(test::UniformFleet(2, 8), 1, slow);
+  id = 0;
+  for (int i = 0; i < 40; ++i) Submit(Gpus(id++, 1, 0, 0, 1));
+  for (int i = 0; i < 6; ++i) Submit(test::MakeJob(id++, 0, test::WholeGpus(0)));
+  for (int i = 0; i < 40; ++i) Submit(Gpus(id++, 2, 0, 0, 1));
+  Schedule();
+  std::map<int32_t, double> by_gpus;
+  for (const TaskClass& c : sched_->task_mix()) by_gpus[c.shape.gpus] += c.weight;
+  EXPECT_NEAR(by_gpus[1], 40.0 / 86, 1e-6);
+  EXPECT_NEAR(by_gpus[2], 40.0 / 86, 1e-6);
+  EXPECT_NEAR(by_gpus[0], 6.0 / 86, 1e-6);  // 93% before it: inside the 95% coverage
+}
+
+TEST(SchedulerOptionsTest, RejectsABadTaskMixHalfLife) {
+  Fleet fleet = test::UniformFleet(1, 8);
+  FakeClock clock;
+  Rng rng(1);
+  for (double bad : {0.0, -5.0, std::nan("")}) {
+    SchedulerOptions o;
+    o.task_mix_half_life = bad;
+    auto s = Scheduler::Create(&fleet, test::BuiltinRegistry(), o, &clock, &rng);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr("task_mix_half_life"));
+  }
 }
 
 }  // namespace

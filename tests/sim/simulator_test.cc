@@ -39,9 +39,7 @@ TraceJob OneGpuJob(std::string name, double submit, double duration) {
 }
 
 SimPolicy Policy(const std::string& name) {
-  SimPolicyRegistry r;
-  RegisterBuiltinSimPolicies(r);
-  auto p = r.Make(name);
+  auto p = MakeBuiltinSimPolicy(name);
   EXPECT_TRUE(p.ok()) << p.status();
   return *p;
 }
@@ -73,6 +71,7 @@ TEST(Simulator, SamePlacementsAsDirectSchedulingAtTimeZero) {
     ASSERT_TRUE(sched.ok());
     for (const Tenant& t : w.tenants) ASSERT_TRUE((*sched)->AddTenant(t).ok());
     for (const Job& j : w.jobs) ASSERT_TRUE((*sched)->Submit(j).ok());
+    (*sched)->SetTaskMix(WorkloadTaskMix(w.jobs));  // as `meridian place` and the simulator
     (void)(*sched)->Schedule();
     std::map<int32_t, std::vector<int32_t>> direct;
     for (JobId id : (*sched)->running())

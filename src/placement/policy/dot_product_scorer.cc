@@ -12,6 +12,9 @@ class DotProductScorer final : public Scorer {
   std::string_view name() const override { return "dot_product"; }
   double Score(const PlacementContext& ctx, NodeId id) const override {
     const Resources& cap = ctx.fleet.node(id).capacity;
+    if (ctx.job.shape.gpus == 0 && cap.gpu_milli > 0)
+      return CpuTaskStrandingScore(ctx.state.node(id), ctx.fleet.node(id).gpu_type, ctx.job.shape,
+                                   ctx.task_mix);
     const Resources& free = ctx.state.node(id).free;
     const Resources d = ctx.job.shape.AsResources();
     double dot = Norm(d.gpu_milli, cap.gpu_milli) * Norm(free.gpu_milli, cap.gpu_milli) +

@@ -3,6 +3,8 @@
 // normalised by the node's capacity (GPU, CPU, memory), scaled to [0, 100].
 // Prefers nodes whose free shape matches the demand. A baseline in the FGD
 // paper's comparison. No options.
+// A CPU-only replica on a node with GPUs scores by the GPU capacity its CPU
+// strands instead (CpuTaskStrandingScore in placement/fragmentation.h).
 #pragma once
 
 #include <memory>

@@ -32,10 +32,9 @@ absl::StatusOr<std::unique_ptr<Selector>> MakeRandomTopSelector(const PolicyOpti
   if (auto s = CheckKnownOptions(options, {"k"}, "selector random_top"); !s.ok()) return s;
   int k = 3;
   if (auto it = options.find("k"); it != options.end()) {
-    if (!absl::SimpleAtoi(it->second, &k) || k < 1 || k > 1000)
-      return absl::InvalidArgumentError(
-          absl::StrCat("selector random_top: k must be an integer in 1..1000, got '", it->second,
-                       "'"));
+    if (!absl::SimpleAtoi(it->second, &k) || k < 1 || k > 100000)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "selector random_top: k must be an integer in 1..100000, got '", it->second, "'"));
   }
   return std::make_unique<RandomTopSelector>(k);
 }
