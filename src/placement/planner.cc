@@ -133,6 +133,10 @@ std::vector<RegionEstimate> RegionPlanner::Rank(const ClusterState& state, const
     if (a.rank_key != b.rank_key) return a.rank_key < b.rank_key;
     if (a.region != b.region) return a.region < b.region;
     if (a.gpu_type == b.gpu_type) return false;
+    if (options_.type_ties == PlannerOptions::TypeTies::kFleetOrder)
+      return a.gpu_type.value() < b.gpu_type.value();
+    if (options_.type_ties == PlannerOptions::TypeTies::kByName)
+      return fleet_->gpu_type_name(a.gpu_type) < fleet_->gpu_type_name(b.gpu_type);
     return TypeTieKey(job.id, fleet_->gpu_type_name(a.gpu_type)) <
            TypeTieKey(job.id, fleet_->gpu_type_name(b.gpu_type));
   });

@@ -63,6 +63,17 @@ struct PlannerOptions {
   int32_t max_split_regions = 4;
   // Record per-scorer parts for each replica (for `meridian place`).
   bool record_score_parts = false;
+  // How GPU types of one region that rank equal for a job are ordered (the
+  // first that fits is used). kPerJob: a pseudo-random order per job (hash
+  // of job id and type name): a heterogeneity-unaware policy spreads over
+  // the types, favouring none. kByName: one fixed order for every job (type
+  // names): packing policies fill the types one after another, which leaves
+  // the other types' pools whole. kFleetOrder: the order the fleet lists
+  // them (for an imported node list, the list's order, which is what the FGD
+  // authors' simulator iterates); the packing policies of `meridian sim` use
+  // it, as their published baselines do.
+  enum class TypeTies { kPerJob, kByName, kFleetOrder };
+  TypeTies type_ties = TypeTies::kPerJob;
 };
 
 class RegionPlanner {
