@@ -404,6 +404,20 @@ TEST(LatencyAwarePoliciesTest, OneSlowFirstAnswerDoesNotStarveAHostForever) {
     EXPECT_GT(picks["c:1"], 600) << policy << ": c starved after one slow first answer";
     EXPECT_GT(late["c:1"], 2000 / 3 - 200) << policy << ": c has its share once corrected";
   }
+  // The same within a burst: 600 requests in 60 ms of the clock.
+  for (const char* policy : {"least_request", "prequal", "locality"}) {
+    FakeClock clock(0);
+    Upstreams up(*r.Make(policy), {}, &clock, 1);
+    up.SetHosts({{"a:1", ""}, {"b:1", ""}, {"c:1", ""}});
+    std::map<std::string, int> picks;
+    for (int i = 0; i < 600; ++i) {
+      clock.Advance(0.0001);
+      std::string id = up.Pick(PickContext{}, {}).value();
+      ++picks[id];
+      up.Done(id, true, id == "c:1" && picks[id] == 1 ? 5.0 : 0.3);
+    }
+    EXPECT_GT(picks["c:1"], 100) << policy << ": c starved within a burst";
+  }
 }
 
 TEST(LatencyAwarePoliciesTest, ASubMillisecondLatencyGapStarvesNoHost) {

@@ -70,6 +70,7 @@ std::optional<std::string> Upstreams::Pick(const PickContext& in_ctx,
   State& s = hosts_[scratch_index_[std::min(pick, scratch_.size() - 1)]];
   ++s.in_flight;
   ++s.requests;
+  ++picks_;
   return s.config.id;
 }
 
@@ -105,19 +106,26 @@ Upstreams::LatencySum Upstreams::LatencySumLocked() const {
   LatencySum t;
   for (const State& o : hosts_)
     if (o.latency_samples > 0) {
-      t.sum += o.latency_ms;
+      t.sum += o.policy_latency_ms;
       ++t.n;
     }
   return t;
 }
 
 double Upstreams::FadedLatencyLocked(const State& s, double now, const LatencySum& all) const {
-  if (options_.latency_decay_s <= 0 || s.latency_samples == 0 || all.n < 2) return s.latency_ms;
+  if ((options_.latency_decay_s <= 0 && options_.latency_decay_picks <= 0) ||
+      s.latency_samples == 0 || all.n < 2)
+    return s.policy_latency_ms;
   // Towards the others' mean: its own old average must not hold it up.
-  double others = (all.sum - s.latency_ms) / (all.n - 1);
+  double others = (all.sum - s.policy_latency_ms) / (all.n - 1);
   double age = std::max(0.0, now - s.last_answer_s);
-  double w = std::exp(-age / options_.latency_decay_s);
-  return others + (s.latency_ms - others) * w;
+  double missed = static_cast<double>(picks_ - s.picks_at_answer);
+  double by_picks = options_.latency_decay_picks > 0
+                        ? missed / (options_.latency_decay_picks * static_cast<double>(hosts_.size()))
+                        : 0;
+  double by_time = options_.latency_decay_s > 0 ? age / options_.latency_decay_s : 0;
+  double w = std::exp(-by_time - by_picks);
+  return others + (s.policy_latency_ms - others) * w;
 }
 
 void Upstreams::Done(const std::string& id, bool ok, double latency_ms) {
@@ -130,13 +138,17 @@ void Upstreams::Done(const std::string& id, bool ok, double latency_ms) {
   if (s.in_flight > 0) --s.in_flight;
   if (ok) {
     s.consecutive_errors = 0;
-    s.latency_ms = s.latency_samples == 0
-                       ? latency_ms
-                       : (1 - options_.latency_alpha) *
-                                 FadedLatencyLocked(s, now, LatencySumLocked()) +
-                             options_.latency_alpha * latency_ms;
+    s.policy_latency_ms = s.latency_samples == 0
+                              ? latency_ms
+                              : (1 - options_.latency_alpha) *
+                                        FadedLatencyLocked(s, now, LatencySumLocked()) +
+                                    options_.latency_alpha * latency_ms;
+    s.latency_ms = s.latency_samples == 0 ? latency_ms
+                                          : (1 - options_.latency_alpha) * s.latency_ms +
+                                                options_.latency_alpha * latency_ms;
     ++s.latency_samples;
     s.last_answer_s = now;
+    s.picks_at_answer = picks_;
     // The median of the others costs a scan: look every few answers.
     if (s.latency_samples % 4 == 0 && SlowLocked(s))
       MaybeEjectLocked(s, now, absl::StrCat("slow: ", static_cast<int>(s.latency_ms + 0.5),

@@ -50,6 +50,10 @@ struct OutlierOptions {
   // the latency-aware policies, so its average never corrects (as linkerd's
   // peak-EWMA decays its RTT estimate).
   double latency_decay_s = 10.0;
+  // ... and with the picks of other hosts since its last answer (weight
+  // exp(-picks / (latency_decay_picks x hosts))): a burst of requests must
+  // not starve it either. 0 = never.
+  double latency_decay_picks = 16.0;
   // When every host fails its health checks, route to them anyway (Envoy's
   // panic mode): a health checker that cannot get through under overload
   // must not turn an endpoint off. Dead hosts then fail fast (refused).
@@ -108,9 +112,11 @@ class Upstreams {
     bool healthy = true;
     int check_failures = 0, check_successes = 0;
     int64_t in_flight = 0, probed_in_flight = -1;
-    double latency_ms = 0;
+    double latency_ms = 0;         // moving average: outlier detection, status
+    double policy_latency_ms = 0;  // the same, folded from its faded value: policies
     uint64_t latency_samples = 0;
     double last_answer_s = 0;  // clock seconds of the last latency sample
+    uint64_t picks_at_answer = 0;  // picks_ then
     int consecutive_errors = 0;
     double ejected_until = 0;  // clock seconds
     int ejections = 0;
@@ -127,6 +133,7 @@ class Upstreams {
     int n = 0;
   };
   LatencySum LatencySumLocked() const;
+  uint64_t picks_ = 0;  // every pick of every host
   double FadedLatencyLocked(const State& s, double now, const LatencySum& all) const;
 
   std::unique_ptr<Policy> policy_;
