@@ -760,5 +760,22 @@ TEST_F(SecurityTest, ARunTokenActsAsItsServiceAccountInItsJobsTenantOnlyWhileThe
   EXPECT_THAT(after_st.error_message(), ::testing::HasSubstr("ended"));
 }
 
+TEST_F(SecurityTest, HostileBearerTokensAreRefusedWithAReason) {
+  std::string mac(64, 'a');
+  std::vector<std::string> hostile = {
+      "", "Bearer", "Bearer ", "bearer x", "Bearer mdr_", "Bearer mdr_" + mac,
+      "Bearer mdr__" + mac, "Bearer mdr_j1-r0-a0_" + mac.substr(1),
+      "Bearer mdr_j1-r0-a0_" + mac + "x", "Bearer mdr_" + std::string(200, 'j') + "_" + mac,
+      "Bearer mdr_j99999999999999999999999-r0-a0_" + mac, "Bearer mdr_j1-r-1-a0_" + mac,
+      "Bearer mdr_j1-r0-a0-extra_" + mac, std::string("Bearer mdr_j1\0r0-a0_", 20) + mac,
+      "Bearer mdt_" + std::string(12, 'z') + "_" + std::string(40, 'z'),
+      "Bearer " + std::string(100000, 'x')};
+  for (const std::string& h : hostile) {
+    absl::StatusOr<auth::Principal> p = ids_->Authenticate(h);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kUnauthenticated) << h.substr(0, 60);
+    EXPECT_LT(p.status().message().size(), 300u) << "the reason quotes too much of the token";
+  }
+}
+
 }  // namespace
 }  // namespace meridian::controller
