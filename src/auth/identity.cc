@@ -1,17 +1,11 @@
 #include "auth/identity.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/names.h"
 
 namespace meridian::auth {
 
-bool ValidName(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  if (!alnum(name[0])) return false;
-  for (char c : name)
-    if (!alnum(c) && c != '-' && c != '_' && c != '.') return false;
-  return true;
-}
+bool ValidName(std::string_view name) { return IsValidName(name); }
 
 absl::StatusOr<RoleBinding> ParseRoleBinding(std::string_view text) {
   if (text == "admin") return RoleBinding{Role::kAdmin, ""};

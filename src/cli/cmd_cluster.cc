@@ -549,8 +549,10 @@ int RunDev(const DevArgs& a) {
   }
   // Replicas run in their own directories: give them the data folder by its
   // absolute path.
-  if (!std::getenv("MERIDIAN_DATA") && fs::is_directory(DataDir()))
-    ::setenv("MERIDIAN_DATA", DataDir().c_str(), 1);
+  if (!std::getenv("MERIDIAN_DATA")) {
+    const std::string data = DataDir();
+    if (fs::is_directory(data)) ::setenv("MERIDIAN_DATA", data.c_str(), 1);
+  }
   // Training traffic between regions goes through emulated links.
   if (a.wan_rtt_ms > 0 || a.wan_mbps > 0) {
     ::setenv("MERIDIAN_WAN_RTT_MS", absl::StrCat(a.wan_rtt_ms).c_str(), 1);

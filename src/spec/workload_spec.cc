@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/fleet.h"
+#include "core/names.h"
 #include "core/workload.h"
 #include "spec/document.h"
 #include "spec/quantities.h"
@@ -643,12 +644,7 @@ std::optional<JobSpec> WorkloadParser::ParseJobDoc(absl::string_view text,
   // service_account: the identity the job's replicas act as towards the
   // controller (a token file in their working directory); none by default.
   if (std::optional<std::string> sa = m.String("service_account", Need::kOptional)) {
-    bool valid = !sa->empty() && sa->size() <= 63 && (*sa)[0] != '.' &&
-                 (*sa)[0] != '_' && (*sa)[0] != '-';
-    for (char c : *sa)
-      valid &= (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' ||
-                c == '-');
-    if (!valid) {
+    if (!IsValidName(*sa)) {
       m.Error("service_account",
               "expected a service account name: [a-z0-9][a-z0-9._-]{0,62}");
       ok = false;
